@@ -1,0 +1,33 @@
+"""The asyncpg pool: codecs registered once per connection."""
+
+from __future__ import annotations
+
+import asyncpg
+import msgspec
+
+__all__ = ["create_pool", "init_connection"]
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Decode json and jsonb with msgspec, the same codec as the HTTP layer."""
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name,
+            schema="pg_catalog",
+            encoder=lambda value: msgspec.json.encode(value).decode(),
+            decoder=msgspec.json.decode,
+        )
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+    """Open a pool to ``dsn`` with our codecs and a bounded statement time."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection,
+        command_timeout=30,
+        server_settings={"application_name": "medpay", "timezone": "UTC"},
+    )
+    assert pool is not None
+    return pool
