@@ -65,7 +65,14 @@ def _ensure_server_user() -> tuple[int, int]:
         entry = pwd.getpwnam(SERVER_USER)
     except KeyError:
         subprocess.run(  # noqa: S603
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVER_USER],  # noqa: S607
+            [  # noqa: S607 - the system's useradd
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVER_USER,
+            ],
             check=True,
             capture_output=True,
         )
@@ -161,7 +168,7 @@ class EmbeddedPostgres:
         if stale_pid_file.exists():
             self._clear_stale_postmaster(stale_pid_file)
         log_path = self.data_dir / "server.log"
-        log = open(log_path, "ab")  # noqa: SIM115 - handed to the child for its lifetime
+        log = open(log_path, "ab")
         if self._user:
             os.chown(log_path, *self._ids)
         args = [

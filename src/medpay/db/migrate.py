@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["GATEWAY_MIGRATIONS", "Migration", "MigrationError", "apply_migrations", "load_migrations"]
+__all__ = [
+    "GATEWAY_MIGRATIONS",
+    "Migration",
+    "MigrationError",
+    "apply_migrations",
+    "load_migrations",
+]
 
 GATEWAY_MIGRATIONS = Path(__file__).parent / "migrations"
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")

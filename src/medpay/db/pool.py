@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import asyncpg
 import msgspec
 
-__all__ = ["create_pool", "init_connection"]
+__all__ = ["create_pool", "init_connection", "transaction"]
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -31,3 +34,16 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
     )
     assert pool is not None
     return pool
+
+
+@contextlib.asynccontextmanager
+async def transaction(
+    source: asyncpg.Pool | asyncpg.Connection,
+) -> AsyncIterator[asyncpg.Connection]:
+    """One transaction, on a connection acquired from a pool or on the connection given."""
+    if isinstance(source, asyncpg.Pool):
+        async with source.acquire() as conn, conn.transaction():
+            yield conn
+    else:
+        async with source.transaction():
+            yield source

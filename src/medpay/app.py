@@ -1,0 +1,102 @@
+"""The gateway's Litestar application: wiring only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
+
+import msgspec
+from litestar import Litestar, get
+from litestar.datastructures import State
+
+from medpay.config import Settings
+from medpay.db.pool import create_pool
+from medpay.openapi_doc import openapi_config
+from medpay.payments.routes import PaymentController
+from medpay.security import queries as security_queries
+from medpay.security.idempotency import Idempotency
+from medpay.security.identity import IdentityVerifier
+from medpay.security.problems import exception_handlers
+
+__all__ = ["create_app", "medpay_version"]
+
+_log = logging.getLogger("medpay")
+HOUSEKEEPING_INTERVAL_SECONDS = 600
+
+
+def medpay_version() -> str:
+    """The installed package version."""
+    try:
+        return version("medpay")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
+class Health(msgspec.Struct, frozen=True):
+    """Liveness and database reachability."""
+
+    status: str
+    database: str
+
+
+@get("/health", operation_id="getHealth", tags=["operations"], summary="Is the gateway up")
+async def health(state: State) -> Health:
+    """The gateway answers and its database does too."""
+    await state.pool.fetchval("SELECT 1")
+    return Health(status="ok", database="ok")
+
+
+async def _housekeeping(app: Litestar) -> None:
+    """Forget nonces past any valid window and idempotency keys past retention."""
+    settings: Settings = app.state.settings
+    nonce_horizon = float(2 * settings.signature_window_seconds + 60)
+    while True:
+        try:
+            await app.state.pool.execute(security_queries.PURGE_OLD_NONCES, nonce_horizon)
+            await app.state.pool.execute(security_queries.PURGE_EXPIRED_IDEMPOTENCY_KEYS)
+        except Exception:  # a passing database error must not stop housekeeping
+            _log.exception("housekeeping failed; will try again")
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the gateway for ``settings`` (``database_url`` must be set by now)."""
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url; the CLI starts a database first")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        assert settings.database_url is not None
+        app.state.pool = await create_pool(
+            settings.database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+        )
+        app.state.idempotency = Idempotency(
+            app.state.pool,
+            retention_hours=settings.idempotency_retention_hours,
+            lock_seconds=settings.idempotency_lock_seconds,
+        )
+        housekeeping = asyncio.create_task(_housekeeping(app), name="medpay-housekeeping")
+        try:
+            yield
+        finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
+            await app.state.pool.close()
+
+    app = Litestar(
+        route_handlers=[health, PaymentController],
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers,
+        openapi_config=openapi_config(medpay_version()),
+        request_max_body_size=settings.max_request_bytes,
+        debug=False,
+    )
+    app.state.settings = settings
+    app.state.identity_verifier = IdentityVerifier(
+        settings.identity_issuers, settings.identity_audience, settings.identity_leeway_seconds
+    )
+    return app

@@ -1,0 +1,30 @@
+"""SQL for the patient-app registry (the ``apps`` and ``app_keys`` tables)."""
+
+from __future__ import annotations
+
+__all__ = ["ADD_KEY", "APP_WITH_ACTIVE_KEYS", "INSERT_APP", "SET_STATUS", "SET_WEBHOOK"]
+
+INSERT_APP = """
+INSERT INTO apps (app_id, name) VALUES ($1, $2)
+RETURNING app_id, name, status, webhook_url
+"""
+
+ADD_KEY = """
+INSERT INTO app_keys (app_id, algorithm, public_key_pem) VALUES ($1, $2, $3)
+RETURNING key_id
+"""
+
+APP_WITH_ACTIVE_KEYS = """
+SELECT a.app_id, a.name, a.status, a.webhook_url,
+       coalesce(array_agg(k.algorithm ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{}') AS algorithms,
+       coalesce(array_agg(k.public_key_pem ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{}') AS public_keys
+  FROM apps a
+  LEFT JOIN app_keys k ON k.app_id = a.app_id AND k.status = 'active'
+ WHERE a.app_id = $1
+ GROUP BY a.app_id
+"""
+
+SET_STATUS = "UPDATE apps SET status = $2, updated_at = now() WHERE app_id = $1 RETURNING app_id"
+SET_WEBHOOK = (
+    "UPDATE apps SET webhook_url = $2, updated_at = now() WHERE app_id = $1 RETURNING app_id"
+)

@@ -1,0 +1,108 @@
+"""The registry of patient apps (channels) and the keys they sign with.
+
+An app is a hospital or pharmacy app or a super-app mini-program (DOMAIN.md
+section 1); it proves itself by signing every request with a registered key.
+A suspended app is refused at the door, whatever its signature.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+from medpay.channels import queries
+from medpay.db.pool import transaction
+from medpay.security.signatures import (
+    KeyAlgorithm,
+    PublicKey,
+    generate_key_pair,
+    load_public_key,
+)
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["PatientApp", "RegisteredApp", "find_app", "register_app", "set_app_status"]
+
+AppStatus = Literal["active", "suspended"]
+
+
+class PatientApp(msgspec.Struct, frozen=True, kw_only=True):
+    """A registered app with its active public keys, as the signature check needs it."""
+
+    app_id: str
+    name: str
+    status: AppStatus
+    webhook_url: str | None
+    keys: tuple[PublicKey, ...]
+
+
+class RegisteredApp(msgspec.Struct, frozen=True, kw_only=True):
+    """A newly registered app and the development key pair made for it."""
+
+    app_id: str
+    name: str
+    algorithm: KeyAlgorithm
+    private_key_pem: str
+    public_key_pem: str
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_key(pem: str, algorithm: KeyAlgorithm) -> PublicKey:
+    """Parse each stored key once per process: parsing PEM is slower than verifying."""
+    return load_public_key(pem, algorithm)
+
+
+async def register_app(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    name: str,
+    algorithm: KeyAlgorithm = "ed25519",
+    *,
+    app_id: str | None = None,
+    public_key_pem: str | None = None,
+) -> RegisteredApp:
+    """Register an app; without ``public_key_pem`` a development key pair is made for it."""
+    private_pem = ""
+    if public_key_pem is None:
+        private_pem, public_key_pem = generate_key_pair(algorithm)
+    else:
+        load_public_key(public_key_pem, algorithm)  # refuse a key of the wrong kind now
+    app_id = app_id or f"app_{secrets.token_hex(8)}"
+    async with transaction(conn) as tx:
+        await tx.execute(queries.INSERT_APP, app_id, name)
+        await tx.execute(queries.ADD_KEY, app_id, algorithm, public_key_pem)
+    return RegisteredApp(
+        app_id=app_id,
+        name=name,
+        algorithm=algorithm,
+        private_key_pem=private_pem,
+        public_key_pem=public_key_pem,
+    )
+
+
+async def find_app(conn: asyncpg.Connection | asyncpg.Pool, app_id: str) -> PatientApp | None:
+    """The app and its active keys, or None when no such app is registered."""
+    row = await conn.fetchrow(queries.APP_WITH_ACTIVE_KEYS, app_id)
+    if row is None:
+        return None
+    keys = tuple(
+        _parsed_key(pem, algorithm)
+        for algorithm, pem in zip(row["algorithms"], row["public_keys"], strict=True)
+    )
+    return PatientApp(
+        app_id=row["app_id"],
+        name=row["name"],
+        status=row["status"],
+        webhook_url=row["webhook_url"],
+        keys=keys,
+    )
+
+
+async def set_app_status(
+    conn: asyncpg.Connection | asyncpg.Pool, app_id: str, status: AppStatus
+) -> bool:
+    """Suspend or reactivate an app; False when there is no such app."""
+    return await conn.fetchval(queries.SET_STATUS, app_id, status) is not None

@@ -1,0 +1,268 @@
+"""The ``medpay`` command: run, serve, migrate, openapi, apps, tokens.
+
+argparse (standard library) is enough here; every subcommand is a thin call into
+the same services the HTTP layer uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from medpay.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["main"]
+
+DEV_APP_FILE = "dev-app.json"
+
+
+def _with_dev_identity(settings: Settings) -> Settings:
+    """Trust the development identity issuer when no issuer is configured."""
+    if settings.identity_issuers:
+        return settings
+    from medpay.security.identity import DevelopmentIssuer
+
+    issuer = DevelopmentIssuer.load_or_create(settings.data_path)
+    return msgspec.structs.replace(settings, identity_issuers=(issuer.trusted(),))
+
+
+# --- migrate -------------------------------------------------------------------------------------
+
+
+async def _migrate(settings: Settings) -> None:
+    from medpay.db.runtime import database, migrate
+
+    async with database(settings.database_url, settings.data_path) as dsn:
+        applied = await migrate(dsn)
+    for schema, versions in applied.items():
+        print(f"{schema}: applied {versions}" if versions else f"{schema}: up to date")
+
+
+# --- openapi -------------------------------------------------------------------------------------
+
+
+def openapi_document() -> bytes:
+    """The OpenAPI document the app serves, as committed: sorted keys, two-space indent."""
+    from medpay.app import create_app
+
+    app = create_app(Settings(database_url="postgresql://unused/unused"))
+    schema = app.openapi_schema.to_schema()
+    return (json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _openapi(output: Path, check: bool) -> int:
+    document = openapi_document()
+    if check:
+        if not output.exists() or output.read_bytes() != document:
+            print(
+                f"{output} differs from what the app serves; run `medpay openapi`", file=sys.stderr
+            )
+            return 1
+        print(f"{output} is up to date")
+        return 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(document)
+    print(f"wrote {output}")
+    return 0
+
+
+# --- apps ----------------------------------------------------------------------------------------
+
+
+async def _apps_add(settings: Settings, name: str, algorithm: str) -> None:
+    from medpay.channels.service import register_app
+    from medpay.db.pool import create_pool
+    from medpay.db.runtime import database, migrate
+
+    async with database(settings.database_url, settings.data_path) as dsn:
+        await migrate(dsn)
+        pool = await create_pool(dsn, min_size=1, max_size=2)
+        try:
+            app = await register_app(pool, name, algorithm)  # type: ignore[arg-type]
+        finally:
+            await pool.close()
+    print(f"app_id: {app.app_id}")
+    print(f"algorithm: {app.algorithm}")
+    print("public key:")
+    print(app.public_key_pem.rstrip())
+    print("private key (development only; keep it in the app, never in the gateway):")
+    print(app.private_key_pem.rstrip())
+
+
+async def _apps_set_status(settings: Settings, app_id: str, status: str) -> int:
+    from medpay.channels.service import set_app_status
+    from medpay.db.pool import create_pool
+    from medpay.db.runtime import database
+
+    async with database(settings.database_url, settings.data_path) as dsn:
+        pool = await create_pool(dsn, min_size=1, max_size=2)
+        try:
+            found = await set_app_status(pool, app_id, status)  # type: ignore[arg-type]
+        finally:
+            await pool.close()
+    if not found:
+        print(f"no app {app_id}", file=sys.stderr)
+        return 1
+    print(f"{app_id}: {status}")
+    return 0
+
+
+# --- tokens --------------------------------------------------------------------------------------
+
+
+def _tokens_issue(settings: Settings, psn_no: str, face: bool, ttl: int) -> None:
+    from medpay.security.identity import DevelopmentIssuer
+
+    issuer = DevelopmentIssuer.load_or_create(settings.data_path)
+    amr = ("face",) if face else ("pwd",)
+    print(issuer.issue(psn_no, audience=settings.identity_audience, amr=amr, ttl_seconds=ttl))
+
+
+# --- run / serve ---------------------------------------------------------------------------------
+
+
+def load_or_create_dev_app(data_dir: Path) -> dict[str, str]:
+    """The development app's id and key pair, kept in the data folder (never committed)."""
+    from medpay.security.signatures import generate_key_pair
+
+    path = data_dir / DEV_APP_FILE
+    if path.exists():
+        record: dict[str, str] = json.loads(path.read_text())
+        return record
+    private_pem, public_pem = generate_key_pair("ed25519")
+    record = {
+        "app_id": "app_dev_local",
+        "name": "Development patient app",
+        "private_key_pem": private_pem,
+        "public_key_pem": public_pem,
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2))
+    path.chmod(0o600)
+    return record
+
+
+async def ensure_dev_app(pool: object, data_dir: Path) -> dict[str, str]:
+    """The development app of this data folder, registered in the database if it is new there."""
+    from medpay.channels.service import find_app, register_app
+
+    record = load_or_create_dev_app(data_dir)
+    if await find_app(pool, record["app_id"]) is None:  # type: ignore[arg-type]
+        await register_app(
+            pool,  # type: ignore[arg-type]
+            record["name"],
+            "ed25519",
+            app_id=record["app_id"],
+            public_key_pem=record["public_key_pem"],
+        )
+    return record
+
+
+async def _serve(settings: Settings, *, dev: bool) -> None:
+    from medpay.app import create_app
+    from medpay.db.pool import create_pool
+    from medpay.db.runtime import database, migrate
+    from medpay.security.identity import DevelopmentIssuer
+    from medpay.serving import make_server, serve_all
+
+    settings = _with_dev_identity(settings)
+    async with database(settings.database_url, settings.data_path, announce=True) as dsn:
+        await migrate(dsn)
+        settings = msgspec.structs.replace(settings, database_url=dsn)
+        if dev:
+            pool = await create_pool(dsn, min_size=1, max_size=2)
+            try:
+                record = await ensure_dev_app(pool, settings.data_path)
+            finally:
+                await pool.close()
+            token = DevelopmentIssuer.load_or_create(settings.data_path).issue(
+                "33000000000000000001", audience=settings.identity_audience, ttl_seconds=8 * 3600
+            )
+            print(
+                f"Gateway                http://{settings.host}:{settings.port}  (OpenAPI: /schema/openapi.json)"
+            )
+            print(
+                f"Development app        {record['app_id']}  key: {settings.data_path / DEV_APP_FILE}"
+            )
+            print(f"Patient token (8 h)    {token}")
+        await serve_all(
+            make_server(create_app(settings), settings.host, settings.port, log_level="info")
+        )
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medpay", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser(
+        "run", help="run the whole system locally (database, gateway) for development"
+    )
+    serve = commands.add_parser("serve", help="run the gateway only")
+    serve.add_argument("--port", type=int)
+    commands.add_parser("migrate", help="apply database migrations (idempotent)")
+
+    openapi = commands.add_parser("openapi", help="write the OpenAPI document the app serves")
+    openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))
+    openapi.add_argument("--check", action="store_true", help="fail if the file differs")
+
+    apps = commands.add_parser("apps", help="the registry of patient apps").add_subparsers(
+        dest="apps_command", required=True
+    )
+    add = apps.add_parser("add", help="register an app and print a new development key pair")
+    add.add_argument("name")
+    add.add_argument("--algorithm", choices=["ed25519", "ecdsa-p256"], default="ed25519")
+    for verb in ("suspend", "activate"):
+        apps.add_parser(verb, help=f"{verb} an app").add_argument("app_id")
+
+    tokens = commands.add_parser("tokens", help="the development identity issuer").add_subparsers(
+        dest="tokens_command", required=True
+    )
+    issue = tokens.add_parser("issue", help="mint an identity token for a person number")
+    issue.add_argument("psn_no")
+    issue.add_argument("--no-face", action="store_true", help="a token without face verification")
+    issue.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``medpay`` console script."""
+    args = _parser().parse_args(argv)
+    settings = load_settings()
+    try:
+        if args.command == "run":
+            asyncio.run(_serve(settings, dev=True))
+        elif args.command == "serve":
+            if args.port:
+                settings = msgspec.structs.replace(settings, port=args.port)
+            asyncio.run(_serve(settings, dev=False))
+        elif args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        elif args.command == "openapi":
+            return _openapi(args.output, args.check)
+        elif args.command == "apps":
+            if args.apps_command == "add":
+                asyncio.run(_apps_add(settings, args.name, args.algorithm))
+            else:
+                status = "suspended" if args.apps_command == "suspend" else "active"
+                return asyncio.run(_apps_set_status(settings, args.app_id, status))
+        elif args.command == "tokens":
+            _tokens_issue(settings, args.psn_no, not args.no_face, args.ttl)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

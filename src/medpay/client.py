@@ -1,0 +1,54 @@
+"""A patient-app client's side of the signing scheme, as an ``httpx.Auth``.
+
+Used by ``medpay demo``, the load and chaos scripts and the tests, so that all of
+them sign exactly the way the README tells app developers to.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Generator
+
+import httpx
+
+from medpay.security.signatures import signature_headers
+
+__all__ = ["AppSignatureAuth"]
+
+
+class AppSignatureAuth(httpx.Auth):
+    """Adds X-App-Id, X-Timestamp, X-Nonce, X-Signature and the patient's bearer token."""
+
+    requires_request_body = True
+
+    def __init__(
+        self,
+        app_id: str,
+        private_key_pem: str,
+        identity_token: str | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        nonce: Callable[[], str] | None = None,
+    ) -> None:
+        self.app_id = app_id
+        self.private_key_pem = private_key_pem
+        self.identity_token = identity_token
+        self._clock = clock
+        self._nonce = nonce or (lambda: secrets.token_urlsafe(24))
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Sign the request as it will be sent."""
+        headers = signature_headers(
+            app_id=self.app_id,
+            private_pem=self.private_key_pem,
+            method=request.method,
+            path_with_query=request.url.raw_path.decode("ascii"),
+            body=request.content,
+            timestamp=int(self._clock()),
+            nonce=self._nonce(),
+        )
+        request.headers.update(headers)
+        if self.identity_token is not None:
+            request.headers["Authorization"] = f"Bearer {self.identity_token}"
+        yield request

@@ -1,0 +1,107 @@
+"""The OpenAPI description: how to sign a request, with a short client example."""
+
+from __future__ import annotations
+
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+__all__ = ["openapi_config"]
+
+DESCRIPTION = """\
+medpay lets insured people pay for "Internet plus" care (online revisits, pharmacy
+purchases on an e-prescription) with basic medical insurance, settled with their
+home province.
+
+## Signed requests
+Every patient-app request carries four headers:
+
+| header | value |
+| --- | --- |
+| `X-App-Id` | the app's registered id |
+| `X-Timestamp` | unix seconds; refused when more than 300 s from the server's clock |
+| `X-Nonce` | 16 to 64 characters of `A-Z a-z 0-9 _ -`, never reused |
+| `X-Signature` | base64 of the signature over the string below |
+
+The string signed is
+
+```
+METHOD\\nPATH_WITH_QUERY\\nTIMESTAMP\\nNONCE\\nHEX(SHA-256(BODY))
+```
+
+signed with the app's Ed25519 key, or its ECDSA P-256 key (SHA-256, DER signature).
+`PATH_WITH_QUERY` is the request target as sent (`/v1/payments`, or
+`/v1/payments?x=1`); an empty body hashes to
+`e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855`.
+
+```python
+import base64, hashlib, secrets, time
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+body = b'{"institution_code":"H11010800123", ...}'
+ts, nonce = str(int(time.time())), secrets.token_urlsafe(24)
+message = "\\n".join(["POST", "/v1/payments", ts, nonce, hashlib.sha256(body).hexdigest()])
+key = load_pem_private_key(open("app-key.pem", "rb").read(), None)
+headers = {"X-App-Id": APP_ID, "X-Timestamp": ts, "X-Nonce": nonce,
+           "X-Signature": base64.b64encode(key.sign(message.encode())).decode(),
+           "Authorization": f"Bearer {identity_token}", "Idempotency-Key": order_id,
+           "Content-Type": "application/json"}
+```
+
+Each failure is a 401 `application/problem+json` with its own `code`:
+`signature_missing`, `timestamp_invalid`, `timestamp_out_of_window`, `nonce_invalid`,
+`app_unknown`, `app_suspended`, `signature_invalid`, `nonce_replayed`.
+
+## The patient
+`Authorization: Bearer <JWT>` from a trusted identity service: EdDSA or ES256 only;
+`iss`, `aud`, `exp`, `nbf` enforced; `sub` is the person number (`psn_no`). Paying
+needs `face` in `amr` (else 403 `face_verification_required`).
+
+## Idempotency
+Every POST takes `Idempotency-Key`. A repeat of the same request returns the first
+status and body (with `Idempotent-Replayed: true`); another request under the same
+key is 409 `idempotency_key_reused`; a repeat while the first still runs is 409
+`idempotency_request_in_progress` with `Retry-After`. Keys are kept 24 hours.
+
+## Errors
+Every error is `application/problem+json` (RFC 9457) with `type`, `title`, `status`,
+`detail` and our stable `code`. Money is integer fen (1 yuan = 100 fen).
+"""
+
+
+def _header_key(name: str, description: str) -> SecurityScheme:
+    return SecurityScheme(
+        type="apiKey", name=name, security_scheme_in="header", description=description
+    )
+
+
+def openapi_config(version: str) -> OpenAPIConfig:
+    """The document's info, security schemes and the signing scheme in prose."""
+    return OpenAPIConfig(
+        title="medpay",
+        version=version,
+        description=DESCRIPTION,
+        use_handler_docstrings=True,
+        create_examples=False,
+        path="/schema",
+        render_plugins=[JsonRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "AppId": _header_key("X-App-Id", "The patient app's registered id."),
+                "AppTimestamp": _header_key(
+                    "X-Timestamp", "Unix seconds, within 300 s of the server."
+                ),
+                "AppNonce": _header_key("X-Nonce", "16 to 64 characters, used once."),
+                "AppSignature": _header_key(
+                    "X-Signature",
+                    "base64 signature over METHOD\\nPATH_WITH_QUERY\\nTIMESTAMP\\nNONCE\\nHEX(SHA-256(BODY)).",
+                ),
+                "PatientToken": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description="The patient's identity token (EdDSA or ES256).",
+                ),
+            }
+        ),
+    )

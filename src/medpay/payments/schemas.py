@@ -1,0 +1,83 @@
+"""What patient apps send and what we answer about payments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+
+import msgspec
+
+from medpay.schemas import AREA_CODE, ApiAnswer, ApiRequest
+
+__all__ = ["FeeItem", "PaymentOrder", "PaymentState", "PaymentView", "VisitType"]
+
+VisitType = Literal["online_revisit", "pharmacy_purchase", "home_nursing"]
+PaymentState = Literal[
+    "received", "settling", "settled", "reversing", "reversed", "failed", "unknown"
+]
+
+#: fixmedins_code: a letter for the kind of institution and 11 digits.
+InstitutionCode = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Z][0-9]{11}$", examples=["H11010800123"])
+]
+#: med_list_codg: a national catalogue code.
+ItemCode = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Za-z0-9.-]{1,50}$", examples=["XA01BCA123A001010100000"])
+]
+PrescriptionId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Quantity = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+#: A unit price in fen, at most 1,000,000 yuan.
+UnitPriceFen = Annotated[int, msgspec.Meta(ge=0, le=100_000_000)]
+
+
+class FeeItem(ApiRequest, frozen=True, kw_only=True):
+    """One line of the bill: a drug, a service, a consumable or a non-medical fee."""
+
+    item_code: ItemCode  # med_list_codg
+    quantity: Quantity  # cnt
+    unit_price_fen: UnitPriceFen  # pric
+
+
+class PaymentOrder(ApiRequest, frozen=True, kw_only=True):
+    """A patient's request to pay for care with basic medical insurance."""
+
+    institution_code: InstitutionCode  # fixmedins_code
+    treatment_area: AREA_CODE  # mdtrtarea_admvs
+    visit_type: VisitType
+    items: Annotated[list[FeeItem], msgspec.Meta(min_length=1, max_length=100)]
+    prescription_id: PrescriptionId | None = None
+    personal_account_allowed: bool = False  # acct_used_flag
+
+    @property
+    def medical_fee_total_fen(self) -> int:
+        """medfee_sumamt: the sum of every line."""
+        return sum(item.quantity * item.unit_price_fen for item in self.items)
+
+
+class FeeItemView(ApiAnswer, frozen=True, kw_only=True):
+    """A fee line as recorded."""
+
+    line_no: int
+    item_code: str
+    quantity: int
+    unit_price_fen: int
+    total_fen: int  # det_item_fee_sumamt
+
+
+class PaymentView(ApiAnswer, frozen=True, kw_only=True):
+    """A payment as the app and its patient see it."""
+
+    payment_id: uuid.UUID
+    state: PaymentState
+    psn_no: str
+    institution_code: str
+    treatment_area: str
+    visit_type: VisitType
+    personal_account_allowed: bool
+    medical_fee_total_fen: int  # medfee_sumamt
+    items: list[FeeItemView]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    prescription_id: str | None = None
+    failure_code: str | None = None

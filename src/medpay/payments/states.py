@@ -1,0 +1,35 @@
+"""The payment state machine, checked in one place.
+
+received -> settling -> settled -> reversing -> reversed; a settlement the
+province refused is ``failed``; one whose outcome we do not know yet is ``unknown``
+until the resolver learns it. No other move is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from medpay.payments.schemas import PaymentState
+
+__all__ = ["ALLOWED_TRANSITIONS", "IllegalTransition", "check_transition"]
+
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    "received": frozenset({"settling", "failed"}),
+    "settling": frozenset({"settled", "failed", "unknown"}),
+    "unknown": frozenset({"settled", "failed"}),
+    "settled": frozenset({"reversing"}),
+    "reversing": frozenset({"reversed", "settled"}),
+    "reversed": frozenset(),
+    "failed": frozenset(),
+}
+
+
+class IllegalTransition(AssertionError):
+    """A state change the machine does not allow: a bug, never a client error."""
+
+
+def check_transition(current: PaymentState | str, target: PaymentState | str) -> None:
+    """Raise unless ``current -> target`` is allowed."""
+    if target not in ALLOWED_TRANSITIONS.get(current, frozenset()):
+        raise IllegalTransition(f"payment state {current} -> {target} is not allowed")

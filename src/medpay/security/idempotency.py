@@ -1,0 +1,163 @@
+"""Idempotency-Key handling for every POST (foundation issue, item 6).
+
+The first outcome of a key is stored with a digest of the request. A repeat with the
+same request gets the same status and body and causes nothing; a different request
+under the same key is a 409; a repeat while the first is still running is a 409 with
+``Retry-After``. Keys are scoped to the app and kept at least 24 hours.
+
+A crash between the effect and storing its outcome leaves the key ``in_progress``;
+once its lock is stale the next repeat runs the operation again, and operations are
+written to find their own earlier effect by the same key (payments carry the key
+under a unique constraint), so a retry never doubles an effect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from litestar import Response
+
+from medpay.db.pool import transaction
+from medpay.security import queries
+from medpay.security.problems import PROBLEM_MEDIA_TYPE, ProblemError, problem_response
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = [
+    "IDEMPOTENCY_KEY_PATTERN",
+    "Idempotency",
+    "IdempotencyKeyReused",
+    "request_digest",
+    "validate_idempotency_key",
+]
+
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
+REPLAY_HEADER = "Idempotent-Replayed"
+
+
+def validate_idempotency_key(key: str | None) -> str:
+    """The key, or a 400 problem when it is missing or malformed."""
+    if key is None:
+        raise ProblemError(
+            400,
+            "idempotency_key_missing",
+            "An Idempotency-Key header is required",
+            "Every POST takes one.",
+        )
+    if not IDEMPOTENCY_KEY_PATTERN.match(key):
+        raise ProblemError(
+            400,
+            "idempotency_key_invalid",
+            "The Idempotency-Key header is not valid",
+            "Use 8 to 128 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'.",
+        )
+    return key
+
+
+def request_digest(method: str, path: str, principal: str, body: bytes) -> str:
+    """What makes two requests "the same request" under one key."""
+    hasher = hashlib.sha256()
+    for part in (method.upper().encode(), path.encode(), principal.encode()):
+        hasher.update(part)
+        hasher.update(b"\n")
+    hasher.update(body)
+    return hasher.hexdigest()
+
+
+class IdempotencyKeyReused(ProblemError):
+    """The key was first used for a different request."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            409,
+            "idempotency_key_reused",
+            "The Idempotency-Key was used for a different request",
+            "Use a new key for a new request.",
+        )
+
+
+class Idempotency:
+    """Runs an operation at most once per (app, key) and replays its first outcome."""
+
+    def __init__(self, pool: asyncpg.Pool, *, retention_hours: int, lock_seconds: int) -> None:
+        self._pool = pool
+        self._retention_hours = retention_hours
+        self._lock_seconds = lock_seconds
+
+    async def run(
+        self,
+        *,
+        app_id: str,
+        key: str,
+        digest: str,
+        operation: Callable[[], Awaitable[Response[bytes]]],
+    ) -> Response[bytes]:
+        """Replay the stored outcome of ``key``, or run ``operation`` and store its outcome."""
+        stored = await self._claim(app_id, key, digest)
+        if stored is not None:
+            return stored
+        try:
+            response = await operation()
+        except ProblemError as exc:
+            if exc.status >= 500:
+                await self._release(app_id, key)
+                raise
+            response = problem_response(exc.to_problem(), exc.headers)
+        except BaseException:
+            # Not an outcome: the client may retry the same request under the same key.
+            await self._release(app_id, key)
+            raise
+        body = response.content if isinstance(response.content, bytes) else b""
+        media_type = str(response.media_type or PROBLEM_MEDIA_TYPE)
+        await self._pool.execute(
+            queries.COMPLETE_IDEMPOTENCY_KEY, app_id, key, response.status_code, body, media_type
+        )
+        return response
+
+    async def _claim(self, app_id: str, key: str, digest: str) -> Response[bytes] | None:
+        async with transaction(self._pool) as conn:
+            if await conn.fetchval(
+                queries.CLAIM_IDEMPOTENCY_KEY, app_id, key, digest, self._retention_hours
+            ):
+                return None
+            row = await conn.fetchrow(
+                queries.LOCK_IDEMPOTENCY_KEY, app_id, key, float(self._lock_seconds)
+            )
+            if row is None:  # purged between the two statements: treat as new
+                await conn.execute(
+                    queries.CLAIM_IDEMPOTENCY_KEY, app_id, key, digest, self._retention_hours
+                )
+                return None
+            if row["expired"]:
+                await conn.execute(
+                    queries.RECLAIM_IDEMPOTENCY_KEY, app_id, key, digest, self._retention_hours
+                )
+                return None
+            if row["request_digest"] != digest:
+                raise IdempotencyKeyReused()
+            if row["state"] == "completed":
+                return Response(
+                    content=bytes(row["response_body"]),
+                    status_code=row["response_status"],
+                    media_type=row["response_type"],
+                    headers={REPLAY_HEADER: "true"},
+                )
+            if not row["lock_is_stale"]:
+                raise ProblemError(
+                    409,
+                    "idempotency_request_in_progress",
+                    "A request with this Idempotency-Key is still being processed",
+                    "Retry after a moment to get its outcome.",
+                    headers={"Retry-After": "1"},
+                )
+            await conn.execute(
+                queries.RECLAIM_IDEMPOTENCY_KEY, app_id, key, digest, self._retention_hours
+            )
+            return None
+
+    async def _release(self, app_id: str, key: str) -> None:
+        await self._pool.execute(queries.RELEASE_IDEMPOTENCY_KEY, app_id, key)

@@ -1,0 +1,177 @@
+"""Errors as ``application/problem+json`` (RFC 9457) with our stable ``code``.
+
+Every error leaves the gateway through here: domain code raises ``ProblemError``
+and the exception handlers below map it, Litestar's own HTTP errors and anything
+unexpected to one shape, so a client never sees HTML, a stack trace or a bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar import Response
+from litestar.exceptions import HTTPException, ValidationException
+
+if TYPE_CHECKING:
+    from litestar import Request
+
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "Problem",
+    "ProblemError",
+    "exception_handlers",
+    "problem_response",
+    "problem_responses",
+]
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "urn:medpay:problem:"
+_log = logging.getLogger("medpay.problems")
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An RFC 9457 problem document, plus ``code``, the stable machine-readable name."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class ProblemError(Exception):
+    """A failure the client should see, with its HTTP status and stable code."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {detail or title}")
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+
+    def to_problem(self, instance: str | None = None) -> Problem:
+        """The document this error is answered with."""
+        return Problem(
+            type=PROBLEM_TYPE_BASE + self.code,
+            title=self.title,
+            status=self.status,
+            code=self.code,
+            detail=self.detail,
+            instance=instance,
+        )
+
+
+_problem_encoder = msgspec.json.Encoder()
+
+
+def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[bytes]:
+    """Encode ``problem`` as the body of a problem+json response."""
+    return Response(
+        content=_problem_encoder.encode(problem),
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _on_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[bytes]:
+    return problem_response(exc.to_problem(request.url.path), exc.headers)
+
+
+# Litestar's own errors, by status, with the code a client can rely on.
+_HTTP_CODES = {
+    400: ("request_invalid", "The request is not valid"),
+    401: ("unauthenticated", "Authentication is required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not_found", "No such resource"),
+    405: ("method_not_allowed", "Method not allowed"),
+    413: ("request_too_large", "The request body is too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    429: ("too_many_requests", "Too many requests"),
+}
+
+
+def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    code, title = _HTTP_CODES.get(status, ("http_error", "HTTP error"))
+    if status >= 500:
+        return _on_unexpected(request, exc)
+    errors = None
+    detail = exc.detail if exc.detail and exc.detail != title else None
+    if isinstance(exc, ValidationException):
+        code, title = "request_invalid", "The request does not match the schema"
+        extra = exc.extra if isinstance(exc.extra, list) else None
+        errors = [dict(e) for e in extra if isinstance(e, dict)] if extra else None
+        detail = "; ".join(str(e.get("message")) for e in errors or []) or detail
+    problem = Problem(
+        type=PROBLEM_TYPE_BASE + code,
+        title=title,
+        status=status,
+        code=code,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+    )
+    headers = dict(exc.headers) if exc.headers else None
+    return problem_response(problem, headers)
+
+
+def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    _log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    problem = Problem(
+        type=PROBLEM_TYPE_BASE + "internal_error",
+        title="Internal error",
+        status=500,
+        code="internal_error",
+        detail="The request could not be completed; nothing was changed that cannot be retried.",
+        instance=request.url.path,
+    )
+    return problem_response(problem)
+
+
+exception_handlers: dict[type[Exception] | int, Any] = {
+    ProblemError: _on_problem,
+    HTTPException: _on_http_exception,
+    Exception: _on_unexpected,
+}
+
+
+_STATUS_TEXT = {
+    400: "Malformed request, schema violation or missing Idempotency-Key",
+    401: "The app's signature or the patient's token was refused (see code)",
+    403: "Authenticated but not allowed (see code)",
+    404: "No such resource, or not yours",
+    409: "Idempotency-Key conflict, or a state that does not allow this",
+    413: "Request body too large",
+    422: "Understood but refused by a domain rule (see code)",
+    502: "The province refused or answered badly",
+    503: "The province could not be reached",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, Any]:
+    """OpenAPI response entries saying these statuses answer with a problem document."""
+    from litestar.openapi.datastructures import ResponseSpec
+
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_MEDIA_TYPE,
+            description=_STATUS_TEXT.get(status, "Problem"),
+            generate_examples=False,
+        )
+        for status in statuses
+    }
