@@ -1,0 +1,480 @@
+"""The national settlement wire format, medpay's profile of it (DOMAIN.md section 8).
+
+Envelopes and transactions keep the national field names exactly, so that a reader
+with the national interface specification recognises every field. Where our profile
+departs from the national one, it does so on purpose:
+
+* **Money is integer fen** under the national names (``medfee_sumamt``, ``hifp_pay``,
+  ...), never floats and never decimal yuan; **ratios are integer basis points**
+  (10000 = 100 %). The national profile sends decimal yuan; converting is the job
+  of a later adapter, and rounding never happens on our wire.
+* **Signatures are Ed25519** (``signtype`` "ED25519") standing in for SM2, and bodies
+  are not SM4-encrypted; see :mod:`medpay.wire.signing`.
+* A few **extensions** that the national 2206/2207 input leaves to other
+  transactions (2204 fee upload, 2501 filings) travel inside the settlement input,
+  so that one call carries everything the insured province's policy needs
+  (DOMAIN.md sections 2, 3, 5): ``medins_lv``, ``out_fil_type``, ``begntime``,
+  ``feedetail`` and, per item, ``non_medical``.
+
+Transactions: ``2206`` pre-settlement (computes, changes nothing), ``2207``
+settlement, ``2208`` reversal, ``6301`` order query. ``infcode`` 0 is success and a
+negative value an error from :class:`InfCode`; every negative answer means the
+province did **nothing** for that request.
+
+Fund codes in ``setldetail.fund_pay_type`` (the national fund type codes):
+``310100`` employee basic medical insurance pooled fund, ``390100`` resident basic
+medical insurance fund, ``390200`` resident critical-illness insurance fund,
+``610100`` medical assistance fund.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import functools
+import re
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import msgspec
+
+__all__ = [
+    "CHINA_TZ",
+    "ERROR_MESSAGES",
+    "FUND_BASIC_EMPLOYEE",
+    "FUND_BASIC_RESIDENT",
+    "FUND_CRITICAL_ILLNESS",
+    "FUND_MEDICAL_ASSISTANCE",
+    "INFNO_ORDER_QUERY",
+    "INFNO_PRE_SETTLE",
+    "INFNO_REVERSE",
+    "INFNO_SETTLE",
+    "INFVER",
+    "INPUT_TYPES",
+    "INSUTYPE_EMPLOYEE",
+    "INSUTYPE_RESIDENT",
+    "OUTPUT_TYPES",
+    "PROVINCES",
+    "SIGNTYPE",
+    "Admdvs",
+    "BasisPoints",
+    "FeeDetail",
+    "Fen",
+    "InfCode",
+    "OrderQueryInput",
+    "OrderQueryOutput",
+    "OutFilType",
+    "RequestEnvelope",
+    "ResponseEnvelope",
+    "ReversalInput",
+    "ReversalOutput",
+    "SetlDetail",
+    "SetlInfo",
+    "SettlementInput",
+    "SettlementOutput",
+    "decode_input",
+    "encode",
+    "format_inf_time",
+    "format_ref_time",
+    "is_province_code",
+    "new_msgid",
+    "new_refmsgid",
+    "parse_inf_time",
+    "province_of",
+    "request_decoder",
+    "response_decoder",
+]
+
+#: Business times on the national wire are Beijing time (UTC+8, no daylight saving).
+CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
+
+SIGNTYPE = "ED25519"  # stand-in for "SM2"
+INFVER = "V1.0"
+
+INFNO_PRE_SETTLE = "2206"
+INFNO_SETTLE = "2207"
+INFNO_REVERSE = "2208"
+INFNO_ORDER_QUERY = "6301"
+
+INSUTYPE_EMPLOYEE = "310"  # employee basic medical insurance
+INSUTYPE_RESIDENT = "390"  # urban and rural resident basic medical insurance
+
+FUND_BASIC_EMPLOYEE = "310100"
+FUND_BASIC_RESIDENT = "390100"
+FUND_CRITICAL_ILLNESS = "390200"
+FUND_MEDICAL_ASSISTANCE = "610100"
+
+#: The 31 provincial-level divisions (DOMAIN.md section 1), code -> name.
+PROVINCES: dict[str, str] = {
+    "110000": "Beijing",
+    "120000": "Tianjin",
+    "130000": "Hebei",
+    "140000": "Shanxi",
+    "150000": "Inner Mongolia",
+    "210000": "Liaoning",
+    "220000": "Jilin",
+    "230000": "Heilongjiang",
+    "310000": "Shanghai",
+    "320000": "Jiangsu",
+    "330000": "Zhejiang",
+    "340000": "Anhui",
+    "350000": "Fujian",
+    "360000": "Jiangxi",
+    "370000": "Shandong",
+    "410000": "Henan",
+    "420000": "Hubei",
+    "430000": "Hunan",
+    "440000": "Guangdong",
+    "450000": "Guangxi",
+    "460000": "Hainan",
+    "500000": "Chongqing",
+    "510000": "Sichuan",
+    "520000": "Guizhou",
+    "530000": "Yunnan",
+    "540000": "Tibet",
+    "610000": "Shaanxi",
+    "620000": "Gansu",
+    "630000": "Qinghai",
+    "640000": "Ningxia",
+    "650000": "Xinjiang",
+}
+
+
+class InfCode(enum.IntEnum):
+    """``infcode`` values: 0 success, negative an error after which nothing was done.
+
+    -1..-7 are the codes every province answers; -8..-12 are the simulator's finer
+    distinctions (a real province answers -1 with a message for most of them).
+    """
+
+    OK = 0
+    GENERIC = -1  # province-side failure; safe to retry under the same msgid
+    PERSON_UNKNOWN = -2  # psn_no not insured in this province
+    FILING_REQUIRED = -3  # off-site without a valid filing, and the policy refuses
+    MSGID_CONFLICT = -4  # msgid already used for a different request
+    SETTLEMENT_UNKNOWN = -5  # setl_id unknown (or not this person's / visit's)
+    ALREADY_REVERSED = -6  # the settlement was reversed under another msgid
+    BAD_SIGNATURE = -7  # cainfo missing or not valid for any trusted key
+    MALFORMED = -8  # the envelope or input does not parse or validate
+    WRONG_PROVINCE = -9  # insuplc_admdvs belongs to another province
+    UNSUPPORTED_INFNO = -10  # transaction number not served
+    PERSON_MISMATCH = -11  # insutype / insured area disagree with the province's record
+    DUPLICATE_CHARGE = -12  # this visit's charge batch is already settled
+
+
+ERROR_MESSAGES: dict[InfCode, str] = {
+    InfCode.GENERIC: "province platform error",
+    InfCode.PERSON_UNKNOWN: "person not insured in this province",
+    InfCode.FILING_REQUIRED: "off-site settlement requires a valid filing",
+    InfCode.MSGID_CONFLICT: "msgid already used for a different request",
+    InfCode.SETTLEMENT_UNKNOWN: "settlement unknown",
+    InfCode.ALREADY_REVERSED: "settlement already reversed",
+    InfCode.BAD_SIGNATURE: "signature missing or invalid",
+    InfCode.MALFORMED: "malformed request",
+    InfCode.WRONG_PROVINCE: "insured area belongs to another province",
+    InfCode.UNSUPPORTED_INFNO: "transaction not supported",
+    InfCode.PERSON_MISMATCH: "request disagrees with the person's record",
+    InfCode.DUPLICATE_CHARGE: "charge batch already settled",
+}
+
+# --- constrained scalar types ---------------------------------------------------------
+
+Fen = Annotated[int, msgspec.Meta(ge=0, le=10**13, description="integer fen")]
+BasisPoints = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="basis points")]
+Admdvs = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+PsnNo = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{20}$")]
+MsgId = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Z]{12}[0-9]{18}$")]
+InfNo = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}$")]
+FixmedinsCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Z]{12}$")]
+InfTime = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")]
+Text = Annotated[str, msgspec.Meta(max_length=200)]
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+#: Off-site filing type valid on the service date (extension; DOMAIN.md section 5).
+OutFilType = Literal["long_term", "referral", "emergency", "temporary"]
+
+InputT = TypeVar("InputT")
+OutputT = TypeVar("OutputT")
+
+
+# --- envelopes --------------------------------------------------------------------------
+
+
+class RequestEnvelope(msgspec.Struct, Generic[InputT], frozen=True, kw_only=True):
+    """The national request envelope; ``cainfo`` signs every other field."""
+
+    infno: InfNo
+    msgid: MsgId
+    mdtrtarea_admvs: Admdvs  # treatment area (national spelling, sic)
+    insuplc_admdvs: Admdvs  # insured area
+    recer_sys_code: Text
+    dev_no: Text = ""
+    dev_safe_info: Text = ""
+    cainfo: Annotated[str, msgspec.Meta(max_length=512)] = ""
+    signtype: Text = SIGNTYPE
+    infver: Text = INFVER
+    opter_type: Literal["1", "2", "3"]  # 1 staff, 2 self-service terminal, 3 mobile
+    opter: Text
+    opter_name: Text
+    inf_time: InfTime  # yyyy-MM-dd HH:mm:ss, Beijing time
+    fixmedins_code: FixmedinsCode
+    fixmedins_name: Text
+    sign_no: Text = ""
+    input: InputT
+
+
+class ResponseEnvelope(msgspec.Struct, Generic[OutputT], frozen=True, kw_only=True):
+    """The national response envelope; ``output`` is present exactly when infcode is 0."""
+
+    infcode: int
+    inf_refmsgid: str  # receiver area (6) + yyyyMMddHHmmss (14) + serial (10)
+    refmsg_time: str  # yyyyMMddHHmmssSSS: when the request was received
+    respond_time: str  # yyyyMMddHHmmssSSS: when the answer was made
+    err_msg: str | None = None
+    output: OutputT | None = None
+
+
+# --- 2206 / 2207 ------------------------------------------------------------------------
+
+
+class FeeDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """One fee item, already classified by the treatment place's catalogue (section 2)."""
+
+    feedetl_sn: Ident
+    med_list_codg: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    med_list_name: Text
+    cnt: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+    pric: Fen  # unit price
+    det_item_fee_sumamt: Fen  # cnt * pric
+    chrgitm_lv: Literal["01", "02", "03"]  # class A / B / C
+    pric_uplmt_amt: Fen | None = None  # price limit per unit, if any
+    selfpay_prop: BasisPoints | None = None  # class B pre-self-pay share; None: the policy's
+    non_medical: bool = False  # extension: drug delivery / on-site service fee
+
+    def __post_init__(self) -> None:
+        if self.det_item_fee_sumamt != self.cnt * self.pric:
+            raise ValueError(
+                f"det_item_fee_sumamt {self.det_item_fee_sumamt} != cnt * pric "
+                f"({self.cnt} * {self.pric}) for item {self.feedetl_sn}"
+            )
+
+
+class SettlementInput(msgspec.Struct, frozen=True, kw_only=True):
+    """Input of 2206 (pre-settlement) and 2207 (settlement)."""
+
+    psn_no: PsnNo
+    mdtrt_cert_type: Literal["01", "02", "03"]  # e-voucher, ID card, social security card
+    mdtrt_cert_no: Text
+    med_type: Annotated[str, msgspec.Meta(min_length=1, max_length=8)]
+    medfee_sumamt: Fen
+    psn_setlway: Annotated[str, msgspec.Meta(min_length=1, max_length=8)]
+    mdtrt_id: Ident  # visit id
+    chrg_bchno: Ident  # charge batch number
+    insutype: Literal["310", "390"]
+    acct_used_flag: Literal["0", "1"]  # may the personal account pay
+    medins_lv: Literal["1", "2", "3"]  # extension: institution level
+    out_fil_type: OutFilType | None = None  # extension: filing valid on begntime
+    begntime: dt.date  # extension: service date
+    feedetail: Annotated[list[FeeDetail], msgspec.Meta(min_length=1, max_length=500)]
+
+    def __post_init__(self) -> None:
+        total = sum(item.det_item_fee_sumamt for item in self.feedetail)
+        if total != self.medfee_sumamt:
+            raise ValueError(f"medfee_sumamt {self.medfee_sumamt} != sum of feedetail {total}")
+        serials = [item.feedetl_sn for item in self.feedetail]
+        if len(set(serials)) != len(serials):
+            raise ValueError("duplicate feedetl_sn in feedetail")
+
+
+class SetlInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """The settlement figures of DOMAIN.md section 3 under their national names."""
+
+    setl_id: str | None = None  # None for a pre-settlement
+    psn_no: str
+    mdtrt_id: str
+    medfee_sumamt: Fen
+    fulamt_ownpay_amt: Fen
+    overlmt_selfpay: Fen
+    preselfpay_amt: Fen
+    inscp_scp_amt: Fen
+    act_pay_dedc: Fen
+    hifp_pay: Fen
+    pool_prop_selfpay: BasisPoints  # our profile: the fund ratio applied (step 7)
+    hifmi_pay: Fen
+    maf_pay: Fen
+    fund_pay_sumamt: Fen
+    psn_part_amt: Fen
+    acct_pay: Fen
+    psn_cash_pay: Fen
+    balc: Fen  # personal account balance after this settlement
+    insutype: Literal["310", "390"]
+    setl_time: InfTime
+
+
+class SetlDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """One fund's share; ``crt_payb_lmt_amt`` is the base its ratio was applied to."""
+
+    fund_pay_type: Literal["310100", "390100", "390200", "610100"]
+    inscp_scp_amt: Fen
+    crt_payb_lmt_amt: Fen
+    fund_payamt: Fen
+
+
+class SettlementOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """Output of 2206 and 2207."""
+
+    setlinfo: SetlInfo
+    setldetail: list[SetlDetail] = msgspec.field(default_factory=list)
+
+
+# --- 2208 ---------------------------------------------------------------------------------
+
+
+class ReversalInput(msgspec.Struct, frozen=True, kw_only=True):
+    """Input of 2208: which settlement, for which visit and person."""
+
+    setl_id: Ident
+    mdtrt_id: Ident
+    psn_no: PsnNo
+
+
+class ReversalOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """Output of 2208: what was given back, and the account balance afterwards."""
+
+    setl_id: str  # the settlement reversed
+    psn_no: str
+    mdtrt_id: str
+    medfee_sumamt: Fen
+    fund_pay_sumamt: Fen
+    acct_pay: Fen  # credited back to the personal account
+    psn_cash_pay: Fen  # to be refunded by whoever collected it
+    balc: Fen  # personal account balance after the reversal
+    setl_time: InfTime  # when the reversal took effect
+
+
+# --- 6301 ---------------------------------------------------------------------------------
+
+
+class OrderQueryInput(msgspec.Struct, frozen=True, kw_only=True):
+    """Input of 6301: the msgid of an earlier 2207 or 2208."""
+
+    ref_msgid: MsgId
+
+
+class OrderQueryOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """Output of 6301: what the referenced request did, as of now."""
+
+    ord_stas: Literal["settled", "reversed", "not_found"]
+    setlinfo: SetlInfo | None = None
+    setldetail: list[SetlDetail] = msgspec.field(default_factory=list)
+
+
+INPUT_TYPES: dict[str, type[msgspec.Struct]] = {
+    INFNO_PRE_SETTLE: SettlementInput,
+    INFNO_SETTLE: SettlementInput,
+    INFNO_REVERSE: ReversalInput,
+    INFNO_ORDER_QUERY: OrderQueryInput,
+}
+OUTPUT_TYPES: dict[str, type[msgspec.Struct]] = {
+    INFNO_PRE_SETTLE: SettlementOutput,
+    INFNO_SETTLE: SettlementOutput,
+    INFNO_REVERSE: ReversalOutput,
+    INFNO_ORDER_QUERY: OrderQueryOutput,
+}
+
+# --- codecs, built once per type ----------------------------------------------------------
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def encode(value: Any) -> bytes:
+    """Encode an envelope (or any wire structure) to JSON bytes."""
+    return _ENCODER.encode(value)
+
+
+@functools.cache
+def request_decoder(input_type: Any = msgspec.Raw) -> msgspec.json.Decoder[Any]:
+    """The decoder of ``RequestEnvelope[input_type]``, built once per type."""
+    return msgspec.json.Decoder(RequestEnvelope[input_type])
+
+
+@functools.cache
+def response_decoder(output_type: Any = msgspec.Raw) -> msgspec.json.Decoder[Any]:
+    """The decoder of ``ResponseEnvelope[output_type]``, built once per type."""
+    return msgspec.json.Decoder(ResponseEnvelope[output_type])
+
+
+@functools.cache
+def _input_decoder(input_type: type[msgspec.Struct]) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(input_type)
+
+
+def decode_input(infno: str, raw: bytes | msgspec.Raw) -> msgspec.Struct:
+    """Decode a request's ``input`` for transaction ``infno``.
+
+    Raises:
+        KeyError: ``infno`` is not a transaction of this profile.
+        msgspec.ValidationError: the input does not validate.
+    """
+    return _input_decoder(INPUT_TYPES[infno]).decode(raw)
+
+
+# --- identifiers and times ----------------------------------------------------------------
+
+_FIXMEDINS = re.compile(r"^[0-9A-Z]{12}$")
+_ADMDVS = re.compile(r"^[0-9]{6}$")
+
+
+def _beijing(now: dt.datetime) -> dt.datetime:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("a timezone-aware datetime is required")
+    return now.astimezone(CHINA_TZ)
+
+
+def new_msgid(fixmedins_code: str, now: dt.datetime, seq: int) -> str:
+    """A national ``msgid``: institution code (12) + yyyyMMddHHmmss (14) + sequence (4).
+
+    ``now`` must be timezone-aware (it is written in Beijing time); ``seq`` tells apart
+    messages of one institution within the same second (0..9999).
+    """
+    if not _FIXMEDINS.match(fixmedins_code):
+        raise ValueError(f"fixmedins_code must be 12 characters [0-9A-Z]: {fixmedins_code!r}")
+    if not 0 <= seq <= 9999:
+        raise ValueError(f"msgid sequence out of range 0..9999: {seq}")
+    msgid = f"{fixmedins_code}{_beijing(now):%Y%m%d%H%M%S}{seq:04d}"
+    assert len(msgid) == 30
+    return msgid
+
+
+def new_refmsgid(admdvs: str, now: dt.datetime, serial: int) -> str:
+    """A national ``inf_refmsgid``: receiver area (6) + yyyyMMddHHmmss (14) + serial (10)."""
+    if not _ADMDVS.match(admdvs):
+        raise ValueError(f"admdvs must be 6 digits: {admdvs!r}")
+    return f"{admdvs}{_beijing(now):%Y%m%d%H%M%S}{serial % 10**10:010d}"
+
+
+def format_inf_time(now: dt.datetime) -> str:
+    """``inf_time`` / ``setl_time``: ``yyyy-MM-dd HH:mm:ss`` in Beijing time."""
+    return f"{_beijing(now):%Y-%m-%d %H:%M:%S}"
+
+
+def parse_inf_time(text: str) -> dt.datetime:
+    """Read an ``inf_time`` / ``setl_time`` back as an aware datetime."""
+    return dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA_TZ)
+
+
+def format_ref_time(now: dt.datetime) -> str:
+    """``refmsg_time`` / ``respond_time``: ``yyyyMMddHHmmssSSS`` in Beijing time."""
+    local = _beijing(now)
+    return f"{local:%Y%m%d%H%M%S}{local.microsecond // 1000:03d}"
+
+
+def province_of(admdvs: str) -> str:
+    """The province of an area: its first two digits followed by ``0000`` (section 1)."""
+    if not _ADMDVS.match(admdvs):
+        raise ValueError(f"admdvs must be 6 digits: {admdvs!r}")
+    return f"{admdvs[:2]}0000"
+
+
+def is_province_code(admdvs: str) -> bool:
+    """Whether ``admdvs`` is one of the 31 provincial codes."""
+    return admdvs in PROVINCES
