@@ -1,0 +1,332 @@
+"""The provincial platform simulator as an HTTP service: one national endpoint per province.
+
+``POST /provinces/{admdvs}/api`` receives the national request envelope (DOMAIN.md
+section 8), checks its ``cainfo`` against the gateway's keys and that the insured
+area belongs to this province (the insured place settles only its own insured,
+section 2), dispatches on ``infno`` and answers a signed envelope. Every answer the
+protocol can express is HTTP 200 with an ``infcode``, negative for an error, so a
+malformed request gets a clear error envelope, never a 500. Only two other statuses:
+404 (with an unsigned envelope) for a province not simulated here, and 504 from the
+``drop`` fault.
+
+The ``/admin`` endpoints exist for tests and chaos runs: **loopback only, no
+authentication**. Never expose the simulator beyond the loopback interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import ipaddress
+import itertools
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import msgspec
+from litestar import Litestar, Request, Response, get, post, put
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath, JSONBody
+
+from medpay.db.pool import create_pool
+from medpay.simulator import store
+from medpay.simulator.config import FaultKnobs, SimulatorConfig
+from medpay.simulator.service import Call, ProvinceError, encode_response, process
+from medpay.wire.national import (
+    ERROR_MESSAGES,
+    SIGNTYPE,
+    InfCode,
+    decode_input,
+    province_of,
+    request_decoder,
+)
+from medpay.wire.signing import (
+    SignatureError,
+    body_signature_headers,
+    load_private_key,
+    load_public_key,
+    verify_canonical,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from litestar.connection import ASGIConnection
+    from litestar.handlers.base import BaseRouteHandler
+
+__all__ = ["PersonView", "SimulatorState", "YearTotalsView", "create_simulator_app"]
+
+logger = logging.getLogger("medpay.simulator")
+
+_JSON = "application/json"
+
+
+class YearTotalsView(msgspec.Struct, frozen=True, kw_only=True):
+    """One year's totals of a person (admin view)."""
+
+    year: int
+    deductible_used_ytd_fen: int
+    fund_paid_ytd_fen: int
+    burden_ytd_fen: int
+
+
+class PersonView(msgspec.Struct, frozen=True, kw_only=True):
+    """A person's balance and year-to-date totals (admin view)."""
+
+    psn_no: str
+    name: str
+    insuplc_admdvs: str
+    insutype: str
+    acct_balance_fen: int
+    maf_eligible: bool
+    totals: list[YearTotalsView]
+
+
+class SimulatorState:
+    """Runtime state: keys loaded once, fault knobs (changeable at runtime), the pool."""
+
+    def __init__(self, config: SimulatorConfig, pool: asyncpg.Pool | None = None) -> None:
+        self.config = config
+        self.provinces = {p.admdvs: p for p in config.provinces}
+        self.signing_keys = {}
+        for province in config.provinces:
+            if province.private_key_pem is None:
+                raise ValueError(f"province {province.admdvs} has no key; load the config first")
+            self.signing_keys[province.admdvs] = load_private_key(province.private_key_pem)
+        self.gateway_keys = [load_public_key(pem) for pem in config.gateway_public_keys]
+        self.faults: dict[str, FaultKnobs] = {p.admdvs: p.faults for p in config.provinces}
+        self.randoms = {
+            p.admdvs: random.Random(None if config.seed is None else f"{config.seed}:{p.admdvs}")  # noqa: S311 - fault draws, not secrets
+            for p in config.provinces
+        }
+        self.pool = pool
+        self._serials = itertools.count(random.randrange(10**9))  # noqa: S311 - an id, not a secret
+
+    def serial(self) -> int:
+        """A serial for answers made without the database (refusals before any work)."""
+        return next(self._serials)
+
+    def answer(
+        self, admdvs: str, received_at: dt.datetime, infcode: InfCode, message: str | None = None
+    ) -> Response[bytes]:
+        """A signed error envelope."""
+        body = encode_response(
+            admdvs,
+            received_at,
+            self.serial(),
+            infcode=int(infcode),
+            err_msg=message or ERROR_MESSAGES[infcode],
+        )
+        return self.signed(admdvs, body)
+
+    def signed(self, admdvs: str, body: bytes) -> Response[bytes]:
+        """``body`` with the province's signature headers, HTTP 200."""
+        headers = body_signature_headers(body, self.signing_keys[admdvs])
+        return Response(body, status_code=200, media_type=_JSON, headers=headers)
+
+    def check_signature(self, fields: dict[str, Any]) -> None:
+        """Refuse a request that the gateway's keys do not sign (see SimulatorConfig)."""
+        if not self.gateway_keys:
+            if self.config.require_signature:
+                raise SignatureError("no gateway key is trusted, and signatures are required")
+            return
+        if fields.get("signtype") != SIGNTYPE:
+            raise SignatureError(f"signtype must be {SIGNTYPE}")
+        verify_canonical(fields, self.gateway_keys)
+
+
+#: The state, injected by name into every handler.
+Sim = NamedDependency[SimulatorState]
+
+
+def _state(state: State) -> SimulatorState:
+    return state.simulator  # type: ignore[no-any-return]
+
+
+def _loopback_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Admin endpoints answer loopback clients only (they have no authentication)."""
+    host = connection.client.host if connection.client else ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise PermissionDeniedException("admin endpoints are for loopback clients only")
+
+
+@post(
+    "/provinces/{admdvs:str}/api",
+    status_code=200,
+    operation_id="provinceNationalApi",
+    tags=["province"],
+    summary="National transaction endpoint of one simulated province",
+)
+async def province_api(
+    admdvs: FromPath[str], request: Request[Any, Any, Any], sim: Sim
+) -> Response[bytes]:
+    """Verify, dispatch and answer one national request (module docstring)."""
+    received_at = dt.datetime.now(dt.UTC)
+    if admdvs not in sim.provinces:
+        body = encode_response(
+            "000000",
+            received_at,
+            sim.serial(),
+            infcode=int(InfCode.WRONG_PROVINCE),
+            err_msg=f"province {admdvs} is not simulated here",
+        )
+        return Response(body, status_code=404, media_type=_JSON)
+    faults = sim.faults[admdvs]
+    if faults.latency_ms:
+        await asyncio.sleep(faults.latency_ms / 1000)
+
+    body = await request.body()
+    try:
+        envelope = request_decoder().decode(body)
+        input_builtins = msgspec.json.decode(envelope.input)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return sim.answer(admdvs, received_at, InfCode.MALFORMED, f"malformed request: {exc}")
+    try:
+        sim.check_signature({**msgspec.structs.asdict(envelope), "input": input_builtins})
+    except SignatureError as exc:
+        return sim.answer(admdvs, received_at, InfCode.BAD_SIGNATURE, str(exc))
+    if province_of(envelope.insuplc_admdvs) != admdvs:
+        return sim.answer(
+            admdvs,
+            received_at,
+            InfCode.WRONG_PROVINCE,
+            f"insured area {envelope.insuplc_admdvs} is not in province {admdvs}",
+        )
+    try:
+        typed_input = decode_input(envelope.infno, envelope.input)
+    except KeyError:
+        return sim.answer(
+            admdvs, received_at, InfCode.UNSUPPORTED_INFNO, f"infno {envelope.infno} not served"
+        )
+    except msgspec.ValidationError as exc:
+        return sim.answer(admdvs, received_at, InfCode.MALFORMED, f"malformed input: {exc}")
+
+    rng = sim.randoms[admdvs]
+    inject_error = rng.random() < faults.error_rate  # both draws every time: reproducible
+    drop = rng.random() < faults.drop_rate
+    if inject_error:
+        return sim.answer(admdvs, received_at, InfCode.GENERIC, "injected fault: province error")
+
+    call = Call(
+        province=admdvs,
+        policy=sim.provinces[admdvs].policy,
+        infno=envelope.infno,
+        msgid=envelope.msgid,
+        insuplc_admdvs=envelope.insuplc_admdvs,
+        mdtrtarea_admvs=envelope.mdtrtarea_admvs,
+        fixmedins_code=envelope.fixmedins_code,
+        input=typed_input,
+        input_builtins=input_builtins,
+        received_at=received_at,
+    )
+    assert sim.pool is not None, "the pool is opened by the lifespan"
+    try:
+        _, answer = await process(sim.pool, call)
+    except ProvinceError as exc:  # raised outside a savepoint: nothing was done
+        return sim.answer(admdvs, received_at, exc.infcode, exc.message)
+    except Exception:
+        logger.exception("province %s failed on %s %s", admdvs, envelope.infno, envelope.msgid)
+        return sim.answer(admdvs, received_at, InfCode.GENERIC, "province internal error")
+    if drop:
+        # The work is committed; the answer is lost, as when a network drops it.
+        logger.info("dropping the answer to %s (fault)", envelope.msgid)
+        await asyncio.sleep(faults.drop_hold_s)
+        return Response(b"", status_code=504)
+    return sim.signed(admdvs, answer)
+
+
+@put(
+    "/admin/provinces/{admdvs:str}/faults",
+    guards=[_loopback_only],
+    operation_id="adminSetProvinceFaults",
+    tags=["admin (loopback only)"],
+)
+async def set_faults(admdvs: FromPath[str], data: JSONBody[FaultKnobs], sim: Sim) -> FaultKnobs:
+    """Replace a province's fault knobs at runtime (tests, chaos)."""
+    if admdvs not in sim.faults:
+        raise NotFoundException(f"province {admdvs} is not simulated here")
+    sim.faults[admdvs] = data
+    return data
+
+
+@get(
+    "/admin/provinces/{admdvs:str}/faults",
+    guards=[_loopback_only],
+    operation_id="adminGetProvinceFaults",
+    tags=["admin (loopback only)"],
+)
+async def get_faults(admdvs: FromPath[str], sim: Sim) -> FaultKnobs:
+    """A province's current fault knobs."""
+    if admdvs not in sim.faults:
+        raise NotFoundException(f"province {admdvs} is not simulated here")
+    return sim.faults[admdvs]
+
+
+@get(
+    "/admin/persons/{psn_no:str}",
+    guards=[_loopback_only],
+    operation_id="adminGetPerson",
+    tags=["admin (loopback only)"],
+)
+async def get_person(psn_no: FromPath[str], sim: Sim) -> PersonView:
+    """A person's balance and year-to-date totals, to check effects to the fen."""
+    assert sim.pool is not None
+    async with sim.pool.acquire() as conn:
+        person = await store.get_person(conn, psn_no)
+        if person is None:
+            raise NotFoundException(f"person {psn_no} unknown")
+        totals = await store.list_year_totals(conn, psn_no)
+    return PersonView(
+        psn_no=person.psn_no,
+        name=person.name,
+        insuplc_admdvs=person.insuplc_admdvs,
+        insutype=person.insutype,
+        acct_balance_fen=person.acct_balance_fen,
+        maf_eligible=person.maf_eligible,
+        totals=[YearTotalsView(**msgspec.structs.asdict(t)) for t in totals],
+    )
+
+
+@get("/health", operation_id="health", tags=["health"])
+async def health(sim: Sim) -> dict[str, Any]:
+    """Liveness, and the number of provinces served."""
+    return {"status": "ok", "provinces": len(sim.provinces)}
+
+
+def create_simulator_app(config: SimulatorConfig, database: str | asyncpg.Pool) -> Litestar:
+    """The simulator app for ``config`` on ``database`` (a DSN, owned by the app, or a pool).
+
+    The schema must already be migrated (``store.migrate``); the runner does it.
+    """
+    owned_dsn = database if isinstance(database, str) else None
+    sim = SimulatorState(config, None if isinstance(database, str) else database)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        if owned_dsn is None:
+            yield
+            return
+        sim.pool = await create_pool(owned_dsn, min_size=1, max_size=10)
+        try:
+            yield
+        finally:
+            pool, sim.pool = sim.pool, None
+            await pool.close()
+
+    return Litestar(
+        route_handlers=[province_api, set_faults, get_faults, get_person, health],
+        dependencies={"sim": Provide(_state, sync_to_thread=False)},
+        state=State({"simulator": sim}),
+        lifespan=[lifespan],
+        logging_config=None,
+        openapi_config=OpenAPIConfig(title="medpay provincial platform simulator", version="1"),
+    )

@@ -1,0 +1,407 @@
+"""The simulator's tables in schema ``simulator``, and every SQL statement on them.
+
+Plain SQL with ``$n`` parameters, in this one place. Callers own the transaction:
+a settlement or reversal changes the record, the balance and the year-to-date totals
+in one transaction, with the person's row locked (``SELECT ... FOR UPDATE``) so
+that concurrent settlements of one person are serialised (DOMAIN.md section 3,
+step 13).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+
+from medpay.db.migrate import apply_migrations
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = [
+    "SIMULATOR_MIGRATIONS",
+    "SIMULATOR_SCHEMA",
+    "LoggedResponse",
+    "PersonRecord",
+    "PersonRow",
+    "SettlementRow",
+    "YearTotals",
+    "add_to_balance",
+    "add_to_totals",
+    "find_logged",
+    "find_settlement_by_msgid",
+    "get_person",
+    "get_year_totals",
+    "insert_settlement",
+    "list_year_totals",
+    "live_settlement_for_charge",
+    "lock_msgid",
+    "lock_settlement",
+    "lock_year_totals",
+    "log_response",
+    "mark_reversed",
+    "migrate",
+    "next_serial",
+    "upsert_persons",
+]
+
+SIMULATOR_MIGRATIONS = Path(__file__).parent / "migrations"
+SIMULATOR_SCHEMA = "simulator"
+
+#: Namespace of the simulator's advisory locks (first key of the two-key form).
+_MSGID_LOCK_SPACE = 7301
+
+
+class PersonRecord(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An insured person as the sample file and seeding describe them."""
+
+    psn_no: str
+    name: str
+    insuplc_admdvs: str
+    insutype: Literal["310", "390"]
+    acct_balance_fen: int
+    maf_eligible: bool = False
+
+
+class PersonRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A person as stored, with the province derived from the insured area."""
+
+    psn_no: str
+    name: str
+    insuplc_admdvs: str
+    province: str
+    insutype: str
+    acct_balance_fen: int
+    maf_eligible: bool
+
+
+class YearTotals(msgspec.Struct, frozen=True, kw_only=True):
+    """Year-to-date totals of one person and year."""
+
+    year: int
+    deductible_used_ytd_fen: int = 0
+    fund_paid_ytd_fen: int = 0
+    burden_ytd_fen: int = 0
+
+
+class SettlementRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A settlement as stored."""
+
+    setl_id: str
+    msgid: str
+    province: str
+    psn_no: str
+    mdtrt_id: str
+    chrg_bchno: str
+    insutype: str
+    year: int
+    state: str
+    medfee_total_fen: int
+    deductible_applied_fen: int
+    basic_fund_fen: int
+    burden_fen: int
+    fund_total_fen: int
+    personal_account_fen: int
+    cash_fen: int
+    response: dict[str, Any]
+    settled_at: dt.datetime
+    reversal_msgid: str | None
+    reversed_at: dt.datetime | None
+
+
+class LoggedResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer once given to a msgid."""
+
+    infno: str
+    request_digest: str
+    infcode: int
+    response_body: str
+
+
+async def migrate(conn: asyncpg.Connection) -> list[int]:
+    """Bring schema ``simulator`` to the newest version."""
+    return await apply_migrations(conn, SIMULATOR_MIGRATIONS, schema=SIMULATOR_SCHEMA)
+
+
+# --- persons -------------------------------------------------------------------------------
+
+_UPSERT_PERSON = """
+INSERT INTO simulator.persons (psn_no, name, insuplc_admdvs, insutype, acct_balance_fen, maf_eligible)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (psn_no) DO UPDATE
+   SET name = EXCLUDED.name, maf_eligible = EXCLUDED.maf_eligible
+"""
+
+_GET_PERSON = """
+SELECT psn_no, name, insuplc_admdvs, province, insutype, acct_balance_fen, maf_eligible
+  FROM simulator.persons
+ WHERE psn_no = $1
+"""
+_LOCK_PERSON = _GET_PERSON + " FOR UPDATE"
+
+_ADD_TO_BALANCE = """
+UPDATE simulator.persons SET acct_balance_fen = acct_balance_fen + $2
+ WHERE psn_no = $1
+RETURNING acct_balance_fen
+"""
+
+
+async def upsert_persons(conn: asyncpg.Connection, persons: Iterable[PersonRecord]) -> None:
+    """Create missing persons; refresh name and assistance flag of existing ones.
+
+    Insured area, scheme and balance of an existing person are left alone: the
+    balance belongs to the settlements since made, and area and scheme change only
+    through a relationship transfer (DOMAIN.md section 6), not by re-seeding.
+    """
+    await conn.executemany(
+        _UPSERT_PERSON,
+        [
+            (p.psn_no, p.name, p.insuplc_admdvs, p.insutype, p.acct_balance_fen, p.maf_eligible)
+            for p in persons
+        ],
+    )
+
+
+async def get_person(
+    conn: asyncpg.Connection, psn_no: str, *, for_update: bool = False
+) -> PersonRow | None:
+    """The person ``psn_no``; with ``for_update``, locked until the transaction ends."""
+    row = await conn.fetchrow(_LOCK_PERSON if for_update else _GET_PERSON, psn_no)
+    return None if row is None else PersonRow(**dict(row))
+
+
+async def add_to_balance(conn: asyncpg.Connection, psn_no: str, delta_fen: int) -> int:
+    """Move the personal account balance by ``delta_fen``; return the new balance."""
+    balance = await conn.fetchval(_ADD_TO_BALANCE, psn_no, delta_fen)
+    assert balance is not None, psn_no
+    return int(balance)
+
+
+# --- year-to-date totals ----------------------------------------------------------------
+
+_GET_TOTALS = """
+SELECT year, deductible_used_ytd_fen, fund_paid_ytd_fen, burden_ytd_fen
+  FROM simulator.person_year_totals
+ WHERE psn_no = $1 AND year = $2
+"""
+_ENSURE_TOTALS = """
+INSERT INTO simulator.person_year_totals (psn_no, year) VALUES ($1, $2)
+ON CONFLICT (psn_no, year) DO NOTHING
+"""
+_LIST_TOTALS = """
+SELECT year, deductible_used_ytd_fen, fund_paid_ytd_fen, burden_ytd_fen
+  FROM simulator.person_year_totals
+ WHERE psn_no = $1
+ ORDER BY year
+"""
+_ADD_TO_TOTALS = """
+UPDATE simulator.person_year_totals
+   SET deductible_used_ytd_fen = deductible_used_ytd_fen + $3,
+       fund_paid_ytd_fen = fund_paid_ytd_fen + $4,
+       burden_ytd_fen = burden_ytd_fen + $5
+ WHERE psn_no = $1 AND year = $2
+RETURNING year, deductible_used_ytd_fen, fund_paid_ytd_fen, burden_ytd_fen
+"""
+
+
+async def get_year_totals(conn: asyncpg.Connection, psn_no: str, year: int) -> YearTotals:
+    """The totals of ``year`` without locking (zeros when none are recorded)."""
+    row = await conn.fetchrow(_GET_TOTALS, psn_no, year)
+    return YearTotals(year=year) if row is None else YearTotals(**dict(row))
+
+
+async def lock_year_totals(conn: asyncpg.Connection, psn_no: str, year: int) -> YearTotals:
+    """The totals of ``year``, created at zero if new, locked until the transaction ends."""
+    await conn.execute(_ENSURE_TOTALS, psn_no, year)
+    row = await conn.fetchrow(_GET_TOTALS + " FOR UPDATE", psn_no, year)
+    assert row is not None
+    return YearTotals(**dict(row))
+
+
+async def add_to_totals(
+    conn: asyncpg.Connection,
+    psn_no: str,
+    year: int,
+    *,
+    deductible_fen: int,
+    fund_fen: int,
+    burden_fen: int,
+) -> YearTotals:
+    """Move the totals of ``year`` by the given deltas (negative on reversal)."""
+    row = await conn.fetchrow(_ADD_TO_TOTALS, psn_no, year, deductible_fen, fund_fen, burden_fen)
+    assert row is not None, (psn_no, year)
+    return YearTotals(**dict(row))
+
+
+async def list_year_totals(conn: asyncpg.Connection, psn_no: str) -> list[YearTotals]:
+    """Every year's totals of ``psn_no``, oldest first."""
+    return [YearTotals(**dict(row)) for row in await conn.fetch(_LIST_TOTALS, psn_no)]
+
+
+# --- settlements -------------------------------------------------------------------------
+
+_NEXT_SERIAL = "SELECT nextval('simulator.serial_seq')"
+_LIVE_FOR_CHARGE = """
+SELECT setl_id FROM simulator.settlements
+ WHERE psn_no = $1 AND mdtrt_id = $2 AND chrg_bchno = $3 AND state = 'settled'
+"""
+_INSERT_SETTLEMENT = """
+INSERT INTO simulator.settlements (
+    setl_id, msgid, province, psn_no, mdtrt_id, chrg_bchno, fixmedins_code, insutype, year,
+    medfee_total_fen, full_own_pay_fen, over_limit_self_pay_fen, pre_self_pay_fen, in_scope_fen,
+    deductible_applied_fen, ratio_bp, basic_fund_fen, burden_fen, critical_illness_fen,
+    medical_assistance_fen, fund_total_fen, personal_account_fen, cash_fen, balance_after_fen,
+    request, response, settled_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $20, $21, $22, $23, $24, $25, $26, $27)
+"""
+_LOCK_SETTLEMENT = """
+SELECT setl_id, msgid, province, psn_no, mdtrt_id, chrg_bchno, insutype, year, state,
+       medfee_total_fen, deductible_applied_fen, basic_fund_fen, burden_fen, fund_total_fen,
+       personal_account_fen, cash_fen, response, settled_at, reversal_msgid, reversed_at
+  FROM simulator.settlements
+ WHERE setl_id = $1
+   FOR UPDATE
+"""
+_MARK_REVERSED = """
+UPDATE simulator.settlements
+   SET state = 'reversed', reversal_msgid = $2, reversed_at = $3
+ WHERE setl_id = $1 AND state = 'settled'
+"""
+_BY_MSGID = """
+SELECT setl_id, msgid, province, psn_no, mdtrt_id, chrg_bchno, insutype, year, state,
+       medfee_total_fen, deductible_applied_fen, basic_fund_fen, burden_fen, fund_total_fen,
+       personal_account_fen, cash_fen, response, settled_at, reversal_msgid, reversed_at
+  FROM simulator.settlements
+ WHERE province = $2 AND (msgid = $1 OR reversal_msgid = $1)
+"""
+
+
+async def next_serial(conn: asyncpg.Connection) -> int:
+    """A fresh serial for ``setl_id`` and ``inf_refmsgid``."""
+    return int(await conn.fetchval(_NEXT_SERIAL))
+
+
+async def live_settlement_for_charge(
+    conn: asyncpg.Connection, psn_no: str, mdtrt_id: str, chrg_bchno: str
+) -> str | None:
+    """The ``setl_id`` of a settled (not reversed) settlement of this charge batch."""
+    return await conn.fetchval(_LIVE_FOR_CHARGE, psn_no, mdtrt_id, chrg_bchno)
+
+
+async def insert_settlement(
+    conn: asyncpg.Connection,
+    *,
+    setl_id: str,
+    msgid: str,
+    province: str,
+    psn_no: str,
+    mdtrt_id: str,
+    chrg_bchno: str,
+    fixmedins_code: str,
+    insutype: str,
+    year: int,
+    figures: Any,
+    request: Any,
+    response: Any,
+    settled_at: dt.datetime,
+) -> None:
+    """Record a confirmed settlement; ``figures`` is a ``policy.Calculation``."""
+    await conn.execute(
+        _INSERT_SETTLEMENT,
+        setl_id,
+        msgid,
+        province,
+        psn_no,
+        mdtrt_id,
+        chrg_bchno,
+        fixmedins_code,
+        insutype,
+        year,
+        figures.medfee_total_fen,
+        figures.full_own_pay_fen,
+        figures.over_limit_self_pay_fen,
+        figures.pre_self_pay_fen,
+        figures.in_scope_fen,
+        figures.deductible_applied_fen,
+        figures.ratio_bp,
+        figures.basic_fund_fen,
+        figures.burden_fen,
+        figures.critical_illness_fen,
+        figures.medical_assistance_fen,
+        figures.fund_total_fen,
+        figures.personal_account_fen,
+        figures.cash_fen,
+        figures.balance_after_fen,
+        request,
+        response,
+        settled_at,
+    )
+
+
+async def lock_settlement(conn: asyncpg.Connection, setl_id: str) -> SettlementRow | None:
+    """The settlement ``setl_id``, locked until the transaction ends."""
+    row = await conn.fetchrow(_LOCK_SETTLEMENT, setl_id)
+    return None if row is None else SettlementRow(**dict(row))
+
+
+async def mark_reversed(
+    conn: asyncpg.Connection, setl_id: str, reversal_msgid: str, reversed_at: dt.datetime
+) -> None:
+    """Mark a settled settlement reversed by ``reversal_msgid``."""
+    status = await conn.execute(_MARK_REVERSED, setl_id, reversal_msgid, reversed_at)
+    assert status == "UPDATE 1", (setl_id, status)
+
+
+async def find_settlement_by_msgid(
+    conn: asyncpg.Connection, msgid: str, province: str
+) -> SettlementRow | None:
+    """The settlement of ``province`` that ``msgid`` settled or reversed, if any."""
+    row = await conn.fetchrow(_BY_MSGID, msgid, province)
+    return None if row is None else SettlementRow(**dict(row))
+
+
+# --- msgid log -------------------------------------------------------------------------------
+
+_LOCK_MSGID = f"SELECT pg_advisory_xact_lock({_MSGID_LOCK_SPACE}, hashtext($1))"
+_FIND_LOGGED = """
+SELECT infno, request_digest, infcode, response_body FROM simulator.msgid_log WHERE msgid = $1
+"""
+_LOG_RESPONSE = """
+INSERT INTO simulator.msgid_log (msgid, province, infno, request_digest, infcode, response_body)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+
+
+async def lock_msgid(conn: asyncpg.Connection, msgid: str) -> None:
+    """Serialise requests under one msgid until the transaction ends.
+
+    A repeat arriving while the first is still being processed waits, then finds
+    its logged answer; a 6301 query on that msgid waits the same way.
+    """
+    await conn.execute(_LOCK_MSGID, msgid)
+
+
+async def find_logged(conn: asyncpg.Connection, msgid: str) -> LoggedResponse | None:
+    """The answer already given to ``msgid``, if any."""
+    row = await conn.fetchrow(_FIND_LOGGED, msgid)
+    return None if row is None else LoggedResponse(**dict(row))
+
+
+async def log_response(
+    conn: asyncpg.Connection,
+    *,
+    msgid: str,
+    province: str,
+    infno: str,
+    request_digest: str,
+    infcode: int,
+    response_body: bytes,
+) -> None:
+    """Remember the answer to ``msgid`` in the transaction that produced it."""
+    await conn.execute(
+        _LOG_RESPONSE, msgid, province, infno, request_digest, infcode, response_body.decode()
+    )
