@@ -1,0 +1,336 @@
+"""The clearing adapter interface: how the gateway settles with an insured person's province.
+
+Every settlement goes to the insured person's home province with its items already
+classified by the treatment place's catalogue (DOMAIN.md section 2). An adapter
+turns our own request and result Structs (readable names, money in ``_fen``, the
+national name in a comment) into one province's wire format and back; the rest of
+the gateway never sees a wire format.
+
+Failures are exceptions with a stable ``code``, in two families that the payment
+flow must treat differently:
+
+* **Nothing happened** (``outcome_known = True``): :class:`ProvinceRejected` (the
+  province answered with an error) and :class:`ProvinceUnavailable` (the request
+  certainly never reached it: connection refused, connect timeout, no free
+  connection). The request may be retried or abandoned.
+* **It may have happened** (``outcome_known = False``): :class:`OutcomeUnknown`
+  (read timeout, connection reset after sending, HTTP 5xx) and its subclass
+  :class:`ProvinceResponseInvalid` (an answer arrived but cannot be trusted or
+  parsed: a bad signature or a malformed body proves nothing about what the
+  province did). Resolve these by re-sending the **same** request under the **same**
+  msgid (the province answers a repeat from its msgid log, with no second effect)
+  or by an order query (6301); never by a new msgid, which could settle twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, ClassVar, Literal, Protocol, runtime_checkable
+
+import msgspec
+
+__all__ = [
+    "PROBLEM_CHARGE_ALREADY_SETTLED",
+    "PROBLEM_FILING_REQUIRED",
+    "PROBLEM_MSGID_CONFLICT",
+    "PROBLEM_PERSON_MISMATCH",
+    "PROBLEM_PERSON_UNKNOWN",
+    "PROBLEM_PROVINCE_ERROR",
+    "PROBLEM_PROVINCE_REFUSED_REQUEST",
+    "PROBLEM_PROVINCE_REFUSED_SIGNATURE",
+    "PROBLEM_SETTLEMENT_ALREADY_REVERSED",
+    "PROBLEM_SETTLEMENT_UNKNOWN",
+    "PROBLEM_WRONG_PROVINCE",
+    "ClassifiedItem",
+    "ClearingAdapter",
+    "ClearingError",
+    "FilingType",
+    "FundPayment",
+    "ItemClass",
+    "OutcomeUnknown",
+    "ProvinceRejected",
+    "ProvinceResponseInvalid",
+    "ProvinceUnavailable",
+    "QueryRequest",
+    "QueryResult",
+    "ReversalRequest",
+    "ReversalResult",
+    "Scheme",
+    "SettlementBreakdown",
+    "SettlementRequest",
+    "SettlementResult",
+]
+
+Fen = Annotated[int, msgspec.Meta(ge=0)]
+Bp = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
+Admdvs = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+Scheme = Literal["employee", "resident"]
+ItemClass = Literal["A", "B", "C"]
+FilingType = Literal["long_term", "referral", "emergency", "temporary"]
+
+# Problem codes of a ProvinceRejected (stable; the API maps them to problem details).
+PROBLEM_PROVINCE_ERROR = "province_error"
+PROBLEM_PERSON_UNKNOWN = "person_unknown_to_province"
+PROBLEM_FILING_REQUIRED = "filing_required"
+PROBLEM_MSGID_CONFLICT = "msgid_conflict"
+PROBLEM_SETTLEMENT_UNKNOWN = "settlement_unknown_to_province"
+PROBLEM_SETTLEMENT_ALREADY_REVERSED = "settlement_already_reversed"
+PROBLEM_PROVINCE_REFUSED_SIGNATURE = "province_refused_signature"
+PROBLEM_PROVINCE_REFUSED_REQUEST = "province_refused_request"
+PROBLEM_WRONG_PROVINCE = "wrong_province"
+PROBLEM_PERSON_MISMATCH = "person_record_mismatch"
+PROBLEM_CHARGE_ALREADY_SETTLED = "charge_already_settled"
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+class ClassifiedItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A fee item as the treatment place's catalogue classified it (DOMAIN.md section 2)."""
+
+    line_no: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]  # feedetl_sn
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]  # med_list_codg
+    name: Annotated[str, msgspec.Meta(max_length=200)]  # med_list_name
+    quantity: Annotated[int, msgspec.Meta(ge=1)]  # cnt
+    unit_price_fen: Fen  # pric
+    item_class: ItemClass  # chrgitm_lv: 01 A, 02 B, 03 C
+    price_limit_fen: Fen | None = None  # pric_uplmt_amt
+    pre_self_pay_bp: Bp | None = None  # selfpay_prop (class B); None: the province's default
+    non_medical: bool = False  # drug delivery / on-site service fee: never insured
+
+    @property
+    def total_fen(self) -> int:
+        """``quantity * unit_price_fen`` (det_item_fee_sumamt)."""
+        return self.quantity * self.unit_price_fen
+
+
+class SettlementRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A pre-settlement or settlement, routed to the province of ``insured_area``."""
+
+    msgid: str  # msgid: idempotency key towards the province; keep it for retries
+    psn_no: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{20}$")]  # psn_no
+    insured_area: Admdvs  # insuplc_admdvs
+    treatment_area: Admdvs  # mdtrtarea_admvs
+    institution_code: str  # fixmedins_code
+    institution_name: str  # fixmedins_name
+    institution_level: Literal[1, 2, 3]  # medins_lv
+    insurance_scheme: Scheme  # insutype: 310 employee, 390 resident
+    personal_account_allowed: bool  # acct_used_flag
+    service_date: dt.date  # begntime
+    offsite_filing_type: FilingType | None = None  # out_fil_type: filing valid on the date
+    visit_id: str  # mdtrt_id
+    charge_batch_no: str  # chrg_bchno
+    items: Annotated[list[ClassifiedItem], msgspec.Meta(min_length=1)]  # feedetail
+    certificate_type: Literal["01", "02", "03"] = "01"  # mdtrt_cert_type: e-voucher
+    certificate_no: str = ""  # mdtrt_cert_no
+    medical_type: str = "11"  # med_type: ordinary outpatient
+    settlement_way: str = "01"  # psn_setlway: by item
+    operator_type: Literal["1", "2", "3"] = "3"  # opter_type: mobile terminal
+    operator_id: str = "medpay"  # opter
+    operator_name: str = "medpay gateway"  # opter_name
+
+    @property
+    def medfee_total_fen(self) -> int:
+        """The sum of all items (medfee_sumamt)."""
+        return sum(item.total_fen for item in self.items)
+
+
+class ReversalRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Reverse a confirmed settlement (2208), under a msgid of its own."""
+
+    msgid: str  # msgid
+    psn_no: str  # psn_no
+    insured_area: Admdvs  # insuplc_admdvs
+    treatment_area: Admdvs  # mdtrtarea_admvs
+    institution_code: str  # fixmedins_code
+    institution_name: str  # fixmedins_name
+    settlement_id: str  # setl_id
+    visit_id: str  # mdtrt_id
+    operator_type: Literal["1", "2", "3"] = "3"
+    operator_id: str = "medpay"
+    operator_name: str = "medpay gateway"
+
+
+class QueryRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Ask what an earlier settlement or reversal did (6301), under a msgid of its own."""
+
+    msgid: str  # msgid of this query
+    ref_msgid: str  # ref_msgid: the msgid of the 2207 / 2208 in question
+    insured_area: Admdvs  # insuplc_admdvs
+    treatment_area: Admdvs  # mdtrtarea_admvs
+    institution_code: str  # fixmedins_code
+    institution_name: str  # fixmedins_name
+    operator_type: Literal["1", "2", "3"] = "3"
+    operator_id: str = "medpay"
+    operator_name: str = "medpay gateway"
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+class FundPayment(msgspec.Struct, frozen=True, kw_only=True):
+    """One fund's share of a settlement (setldetail)."""
+
+    fund_type: str  # fund_pay_type, e.g. 310100 employee basic fund
+    in_scope_fen: Fen  # inscp_scp_amt
+    payable_base_fen: Fen  # crt_payb_lmt_amt: the base its ratio applied to
+    paid_fen: Fen  # fund_payamt
+
+
+class SettlementBreakdown(msgspec.Struct, frozen=True, kw_only=True):
+    """Every figure of DOMAIN.md section 3 for one settlement, checked on construction."""
+
+    settlement_id: str | None  # setl_id (None for a pre-settlement)
+    medfee_total_fen: Fen  # medfee_sumamt
+    full_own_pay_fen: Fen  # fulamt_ownpay_amt
+    over_limit_self_pay_fen: Fen  # overlmt_selfpay
+    pre_self_pay_fen: Fen  # preselfpay_amt
+    in_scope_fen: Fen  # inscp_scp_amt
+    deductible_applied_fen: Fen  # act_pay_dedc
+    ratio_bp: Bp  # pool_prop_selfpay (our profile: the ratio applied)
+    basic_fund_fen: Fen  # hifp_pay
+    critical_illness_fen: Fen  # hifmi_pay
+    medical_assistance_fen: Fen  # maf_pay
+    fund_total_fen: Fen  # fund_pay_sumamt
+    personal_part_fen: Fen  # psn_part_amt
+    personal_account_fen: Fen  # acct_pay
+    cash_fen: Fen  # psn_cash_pay: paid by card or wallet, outside medpay
+    balance_after_fen: Fen  # balc
+    settled_at: dt.datetime  # setl_time
+    funds: tuple[FundPayment, ...] = ()  # setldetail
+
+    def __post_init__(self) -> None:
+        parts = (
+            self.full_own_pay_fen
+            + self.over_limit_self_pay_fen
+            + self.pre_self_pay_fen
+            + self.in_scope_fen
+        )
+        if parts != self.medfee_total_fen:
+            raise ValueError(f"items split {parts} != medfee_total_fen {self.medfee_total_fen}")
+        funds = self.basic_fund_fen + self.critical_illness_fen + self.medical_assistance_fen
+        if funds != self.fund_total_fen:
+            raise ValueError(f"funds {funds} != fund_total_fen {self.fund_total_fen}")
+        if self.fund_total_fen + self.personal_part_fen != self.medfee_total_fen:
+            raise ValueError("fund_total_fen + personal_part_fen != medfee_total_fen")
+        if self.personal_account_fen + self.cash_fen != self.personal_part_fen:
+            raise ValueError("personal_account_fen + cash_fen != personal_part_fen")
+
+
+class SettlementResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to a pre-settlement or settlement."""
+
+    msgid: str  # our msgid
+    province_msgid: str  # inf_refmsgid
+    breakdown: SettlementBreakdown
+
+
+class ReversalResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to a reversal: what was given back."""
+
+    msgid: str
+    province_msgid: str  # inf_refmsgid
+    settlement_id: str  # setl_id reversed
+    medfee_total_fen: Fen  # medfee_sumamt
+    fund_total_fen: Fen  # fund_pay_sumamt returned to the funds
+    personal_account_fen: Fen  # acct_pay credited back to the account
+    cash_fen: Fen  # psn_cash_pay: to be refunded by whoever collected it
+    balance_after_fen: Fen  # balc after the reversal
+    reversed_at: dt.datetime
+
+
+class QueryResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What the request ``ref_msgid`` did, as the province sees it now."""
+
+    msgid: str
+    province_msgid: str
+    ref_msgid: str
+    status: Literal["settled", "reversed", "not_found"]  # ord_stas
+    breakdown: SettlementBreakdown | None = None
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class ClearingError(Exception):
+    """A settlement call failed; ``code`` is stable, ``outcome_known`` says what to do next."""
+
+    code: ClassVar[str] = "clearing_error"
+    outcome_known: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, province: str = "", msgid: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.province = province
+        self.msgid = msgid
+
+
+class ProvinceRejected(ClearingError):
+    """The province answered with an error and did nothing.
+
+    ``code`` is one of the ``PROBLEM_*`` constants; ``retryable`` is true when the same
+    request (same msgid) may succeed later.
+    """
+
+    outcome_known = True
+
+    def __init__(
+        self,
+        code: str,
+        infcode: int,
+        message: str,
+        *,
+        province: str = "",
+        msgid: str = "",
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message, province=province, msgid=msgid)
+        self.code = code  # type: ignore[misc]
+        self.infcode = infcode
+        self.retryable = retryable
+
+
+class ProvinceUnavailable(ClearingError):
+    """The request certainly did not reach the province (nothing was sent)."""
+
+    code = "province_unavailable"
+    outcome_known = True
+
+
+class OutcomeUnknown(ClearingError):
+    """The request may have been processed: resolve by the same msgid, never a new one."""
+
+    code = "settlement_outcome_unknown"
+    outcome_known = False
+
+
+class ProvinceResponseInvalid(OutcomeUnknown):
+    """An answer arrived but is malformed or badly signed; what happened stays unknown."""
+
+    code = "province_response_invalid"
+
+
+# --- the interface ----------------------------------------------------------------------------
+
+
+@runtime_checkable
+class ClearingAdapter(Protocol):
+    """One province's clearing platform, whatever its wire format."""
+
+    province_code: str  # admdvs of the province, e.g. 330000
+
+    async def pre_settle(self, request: SettlementRequest) -> SettlementResult:
+        """Compute a settlement without effect (2206)."""
+        ...
+
+    async def settle(self, request: SettlementRequest) -> SettlementResult:
+        """Settle (2207): funds, personal account and year-to-date totals move."""
+        ...
+
+    async def reverse(self, request: ReversalRequest) -> ReversalResult:
+        """Reverse a settlement exactly (2208)."""
+        ...
+
+    async def query(self, request: QueryRequest) -> QueryResult:
+        """What an earlier settlement or reversal did (6301)."""
+        ...

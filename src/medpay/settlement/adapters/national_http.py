@@ -1,0 +1,388 @@
+"""The national wire format over HTTP (DOMAIN.md section 8), our Ed25519 / integer-fen profile.
+
+One adapter per province, all sharing the process's pooled ``httpx.AsyncClient``.
+The request envelope is signed (``cainfo``); the answer's body signature is
+verified before anything in it is believed. Transport failures are classified by
+whether the request can have reached the province (see ``base``): only a failure to
+connect (or to get a pooled connection) proves it did not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import msgspec
+
+from medpay.settlement.adapters.base import (
+    PROBLEM_CHARGE_ALREADY_SETTLED,
+    PROBLEM_FILING_REQUIRED,
+    PROBLEM_MSGID_CONFLICT,
+    PROBLEM_PERSON_MISMATCH,
+    PROBLEM_PERSON_UNKNOWN,
+    PROBLEM_PROVINCE_ERROR,
+    PROBLEM_PROVINCE_REFUSED_REQUEST,
+    PROBLEM_PROVINCE_REFUSED_SIGNATURE,
+    PROBLEM_SETTLEMENT_ALREADY_REVERSED,
+    PROBLEM_SETTLEMENT_UNKNOWN,
+    PROBLEM_WRONG_PROVINCE,
+    FundPayment,
+    OutcomeUnknown,
+    ProvinceRejected,
+    ProvinceResponseInvalid,
+    ProvinceUnavailable,
+    QueryRequest,
+    QueryResult,
+    ReversalRequest,
+    ReversalResult,
+    SettlementBreakdown,
+    SettlementRequest,
+    SettlementResult,
+)
+from medpay.wire.national import (
+    INFNO_ORDER_QUERY,
+    INFNO_PRE_SETTLE,
+    INFNO_REVERSE,
+    INFNO_SETTLE,
+    FeeDetail,
+    InfCode,
+    OrderQueryInput,
+    OrderQueryOutput,
+    RequestEnvelope,
+    ReversalInput,
+    ReversalOutput,
+    SetlDetail,
+    SetlInfo,
+    SettlementInput,
+    SettlementOutput,
+    encode,
+    format_inf_time,
+    parse_inf_time,
+    province_of,
+    response_decoder,
+)
+from medpay.wire.signing import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    SignatureError,
+    load_private_key,
+    load_public_key,
+    sign_request,
+    verify_body_signature,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+    from medpay.settlement.adapters.registry import ClearingConfig, ProvinceEndpoint
+
+__all__ = ["DEFAULT_TIMEOUT", "INFCODE_PROBLEMS", "NationalHttpAdapter", "new_http_client"]
+
+#: Connect fast (a refused or silent province is "unavailable", safely); read longer.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=2.0, read=10.0, write=5.0, pool=2.0)
+
+#: infcode -> (problem code, may the same request succeed later)
+INFCODE_PROBLEMS: dict[int, tuple[str, bool]] = {
+    InfCode.GENERIC: (PROBLEM_PROVINCE_ERROR, True),
+    InfCode.PERSON_UNKNOWN: (PROBLEM_PERSON_UNKNOWN, False),
+    InfCode.FILING_REQUIRED: (PROBLEM_FILING_REQUIRED, False),
+    InfCode.MSGID_CONFLICT: (PROBLEM_MSGID_CONFLICT, False),
+    InfCode.SETTLEMENT_UNKNOWN: (PROBLEM_SETTLEMENT_UNKNOWN, False),
+    InfCode.ALREADY_REVERSED: (PROBLEM_SETTLEMENT_ALREADY_REVERSED, False),
+    InfCode.BAD_SIGNATURE: (PROBLEM_PROVINCE_REFUSED_SIGNATURE, False),
+    InfCode.MALFORMED: (PROBLEM_PROVINCE_REFUSED_REQUEST, False),
+    InfCode.WRONG_PROVINCE: (PROBLEM_WRONG_PROVINCE, False),
+    InfCode.UNSUPPORTED_INFNO: (PROBLEM_PROVINCE_REFUSED_REQUEST, False),
+    InfCode.PERSON_MISMATCH: (PROBLEM_PERSON_MISMATCH, False),
+    InfCode.DUPLICATE_CHARGE: (PROBLEM_CHARGE_ALREADY_SETTLED, False),
+}
+
+_CLASS_LEVELS = {"A": "01", "B": "02", "C": "03"}
+_INSUTYPES = {"employee": "310", "resident": "390"}
+
+#: Failures that happen before any byte of the request can have been sent.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def new_http_client(*, max_connections: int = 100, max_keepalive: int = 20) -> httpx.AsyncClient:
+    """The pooled client the adapters share, one per process; close it at shutdown.
+
+    No redirects and no proxies from the environment: a payment backend talks to the
+    address it was configured with.
+    """
+    return httpx.AsyncClient(
+        timeout=DEFAULT_TIMEOUT,
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_keepalive
+        ),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+class NationalHttpAdapter:
+    """A province speaking the national envelope over HTTP POST at ``url``."""
+
+    kind = "national_http"
+
+    def __init__(
+        self,
+        url: str,
+        province_code: str,
+        signing_key: Ed25519PrivateKey,
+        province_public_key: Ed25519PublicKey,
+        client: httpx.AsyncClient,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        *,
+        recer_sys_code: str = "MEDPAY",
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        if province_of(province_code) != province_code:
+            raise ValueError(f"not a province code: {province_code}")
+        self.url = url
+        self.province_code = province_code
+        self._signing_key = signing_key
+        self._province_key = province_public_key
+        self._client = client
+        self._timeout = timeout
+        self._recer_sys_code = recer_sys_code
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+
+    @classmethod
+    def from_endpoint(
+        cls, endpoint: ProvinceEndpoint, config: ClearingConfig, client: httpx.AsyncClient
+    ) -> NationalHttpAdapter:
+        """Build from one line of the clearing configuration (see ``registry``)."""
+        return cls(
+            endpoint.url,
+            endpoint.admdvs,
+            load_private_key(config.signing_key_pem),
+            load_public_key(endpoint.public_key_pem),
+            client,
+            httpx.Timeout(
+                connect=endpoint.connect_timeout_s,
+                read=endpoint.read_timeout_s,
+                write=endpoint.read_timeout_s,
+                pool=endpoint.connect_timeout_s,
+            ),
+            recer_sys_code=config.recer_sys_code,
+        )
+
+    # --- transactions -----------------------------------------------------------------------
+
+    async def pre_settle(self, request: SettlementRequest) -> SettlementResult:
+        """2206: the figures a settlement would have now; nothing changes."""
+        return await self._settlement(INFNO_PRE_SETTLE, request)
+
+    async def settle(self, request: SettlementRequest) -> SettlementResult:
+        """2207: settle with the province."""
+        return await self._settlement(INFNO_SETTLE, request)
+
+    async def reverse(self, request: ReversalRequest) -> ReversalResult:
+        """2208: reverse a settlement."""
+        envelope = self._envelope(
+            INFNO_REVERSE,
+            request,
+            ReversalInput(
+                setl_id=request.settlement_id, mdtrt_id=request.visit_id, psn_no=request.psn_no
+            ),
+        )
+        refmsgid, output = await self._call(envelope, ReversalOutput)
+        if output.setl_id != request.settlement_id or output.psn_no != request.psn_no:
+            raise self._invalid(request.msgid, "reversal answer is about another settlement")
+        return ReversalResult(
+            msgid=request.msgid,
+            province_msgid=refmsgid,
+            settlement_id=output.setl_id,
+            medfee_total_fen=output.medfee_sumamt,
+            fund_total_fen=output.fund_pay_sumamt,
+            personal_account_fen=output.acct_pay,
+            cash_fen=output.psn_cash_pay,
+            balance_after_fen=output.balc,
+            reversed_at=parse_inf_time(output.setl_time),
+        )
+
+    async def query(self, request: QueryRequest) -> QueryResult:
+        """6301: what the request ``ref_msgid`` did."""
+        envelope = self._envelope(
+            INFNO_ORDER_QUERY, request, OrderQueryInput(ref_msgid=request.ref_msgid)
+        )
+        refmsgid, output = await self._call(envelope, OrderQueryOutput)
+        breakdown = None
+        if output.ord_stas != "not_found":
+            if output.setlinfo is None:
+                raise self._invalid(request.msgid, f"ord_stas {output.ord_stas} without setlinfo")
+            breakdown = self._breakdown(request.msgid, output.setlinfo, output.setldetail)
+        return QueryResult(
+            msgid=request.msgid,
+            province_msgid=refmsgid,
+            ref_msgid=request.ref_msgid,
+            status=output.ord_stas,
+            breakdown=breakdown,
+        )
+
+    # --- mapping ------------------------------------------------------------------------------
+
+    async def _settlement(self, infno: str, request: SettlementRequest) -> SettlementResult:
+        envelope = self._envelope(infno, request, self._settlement_input(request))
+        refmsgid, output = await self._call(envelope, SettlementOutput)
+        info = output.setlinfo
+        if info.psn_no != request.psn_no or info.mdtrt_id != request.visit_id:
+            raise self._invalid(request.msgid, "answer is about another person or visit")
+        if info.medfee_sumamt != request.medfee_total_fen:
+            raise self._invalid(request.msgid, "answer settles another total")
+        if (info.setl_id is None) != (infno == INFNO_PRE_SETTLE):
+            raise self._invalid(request.msgid, "setl_id present on a pre-settlement or missing")
+        return SettlementResult(
+            msgid=request.msgid,
+            province_msgid=refmsgid,
+            breakdown=self._breakdown(request.msgid, info, output.setldetail),
+        )
+
+    def _settlement_input(self, request: SettlementRequest) -> SettlementInput:
+        if province_of(request.insured_area) != self.province_code:
+            raise ValueError(
+                f"insured area {request.insured_area} is not in province {self.province_code}"
+            )
+        return SettlementInput(
+            psn_no=request.psn_no,
+            mdtrt_cert_type=request.certificate_type,
+            mdtrt_cert_no=request.certificate_no,
+            med_type=request.medical_type,
+            medfee_sumamt=request.medfee_total_fen,
+            psn_setlway=request.settlement_way,
+            mdtrt_id=request.visit_id,
+            chrg_bchno=request.charge_batch_no,
+            insutype=_INSUTYPES[request.insurance_scheme],  # type: ignore[arg-type]
+            acct_used_flag="1" if request.personal_account_allowed else "0",
+            medins_lv=str(request.institution_level),  # type: ignore[arg-type]
+            out_fil_type=request.offsite_filing_type,
+            begntime=request.service_date,
+            feedetail=[
+                FeeDetail(
+                    feedetl_sn=item.line_no,
+                    med_list_codg=item.code,
+                    med_list_name=item.name,
+                    cnt=item.quantity,
+                    pric=item.unit_price_fen,
+                    det_item_fee_sumamt=item.total_fen,
+                    chrgitm_lv=_CLASS_LEVELS[item.item_class],  # type: ignore[arg-type]
+                    pric_uplmt_amt=item.price_limit_fen,
+                    selfpay_prop=item.pre_self_pay_bp,
+                    non_medical=item.non_medical,
+                )
+                for item in request.items
+            ],
+        )
+
+    def _breakdown(
+        self, msgid: str, info: SetlInfo, details: list[SetlDetail]
+    ) -> SettlementBreakdown:
+        try:
+            return SettlementBreakdown(
+                settlement_id=info.setl_id,
+                medfee_total_fen=info.medfee_sumamt,
+                full_own_pay_fen=info.fulamt_ownpay_amt,
+                over_limit_self_pay_fen=info.overlmt_selfpay,
+                pre_self_pay_fen=info.preselfpay_amt,
+                in_scope_fen=info.inscp_scp_amt,
+                deductible_applied_fen=info.act_pay_dedc,
+                ratio_bp=info.pool_prop_selfpay,
+                basic_fund_fen=info.hifp_pay,
+                critical_illness_fen=info.hifmi_pay,
+                medical_assistance_fen=info.maf_pay,
+                fund_total_fen=info.fund_pay_sumamt,
+                personal_part_fen=info.psn_part_amt,
+                personal_account_fen=info.acct_pay,
+                cash_fen=info.psn_cash_pay,
+                balance_after_fen=info.balc,
+                settled_at=parse_inf_time(info.setl_time),
+                funds=tuple(
+                    FundPayment(
+                        fund_type=detail.fund_pay_type,
+                        in_scope_fen=detail.inscp_scp_amt,
+                        payable_base_fen=detail.crt_payb_lmt_amt,
+                        paid_fen=detail.fund_payamt,
+                    )
+                    for detail in details
+                ),
+            )
+        except ValueError as exc:
+            raise self._invalid(msgid, f"inconsistent figures: {exc}") from exc
+
+    def _envelope(self, infno: str, request: Any, payload: Any) -> RequestEnvelope[Any]:
+        envelope = RequestEnvelope[Any](
+            infno=infno,
+            msgid=request.msgid,
+            mdtrtarea_admvs=request.treatment_area,
+            insuplc_admdvs=request.insured_area,
+            recer_sys_code=self._recer_sys_code,
+            opter_type=request.operator_type,
+            opter=request.operator_id,
+            opter_name=request.operator_name,
+            inf_time=format_inf_time(self._clock()),
+            fixmedins_code=request.institution_code,
+            fixmedins_name=request.institution_name,
+            input=payload,
+        )
+        return sign_request(envelope, self._signing_key)
+
+    # --- transport ------------------------------------------------------------------------------
+
+    def _invalid(self, msgid: str, message: str) -> ProvinceResponseInvalid:
+        return ProvinceResponseInvalid(message, province=self.province_code, msgid=msgid)
+
+    async def _call(
+        self, envelope: RequestEnvelope[Any], output_type: type[Any]
+    ) -> tuple[str, Any]:
+        """POST the signed envelope; return (inf_refmsgid, typed output) or raise."""
+        msgid = envelope.msgid
+        where = {"province": self.province_code, "msgid": msgid}
+        try:
+            response = await self._client.post(
+                self.url,
+                content=encode(envelope),
+                headers={"Content-Type": "application/json"},
+                timeout=self._timeout,
+            )
+        except _NOT_SENT as exc:
+            raise ProvinceUnavailable(f"province not reachable: {exc!r}", **where) from exc
+        except httpx.TransportError as exc:  # timeouts after sending, resets, protocol errors
+            raise OutcomeUnknown(f"no answer from the province: {exc!r}", **where) from exc
+        if response.status_code >= 500:
+            raise OutcomeUnknown(f"province answered HTTP {response.status_code}", **where)
+        if response.status_code != 200:
+            raise self._invalid(msgid, f"unexpected HTTP {response.status_code}")
+        body = response.content
+        try:
+            verify_body_signature(
+                body,
+                response.headers.get(TIMESTAMP_HEADER),
+                response.headers.get(SIGNATURE_HEADER),
+                self._province_key,
+                now=self._clock().timestamp(),
+            )
+        except SignatureError as exc:
+            raise self._invalid(msgid, f"answer signature: {exc}") from exc
+        try:
+            answer = response_decoder(output_type).decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise self._invalid(msgid, f"malformed answer: {exc}") from exc
+        if answer.infcode < 0:
+            code, retryable = INFCODE_PROBLEMS.get(answer.infcode, (PROBLEM_PROVINCE_ERROR, False))
+            raise ProvinceRejected(
+                code,
+                answer.infcode,
+                answer.err_msg or f"infcode {answer.infcode}",
+                retryable=retryable,
+                **where,
+            )
+        if answer.infcode != 0 or answer.output is None:
+            raise self._invalid(msgid, f"infcode {answer.infcode} with output {answer.output!r}")
+        return answer.inf_refmsgid, answer.output

@@ -1,0 +1,465 @@
+"""The national HTTP adapter's wire behaviour, against a mocked province (respx)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import respx
+
+from medpay.settlement.adapters.base import (
+    ClassifiedItem,
+    ClearingAdapter,
+    OutcomeUnknown,
+    ProvinceRejected,
+    ProvinceResponseInvalid,
+    ProvinceUnavailable,
+    QueryRequest,
+    ReversalRequest,
+    SettlementRequest,
+)
+from medpay.settlement.adapters.national_http import NationalHttpAdapter
+from medpay.settlement.adapters.registry import (
+    ClearingConfig,
+    ProvinceEndpoint,
+    build_adapters,
+    simulator_endpoints,
+)
+from medpay.wire.national import (
+    RequestEnvelope,
+    ResponseEnvelope,
+    SetlDetail,
+    SetlInfo,
+    SettlementInput,
+    SettlementOutput,
+    encode,
+    request_decoder,
+)
+from medpay.wire.signing import (
+    body_signature_headers,
+    generate_private_key,
+    private_key_pem,
+    public_key_pem,
+    verify_canonical,
+)
+
+GATEWAY_KEY = generate_private_key()
+PROVINCE_KEY = generate_private_key()
+URL = "http://province.test/provinces/330000/api"
+PSN = "33000000000000000001"
+
+
+def settlement_request(**overrides: Any) -> SettlementRequest:
+    fields: dict[str, Any] = {
+        "msgid": "H33010600001202503010830050001",
+        "psn_no": PSN,
+        "insured_area": "330106",
+        "treatment_area": "330106",
+        "institution_code": "H33010600001",
+        "institution_name": "杭州互联网医院",
+        "institution_level": 3,
+        "insurance_scheme": "employee",
+        "personal_account_allowed": True,
+        "service_date": dt.date(2025, 3, 1),
+        "visit_id": "V1",
+        "charge_batch_no": "C1",
+        "items": [
+            ClassifiedItem(
+                line_no="1",
+                code="X01",
+                name="amoxicillin",
+                quantity=2,
+                unit_price_fen=1_500,
+                item_class="A",
+            ),
+            ClassifiedItem(
+                line_no="2",
+                code="B07",
+                name="ointment",
+                quantity=1,
+                unit_price_fen=2_000,
+                item_class="B",
+                price_limit_fen=1_800,
+                pre_self_pay_bp=1_500,
+            ),
+            ClassifiedItem(
+                line_no="3",
+                code="DLV",
+                name="delivery",
+                quantity=1,
+                unit_price_fen=800,
+                item_class="C",
+                non_medical=True,
+            ),
+        ],
+    }
+    fields.update(overrides)
+    return SettlementRequest(**fields)
+
+
+def setlinfo(**overrides: Any) -> SetlInfo:
+    # Figures of a consistent answer for settlement_request(): total 3000 + 2000 + 800 = 5800.
+    fields: dict[str, Any] = {
+        "setl_id": "330000202503010000000001",
+        "psn_no": PSN,
+        "mdtrt_id": "V1",
+        "medfee_sumamt": 5_800,
+        "fulamt_ownpay_amt": 800,
+        "overlmt_selfpay": 200,
+        "preselfpay_amt": 270,
+        "inscp_scp_amt": 4_530,
+        "act_pay_dedc": 0,
+        "hifp_pay": 3_171,
+        "pool_prop_selfpay": 7_000,
+        "hifmi_pay": 0,
+        "maf_pay": 0,
+        "fund_pay_sumamt": 3_171,
+        "psn_part_amt": 2_629,
+        "acct_pay": 1_829,
+        "psn_cash_pay": 800,
+        "balc": 98_171,
+        "insutype": "310",
+        "setl_time": "2025-03-01 08:30:06",
+    }
+    fields.update(overrides)
+    return SetlInfo(**fields)
+
+
+def output(**overrides: Any) -> SettlementOutput:
+    detail = SetlDetail(
+        fund_pay_type="310100", inscp_scp_amt=4_530, crt_payb_lmt_amt=4_530, fund_payamt=3_171
+    )
+    return SettlementOutput(setlinfo=setlinfo(**overrides), setldetail=[detail])
+
+
+def reply(
+    out: Any = None,
+    *,
+    infcode: int = 0,
+    err_msg: str | None = None,
+    key: Any = PROVINCE_KEY,
+    body: bytes | None = None,
+    status: int = 200,
+) -> httpx.Response:
+    if body is None:
+        body = encode(
+            ResponseEnvelope[Any](
+                infcode=infcode,
+                inf_refmsgid="330000202503010830060000000001",
+                refmsg_time="20250301083006000",
+                respond_time="20250301083006010",
+                err_msg=err_msg,
+                output=out,
+            )
+        )
+    return httpx.Response(status, content=body, headers=body_signature_headers(body, key))
+
+
+@pytest.fixture
+async def client():
+    async with httpx.AsyncClient() as http:
+        yield http
+
+
+@pytest.fixture
+def adapter(client: httpx.AsyncClient) -> NationalHttpAdapter:
+    return NationalHttpAdapter(
+        URL, "330000", GATEWAY_KEY, PROVINCE_KEY.public_key(), client, httpx.Timeout(1.0)
+    )
+
+
+@pytest.fixture
+def province():
+    with respx.mock(assert_all_called=False) as mock:
+        yield mock
+
+
+# --- the request ------------------------------------------------------------------------------
+
+
+async def test_pre_settlement_sends_a_signed_national_envelope(adapter, province):
+    route = province.post(URL).mock(return_value=reply(output(setl_id=None)))
+
+    await adapter.pre_settle(settlement_request())
+
+    sent = route.calls.last.request
+    assert sent.headers["content-type"] == "application/json"
+    envelope = msgspec.json.decode(sent.content, type=RequestEnvelope[SettlementInput])
+    assert envelope.infno == "2206"
+    assert envelope.msgid == "H33010600001202503010830050001"
+    assert envelope.insuplc_admdvs == "330106"
+    assert envelope.mdtrtarea_admvs == "330106"
+    assert envelope.fixmedins_code == "H33010600001"
+    assert envelope.signtype == "ED25519"
+    assert envelope.infver == "V1.0"
+    body = envelope.input
+    assert (body.psn_no, body.insutype, body.acct_used_flag, body.medins_lv) == (
+        PSN,
+        "310",
+        "1",
+        "3",
+    )
+    assert body.medfee_sumamt == 5_800
+    assert body.begntime == dt.date(2025, 3, 1)
+    assert [d.chrgitm_lv for d in body.feedetail] == ["01", "02", "03"]
+    assert body.feedetail[1].pric_uplmt_amt == 1_800
+    assert body.feedetail[1].selfpay_prop == 1_500
+    assert body.feedetail[2].non_medical is True
+    # the signature covers what was sent, checked the way the province checks it
+    verify_canonical(request_decoder(Any).decode(sent.content), [GATEWAY_KEY.public_key()])
+
+
+async def test_money_travels_as_integers(adapter, province):
+    route = province.post(URL).mock(return_value=reply(output(setl_id=None)))
+    await adapter.pre_settle(settlement_request())
+    raw = json.loads(route.calls.last.request.content)
+    assert isinstance(raw["input"]["medfee_sumamt"], int)
+    assert all(isinstance(d["pric"], int) for d in raw["input"]["feedetail"])
+
+
+async def test_request_for_another_province_is_not_sent(adapter, province):
+    route = province.post(URL).mock(return_value=reply(output()))
+    with pytest.raises(ValueError, match="province"):
+        await adapter.settle(settlement_request(insured_area="440106"))
+    assert not route.called
+
+
+# --- the answer ---------------------------------------------------------------------------------
+
+
+async def test_settlement_answer_maps_to_the_breakdown(adapter, province):
+    province.post(URL).mock(return_value=reply(output()))
+
+    result = await adapter.settle(settlement_request())
+
+    assert result.msgid == "H33010600001202503010830050001"
+    assert result.province_msgid == "330000202503010830060000000001"
+    breakdown = result.breakdown
+    assert breakdown.settlement_id == "330000202503010000000001"
+    assert breakdown.medfee_total_fen == 5_800
+    assert breakdown.basic_fund_fen == 3_171
+    assert breakdown.ratio_bp == 7_000
+    assert breakdown.personal_account_fen == 1_829
+    assert breakdown.cash_fen == 800
+    assert breakdown.balance_after_fen == 98_171
+    assert breakdown.settled_at == dt.datetime(2025, 3, 1, 0, 30, 6, tzinfo=dt.UTC)
+    assert [(f.fund_type, f.paid_fen) for f in breakdown.funds] == [("310100", 3_171)]
+
+
+async def test_reversal_answer_maps_to_the_result(adapter, province):
+    from medpay.wire.national import ReversalOutput
+
+    answer = ReversalOutput(
+        setl_id="S1",
+        psn_no=PSN,
+        mdtrt_id="V1",
+        medfee_sumamt=5_800,
+        fund_pay_sumamt=3_171,
+        acct_pay=1_829,
+        psn_cash_pay=800,
+        balc=100_000,
+        setl_time="2025-03-01 09:00:00",
+    )
+    route = province.post(URL).mock(return_value=reply(answer))
+    request = ReversalRequest(
+        msgid="H33010600001202503010900000001",
+        psn_no=PSN,
+        insured_area="330106",
+        treatment_area="330106",
+        institution_code="H33010600001",
+        institution_name="h",
+        settlement_id="S1",
+        visit_id="V1",
+    )
+
+    result = await adapter.reverse(request)
+
+    sent = json.loads(route.calls.last.request.content)
+    assert sent["infno"] == "2208"
+    assert sent["input"] == {"setl_id": "S1", "mdtrt_id": "V1", "psn_no": PSN}
+    assert result.personal_account_fen == 1_829
+    assert result.balance_after_fen == 100_000
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "has_breakdown"),
+    [
+        ({"ord_stas": "not_found"}, "not_found", False),
+        ({"ord_stas": "settled", "setlinfo": msgspec.to_builtins(setlinfo())}, "settled", True),
+    ],
+)
+async def test_order_query_maps_the_status(adapter, province, answer, status, has_breakdown):
+    route = province.post(URL).mock(return_value=reply(answer))
+    request = QueryRequest(
+        msgid="H33010600001202503010900000002",
+        ref_msgid="H33010600001202503010830050001",
+        insured_area="330106",
+        treatment_area="330106",
+        institution_code="H33010600001",
+        institution_name="h",
+    )
+
+    result = await adapter.query(request)
+
+    assert json.loads(route.calls.last.request.content)["input"] == {
+        "ref_msgid": "H33010600001202503010830050001"
+    }
+    assert result.status == status
+    assert (result.breakdown is not None) == has_breakdown
+
+
+# --- province errors ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("infcode", "code", "retryable"),
+    [
+        (-1, "province_error", True),
+        (-2, "person_unknown_to_province", False),
+        (-3, "filing_required", False),
+        (-4, "msgid_conflict", False),
+        (-5, "settlement_unknown_to_province", False),
+        (-6, "settlement_already_reversed", False),
+        (-7, "province_refused_signature", False),
+        (-12, "charge_already_settled", False),
+        (-99, "province_error", False),
+    ],
+)
+async def test_error_infcode_becomes_a_rejection(adapter, province, infcode, code, retryable):
+    province.post(URL).mock(return_value=reply(infcode=infcode, err_msg="refused"))
+
+    with pytest.raises(ProvinceRejected) as caught:
+        await adapter.settle(settlement_request())
+
+    assert caught.value.code == code
+    assert caught.value.infcode == infcode
+    assert caught.value.retryable is retryable
+    assert caught.value.outcome_known
+    assert caught.value.message == "refused"
+
+
+# --- transport ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error", [httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout])
+async def test_failure_before_sending_means_unavailable(adapter, province, error):
+    province.post(URL).mock(side_effect=error)
+    with pytest.raises(ProvinceUnavailable) as caught:
+        await adapter.settle(settlement_request())
+    assert caught.value.outcome_known
+    assert caught.value.code == "province_unavailable"
+
+
+@pytest.mark.parametrize(
+    "error", [httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.RemoteProtocolError]
+)
+async def test_failure_after_sending_means_outcome_unknown(adapter, province, error):
+    province.post(URL).mock(side_effect=error)
+    with pytest.raises(OutcomeUnknown) as caught:
+        await adapter.settle(settlement_request())
+    assert not caught.value.outcome_known
+    assert caught.value.code == "settlement_outcome_unknown"
+    assert caught.value.msgid == "H33010600001202503010830050001"
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_server_error_means_outcome_unknown(adapter, province, status):
+    province.post(URL).mock(return_value=httpx.Response(status))
+    with pytest.raises(OutcomeUnknown) as caught:
+        await adapter.settle(settlement_request())
+    assert type(caught.value) is OutcomeUnknown
+
+
+# --- answers that cannot be trusted -----------------------------------------------------------------
+
+
+async def test_answer_signed_by_another_key_is_invalid(adapter, province):
+    province.post(URL).mock(return_value=reply(output(), key=generate_private_key()))
+    with pytest.raises(ProvinceResponseInvalid, match="signature"):
+        await adapter.settle(settlement_request())
+
+
+async def test_unsigned_answer_is_invalid(adapter, province):
+    province.post(URL).mock(return_value=httpx.Response(200, content=encode({"infcode": 0})))
+    with pytest.raises(ProvinceResponseInvalid, match="signature"):
+        await adapter.settle(settlement_request())
+
+
+async def test_malformed_answer_is_invalid_and_its_outcome_unknown(adapter, province):
+    province.post(URL).mock(return_value=reply(body=b"<html>gateway</html>"))
+    with pytest.raises(ProvinceResponseInvalid) as caught:
+        await adapter.settle(settlement_request())
+    assert isinstance(caught.value, OutcomeUnknown)
+    assert not caught.value.outcome_known
+    assert caught.value.code == "province_response_invalid"
+
+
+async def test_answer_with_inconsistent_figures_is_invalid(adapter, province):
+    province.post(URL).mock(return_value=reply(output(psn_cash_pay=700)))
+    with pytest.raises(ProvinceResponseInvalid, match="inconsistent"):
+        await adapter.settle(settlement_request())
+
+
+async def test_answer_about_another_person_is_invalid(adapter, province):
+    province.post(URL).mock(return_value=reply(output(psn_no="33000000000000000099")))
+    with pytest.raises(ProvinceResponseInvalid, match="another person"):
+        await adapter.settle(settlement_request())
+
+
+async def test_success_without_output_is_invalid(adapter, province):
+    province.post(URL).mock(return_value=reply(None))
+    with pytest.raises(ProvinceResponseInvalid):
+        await adapter.settle(settlement_request())
+
+
+async def test_unexpected_http_status_is_invalid(adapter, province):
+    province.post(URL).mock(return_value=httpx.Response(404))
+    with pytest.raises(ProvinceResponseInvalid, match="404"):
+        await adapter.settle(settlement_request())
+
+
+# --- registry ---------------------------------------------------------------------------------------
+
+
+def _config(*endpoints: ProvinceEndpoint) -> ClearingConfig:
+    return ClearingConfig(signing_key_pem=private_key_pem(GATEWAY_KEY), provinces=list(endpoints))
+
+
+def _endpoint(admdvs: str, kind: str = "national_http") -> ProvinceEndpoint:
+    return ProvinceEndpoint(
+        admdvs=admdvs,
+        kind=kind,
+        url=f"http://p/{admdvs}",
+        public_key_pem=public_key_pem(PROVINCE_KEY),
+    )
+
+
+async def test_registry_builds_one_adapter_per_province(client):
+    adapters = build_adapters(_config(_endpoint("330000"), _endpoint("440000")), client)
+    assert sorted(adapters) == ["330000", "440000"]
+    assert all(isinstance(a, ClearingAdapter) for a in adapters.values())
+    assert adapters["440000"].province_code == "440000"
+
+
+async def test_registry_refuses_an_unknown_kind(client):
+    with pytest.raises(ValueError, match="unknown adapter kind"):
+        build_adapters(_config(_endpoint("330000", kind="sm4_national")), client)
+
+
+async def test_registry_refuses_a_province_twice(client):
+    with pytest.raises(ValueError, match="twice"):
+        build_adapters(_config(_endpoint("330000"), _endpoint("330000")), client)
+
+
+def test_simulator_endpoints_point_at_each_province():
+    endpoints = simulator_endpoints(
+        "http://127.0.0.1:8700/", {"330000": "pem-a", "110000": "pem-b"}
+    )
+    assert [(e.admdvs, e.url) for e in endpoints] == [
+        ("110000", "http://127.0.0.1:8700/provinces/110000/api"),
+        ("330000", "http://127.0.0.1:8700/provinces/330000/api"),
+    ]
