@@ -16,10 +16,14 @@ from medpay.config import Settings
 from medpay.db.pool import create_pool
 from medpay.openapi_doc import openapi_config
 from medpay.payments.routes import PaymentController
+from medpay.payments.service import PaymentFlow
 from medpay.security import queries as security_queries
 from medpay.security.idempotency import Idempotency
 from medpay.security.identity import IdentityVerifier
 from medpay.security.problems import exception_handlers
+from medpay.settlement.adapters.national_http import new_http_client
+from medpay.settlement.adapters.registry import ClearingConfig, build_adapters, load_clearing_config
+from medpay.settlement.routing import ProvinceDirectory
 
 __all__ = ["create_app", "medpay_version"]
 
@@ -62,10 +66,17 @@ async def _housekeeping(app: Litestar) -> None:
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)
 
 
-def create_app(settings: Settings) -> Litestar:
-    """Build the gateway for ``settings`` (``database_url`` must be set by now)."""
+def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) -> Litestar:
+    """Build the gateway for ``settings`` (``database_url`` must be set by now).
+
+    ``clearing`` says which adapter reaches each province; without it, the file named
+    by ``settings.clearing_config_file`` is read, and without that no province is
+    connected (every settlement is refused with ``province_not_connected``).
+    """
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url; the CLI starts a database first")
+    if clearing is None and settings.clearing_config_file:
+        clearing = load_clearing_config(settings.clearing_config_file)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -78,6 +89,10 @@ def create_app(settings: Settings) -> Litestar:
             retention_hours=settings.idempotency_retention_hours,
             lock_seconds=settings.idempotency_lock_seconds,
         )
+        http_client = new_http_client()
+        adapters = build_adapters(clearing, http_client) if clearing else {}
+        app.state.provinces = ProvinceDirectory(adapters)
+        app.state.payment_flow = PaymentFlow(app.state.pool, app.state.provinces)
         housekeeping = asyncio.create_task(_housekeeping(app), name="medpay-housekeeping")
         try:
             yield
@@ -85,6 +100,7 @@ def create_app(settings: Settings) -> Litestar:
             housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await housekeeping
+            await http_client.aclose()
             await app.state.pool.close()
 
     app = Litestar(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,8 @@ from medpay.config import Settings, load_settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from medpay.simulator.config import SimulatorConfig
 
 __all__ = ["main"]
 
@@ -167,36 +170,126 @@ async def ensure_dev_app(pool: object, data_dir: Path) -> dict[str, str]:
     return record
 
 
-async def _serve(settings: Settings, *, dev: bool) -> None:
+def _gateway_signing_key(data_dir: Path) -> str:
+    """The gateway's development key for signing messages to provinces (cainfo)."""
+    from medpay.wire.signing import generate_private_key, private_key_pem
+
+    path = data_dir / "gateway-signing-key.pem"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(private_key_pem(generate_private_key()))
+        path.chmod(0o600)
+    return path.read_text()
+
+
+def _simulator_config(data_dir: Path, gateway_key_pem: str) -> SimulatorConfig:
+    """The simulator's configuration in the data folder: all 31 provinces, keys kept across runs."""
+    from medpay.simulator.config import default_config, load_config, save_config
+    from medpay.wire.signing import load_private_key, public_key_pem
+
+    path = data_dir / "simulator.json"
+    gateway_public = public_key_pem(load_private_key(gateway_key_pem))
+    config = load_config(path) if path.exists() else default_config()
+    if gateway_public not in config.gateway_public_keys:
+        config = msgspec.structs.replace(config, gateway_public_keys=[gateway_public])
+    save_config(config, path)
+    return config
+
+
+async def _run(settings: Settings, *, simulator_port: int) -> None:
+    """Everything, for development: database, simulator (31 provinces), gateway."""
     from medpay.app import create_app
     from medpay.db.pool import create_pool
     from medpay.db.runtime import database, migrate
     from medpay.security.identity import DevelopmentIssuer
-    from medpay.serving import make_server, serve_all
+    from medpay.seed import seed_sample_data
+    from medpay.serving import wait_for_stop_signal
+    from medpay.settlement.adapters.registry import ClearingConfig, simulator_endpoints
+    from medpay.simulator.app import create_simulator_app
+    from medpay.simulator.config import simulator_public_keys
+    from medpay.simulator.runner import start_server
+    from medpay.simulator.seed import seed_sample_persons
+    from medpay.simulator.store import SIMULATOR_MIGRATIONS, SIMULATOR_SCHEMA
+
+    settings = _with_dev_identity(settings)
+    data_dir = settings.data_path
+    gateway_key = _gateway_signing_key(data_dir)
+    simulator_config = _simulator_config(data_dir, gateway_key)
+    async with database(settings.database_url, data_dir, announce=True) as dsn:
+        await migrate(dsn, extra=((SIMULATOR_MIGRATIONS, SIMULATOR_SCHEMA),))
+        settings = msgspec.structs.replace(settings, database_url=dsn)
+        pool = await create_pool(dsn, min_size=1, max_size=10)
+        try:
+            await seed_sample_data(pool)
+            await seed_sample_persons(pool)
+            record = await ensure_dev_app(pool, data_dir)
+            simulator = await start_server(
+                create_simulator_app(simulator_config, pool), settings.host, simulator_port
+            )
+            try:
+                clearing = ClearingConfig(
+                    signing_key_pem=gateway_key,
+                    provinces=simulator_endpoints(
+                        simulator.url, simulator_public_keys(simulator_config)
+                    ),
+                )
+                gateway = await start_server(
+                    create_app(settings, clearing=clearing), settings.host, settings.port
+                )
+                try:
+                    _save_run_info(data_dir, gateway.url, simulator.url, record["app_id"])
+                    token = DevelopmentIssuer.load_or_create(data_dir).issue(
+                        "33000000000000000001",
+                        audience=settings.identity_audience,
+                        ttl_seconds=8 * 3600,
+                    )
+                    print(f"Simulator (31 provinces) {simulator.url}  (GET /health)")
+                    print(
+                        f"Gateway                  {gateway.url}  (OpenAPI: {gateway.url}/schema/openapi.json)"
+                    )
+                    print(
+                        f"Development app          {record['app_id']}  key: {data_dir / DEV_APP_FILE}"
+                    )
+                    print(f"Patient token (8 h)      {token}")
+                    print(
+                        "Try it:                  medpay demo      (Ctrl-C here stops everything)",
+                        flush=True,
+                    )
+                    await wait_for_stop_signal()
+                finally:
+                    await gateway.stop()
+            finally:
+                await simulator.stop()
+        finally:
+            await pool.close()
+
+
+def _save_run_info(data_dir: Path, gateway_url: str, simulator_url: str, app_id: str) -> None:
+    """Where ``medpay run`` listens, for ``medpay demo`` and the scripts."""
+    (data_dir / "run.json").write_text(
+        json.dumps(
+            {"gateway_url": gateway_url, "simulator_url": simulator_url, "app_id": app_id}, indent=2
+        )
+    )
+
+
+async def _serve(settings: Settings) -> None:
+    """The gateway alone (production-like; provinces from MEDPAY_CLEARING_CONFIG_FILE)."""
+    from medpay.app import create_app
+    from medpay.db.runtime import database, migrate
+    from medpay.serving import wait_for_stop_signal
+    from medpay.simulator.runner import start_server
 
     settings = _with_dev_identity(settings)
     async with database(settings.database_url, settings.data_path, announce=True) as dsn:
         await migrate(dsn)
         settings = msgspec.structs.replace(settings, database_url=dsn)
-        if dev:
-            pool = await create_pool(dsn, min_size=1, max_size=2)
-            try:
-                record = await ensure_dev_app(pool, settings.data_path)
-            finally:
-                await pool.close()
-            token = DevelopmentIssuer.load_or_create(settings.data_path).issue(
-                "33000000000000000001", audience=settings.identity_audience, ttl_seconds=8 * 3600
-            )
-            print(
-                f"Gateway                http://{settings.host}:{settings.port}  (OpenAPI: /schema/openapi.json)"
-            )
-            print(
-                f"Development app        {record['app_id']}  key: {settings.data_path / DEV_APP_FILE}"
-            )
-            print(f"Patient token (8 h)    {token}")
-        await serve_all(
-            make_server(create_app(settings), settings.host, settings.port, log_level="info")
-        )
+        gateway = await start_server(create_app(settings), settings.host, settings.port)
+        try:
+            print(f"Gateway {gateway.url}", flush=True)
+            await wait_for_stop_signal()
+        finally:
+            await gateway.stop()
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -206,12 +299,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medpay", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser(
-        "run", help="run the whole system locally (database, gateway) for development"
+    run = commands.add_parser(
+        "run", help="run the whole system locally: database, simulator, gateway"
     )
+    run.add_argument("--simulator-port", type=int, default=8700)
     serve = commands.add_parser("serve", help="run the gateway only")
     serve.add_argument("--port", type=int)
     commands.add_parser("migrate", help="apply database migrations (idempotent)")
+    commands.add_parser(
+        "demo", help="send one cross-provincial online revisit to `medpay run` and print the split"
+    )
 
     openapi = commands.add_parser("openapi", help="write the OpenAPI document the app serves")
     openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))
@@ -239,14 +336,19 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``medpay`` console script."""
     args = _parser().parse_args(argv)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per province call is noise here
     settings = load_settings()
     try:
         if args.command == "run":
-            asyncio.run(_serve(settings, dev=True))
+            asyncio.run(_run(settings, simulator_port=args.simulator_port))
         elif args.command == "serve":
             if args.port:
                 settings = msgspec.structs.replace(settings, port=args.port)
-            asyncio.run(_serve(settings, dev=False))
+            asyncio.run(_serve(settings))
+        elif args.command == "demo":
+            from medpay.demo import run_demo
+
+            return run_demo(settings.data_path)
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "openapi":

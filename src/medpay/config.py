@@ -40,6 +40,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_retention_hours: int = 24
     #: An ``in_progress`` key older than this is taken to belong to a crashed request.
     idempotency_lock_seconds: int = 60
+    #: JSON file of the clearing configuration (gateway signing key, each province's adapter).
+    clearing_config_file: str | None = None
     #: Pool sizes per gateway process.
     pool_min_size: int = 2
     pool_max_size: int = 20
@@ -70,6 +72,7 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         ("identity_audience", str),
         ("idempotency_retention_hours", int),
         ("pool_max_size", int),
+        ("clearing_config_file", str),
     ):
         raw = env.get(f"MEDPAY_{field.upper()}")
         if raw:

@@ -1,20 +1,38 @@
-"""Fixtures for the gateway over HTTP: an app per test on its own database."""
+"""Fixtures for the gateway over real HTTP: a gateway and a simulator per test, on its own database.
+
+Both servers run in the test's event loop on loopback sockets and the tests talk to
+them with httpx. (Litestar's AsyncTestClient runs the app in a blocking portal on
+another thread, which would starve a simulator sharing the test's loop.)
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
+import httpx
 import msgspec
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from medpay.app import create_app
 from medpay.channels.service import RegisteredApp, register_app
 from medpay.client import AppSignatureAuth
 from medpay.config import Settings
 from medpay.security.identity import DevelopmentIssuer
+from medpay.seed import seed_sample_data
+from medpay.settlement.adapters.registry import ClearingConfig, simulator_endpoints
+from medpay.simulator.app import create_simulator_app
+from medpay.simulator.config import SimulatorConfig, default_config, simulator_public_keys
+from medpay.simulator.runner import RunningServer, start_server
+from medpay.simulator.seed import load_sample_persons, seed_persons
+from medpay.wire.signing import (
+    generate_private_key,
+    load_private_key,
+    private_key_pem,
+    public_key_pem,
+)
 
 ZHEJIANG_EMPLOYEE = "33000000000000000001"
 
@@ -36,15 +54,71 @@ def settings(database_url: str, identity_issuer: DevelopmentIssuer) -> Settings:
     )
 
 
-@pytest.fixture
-def gateway(settings: Settings) -> Litestar:
-    return create_app(settings)
+@pytest.fixture(scope="session")
+def gateway_signing_key() -> str:
+    """The gateway's key for cainfo, trusted by the test simulator."""
+    return private_key_pem(generate_private_key())
+
+
+@pytest.fixture(scope="session")
+def simulator_config(gateway_signing_key: str) -> SimulatorConfig:
+    """All 31 provinces on the reference policy, trusting the test gateway's key."""
+    gateway_public = public_key_pem(load_private_key(gateway_signing_key))
+    return default_config(gateway_public_keys=[gateway_public], seed=7)
 
 
 @pytest.fixture
-async def client(gateway: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app=gateway, base_url="http://medpay.test") as test_client:
-        yield test_client
+async def seeded(db_pool: asyncpg.Pool) -> None:
+    """The sample persons, institutions and catalogue, on both sides of the wire."""
+    await seed_sample_data(db_pool)
+    await seed_persons(db_pool, load_sample_persons())
+
+
+@pytest.fixture
+async def simulator(
+    db_pool: asyncpg.Pool, simulator_config: SimulatorConfig, seeded: None
+) -> AsyncIterator[RunningServer]:
+    """The provincial platform simulator over real HTTP on loopback, on this test's database."""
+    server = await start_server(create_simulator_app(simulator_config, db_pool))
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def clearing(
+    simulator: RunningServer, simulator_config: SimulatorConfig, gateway_signing_key: str
+) -> ClearingConfig:
+    """Every province reached through the national HTTP adapter at the simulator."""
+    return ClearingConfig(
+        signing_key_pem=gateway_signing_key,
+        provinces=simulator_endpoints(
+            simulator.url, simulator_public_keys(simulator_config), read_timeout_s=2.0
+        ),
+    )
+
+
+@pytest.fixture
+def gateway(settings: Settings, clearing: ClearingConfig) -> Litestar:
+    return create_app(settings, clearing=clearing)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """Serve ``app`` on a loopback port for the ``with`` block; yield a client for it."""
+    server = await start_server(app)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            yield http
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def client(gateway: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_gateway(gateway) as http:
+        yield http
 
 
 @pytest.fixture

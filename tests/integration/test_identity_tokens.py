@@ -14,7 +14,7 @@ import pytest
 
 from medpay.security.identity import DevelopmentIssuer
 
-from .conftest import ZHEJIANG_EMPLOYEE, problem
+from .conftest import ZHEJIANG_EMPLOYEE, problem, running_gateway
 
 UNKNOWN_PAYMENT = f"/v1/payments/{uuid.uuid4()}"
 
@@ -143,8 +143,6 @@ async def test_subject_that_is_not_a_person_number_is_refused(
 
 
 async def test_es256_issuer_is_trusted_when_configured(database_url, patient_app) -> None:
-    from litestar.testing import AsyncTestClient
-
     from medpay.app import create_app
     from medpay.client import AppSignatureAuth
     from medpay.config import Settings
@@ -152,7 +150,7 @@ async def test_es256_issuer_is_trusted_when_configured(database_url, patient_app
     issuer = DevelopmentIssuer.generate("ecdsa-p256")
     assert issuer.algorithm == "ES256"
     app = create_app(Settings(database_url=database_url, identity_issuers=(issuer.trusted(),)))
-    async with AsyncTestClient(app=app) as client:
+    async with running_gateway(app) as client:
         auth = AppSignatureAuth(
             patient_app.app_id, patient_app.private_key_pem, issuer.issue(ZHEJIANG_EMPLOYEE)
         )

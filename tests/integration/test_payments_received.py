@@ -1,4 +1,4 @@
-"""Payment orders: received, recorded once, visible only to their app and person."""
+"""Payment orders: recorded once, validated strictly, visible only to their app and person."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from medpay.client import AppSignatureAuth
 
 from .conftest import ZHEJIANG_EMPLOYEE, problem
 
+#: An online revisit at a Beijing internet hospital with a class B drug.
 ORDER = {
-    "institution_code": "H11010800123",
+    "institution_code": "H11010800124",
     "treatment_area": "110108",
     "visit_type": "online_revisit",
     "items": [
-        {"item_code": "001102000010000-110200001", "quantity": 1, "unit_price_fen": 2500},
-        {"item_code": "XA10BAA075A001010101445", "quantity": 2, "unit_price_fen": 3650},
+        {"item_code": "001101000010000-IR01", "quantity": 1, "unit_price_fen": 2500},
+        {"item_code": "XC10AAA096A001010178938", "quantity": 2, "unit_price_fen": 3650},
     ],
     "personal_account_allowed": True,
 }
@@ -32,17 +33,16 @@ async def _payment_count(db_pool) -> int:
     return await db_pool.fetchval("SELECT count(*) FROM payments")
 
 
-async def test_payment_order_is_recorded_as_received(client, signed, db_pool) -> None:
+async def test_payment_order_is_recorded_with_its_items(client, signed, db_pool) -> None:
     response = await _pay(client, signed)
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["state"] == "received"
     assert body["psn_no"] == ZHEJIANG_EMPLOYEE
     assert body["medical_fee_total_fen"] == 2500 + 2 * 3650
     assert [item["total_fen"] for item in body["items"]] == [2500, 7300]
     assert response.headers["location"] == f"/v1/payments/{body['payment_id']}"
     row = await db_pool.fetchrow("SELECT state, medical_fee_total_fen FROM payments")
-    assert (row["state"], row["medical_fee_total_fen"]) == ("received", 9800)
+    assert (row["state"], row["medical_fee_total_fen"]) == ("settled", 9800)
 
 
 async def test_payment_is_returned_to_the_app_and_person_that_made_it(client, signed) -> None:

@@ -7,31 +7,25 @@ import uuid
 
 import asyncpg
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from medpay.app import create_app
 from medpay.channels.service import RegisteredApp, register_app, set_app_status
 from medpay.client import AppSignatureAuth
 from medpay.config import Settings
 
-from .conftest import problem
+from .conftest import problem, running_gateway
 
 UNKNOWN_PAYMENT = f"/v1/payments/{uuid.uuid4()}"
 
 
-async def test_a_correctly_signed_request_passes_the_door(
-    client: AsyncTestClient[Litestar], signed
-) -> None:
+async def test_a_correctly_signed_request_passes_the_door(client, signed) -> None:
     response = await client.get(UNKNOWN_PAYMENT, auth=signed)
     # It got past signature and identity checks to the handler, which found nothing.
     assert response.status_code == 404
     assert problem(response)["code"] == "payment_not_found"
 
 
-async def test_unsigned_request_is_refused(
-    client: AsyncTestClient[Litestar], patient_token: str
-) -> None:
+async def test_unsigned_request_is_refused(client, patient_token: str) -> None:
     response = await client.get(
         UNKNOWN_PAYMENT, headers={"Authorization": f"Bearer {patient_token}"}
     )
@@ -157,10 +151,7 @@ async def test_replayed_request_is_refused_by_another_gateway_process(
 ) -> None:
     """Nonces live in PostgreSQL: a second gateway sharing the database sees them."""
     first_gateway, second_gateway = create_app(settings), create_app(settings)
-    async with (
-        AsyncTestClient(app=first_gateway) as first,
-        AsyncTestClient(app=second_gateway) as second,
-    ):
+    async with running_gateway(first_gateway) as first, running_gateway(second_gateway) as second:
         request = first.build_request("GET", UNKNOWN_PAYMENT)
         captured = next(signed.auth_flow(request))
         accepted = await first.send(captured)

@@ -1,15 +1,27 @@
-"""SQL for payments and their fee items."""
+"""SQL for payments, their fee items, settlements and reversals."""
 
 from __future__ import annotations
 
-__all__ = ["INSERT_ITEMS", "INSERT_PAYMENT", "PAYMENT_BY_ID", "PAYMENT_BY_IDEMPOTENCY_KEY"]
+__all__ = [
+    "INSERT_ITEMS",
+    "INSERT_PAYMENT",
+    "INSERT_REVERSAL",
+    "INSERT_SETTLEMENT",
+    "LOCK_PAYMENT_FOR_SETTLEMENT",
+    "LOCK_PAYMENT_STATE",
+    "PAYMENT_BY_ID",
+    "PAYMENT_BY_IDEMPOTENCY_KEY",
+    "SETTLEMENT_POSTINGS",
+    "SET_STATE",
+    "START_SETTLING",
+]
 
 # A retried request under the same key finds the first payment (see security.idempotency).
 INSERT_PAYMENT = """
 INSERT INTO payments (payment_id, app_id, idempotency_key, request_digest, psn_no, institution_code,
                       treatment_area, visit_type, prescription_id, personal_account_allowed,
-                      medical_fee_total_fen, state)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'received')
+                      medical_fee_total_fen, service_date, state)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'received')
 ON CONFLICT (app_id, idempotency_key) DO NOTHING
 RETURNING payment_id
 """
@@ -24,15 +36,62 @@ SELECT $1, t.line_no, t.item_code, t.quantity, t.unit_price_fen, t.quantity::big
 _PAYMENT_COLUMNS = """
        p.payment_id, p.app_id, p.psn_no, p.institution_code, p.treatment_area, p.visit_type,
        p.prescription_id, p.personal_account_allowed, p.medical_fee_total_fen, p.state,
-       p.failure_code, p.created_at, p.updated_at, p.request_digest,
+       p.failure_code, p.failure_detail, p.created_at, p.updated_at, p.request_digest,
+       p.service_date, p.insured_area, p.scheme,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'line_no', i.line_no, 'item_code', i.item_code, 'quantity', i.quantity,
                    'unit_price_fen', i.unit_price_fen, 'total_fen', i.total_fen) ORDER BY i.line_no), '[]')
-          FROM payment_items i WHERE i.payment_id = p.payment_id) AS items
+          FROM payment_items i WHERE i.payment_id = p.payment_id) AS items,
+       s.setl_id, s.full_own_pay_fen, s.over_limit_self_pay_fen, s.pre_self_pay_fen, s.in_scope_fen,
+       s.deductible_fen, s.reimbursement_ratio_bp, s.basic_fund_fen, s.critical_illness_fen,
+       s.medical_assistance_fen, s.fund_total_fen, s.personal_share_fen, s.personal_account_fen,
+       s.cash_fen, s.account_balance_after_fen, s.settled_at, r.reversed_at
 """
 
-PAYMENT_BY_ID = f"SELECT {_PAYMENT_COLUMNS} FROM payments p WHERE p.payment_id = $1"
+_PAYMENT_FROM = """
+  FROM payments p
+  LEFT JOIN settlements s ON s.payment_id = p.payment_id
+  LEFT JOIN reversals r ON r.payment_id = p.payment_id
+"""
+
+PAYMENT_BY_ID = f"SELECT {_PAYMENT_COLUMNS} {_PAYMENT_FROM} WHERE p.payment_id = $1"
 
 PAYMENT_BY_IDEMPOTENCY_KEY = (
-    f"SELECT {_PAYMENT_COLUMNS} FROM payments p WHERE p.app_id = $1 AND p.idempotency_key = $2"
+    f"SELECT {_PAYMENT_COLUMNS} {_PAYMENT_FROM} WHERE p.app_id = $1 AND p.idempotency_key = $2"
 )
+
+# Every state change first locks the payment row, so two workers cannot both move it.
+LOCK_PAYMENT_STATE = "SELECT state FROM payments WHERE payment_id = $1 FOR UPDATE"
+
+LOCK_PAYMENT_FOR_SETTLEMENT = """
+SELECT state, institution_code, insured_area, treatment_area, medical_fee_total_fen
+  FROM payments WHERE payment_id = $1 FOR UPDATE
+"""
+
+START_SETTLING = """
+UPDATE payments SET state = 'settling', insured_area = $2, scheme = $3, updated_at = now()
+ WHERE payment_id = $1
+"""
+
+SET_STATE = """
+UPDATE payments SET state = $2, failure_code = $3, failure_detail = $4, updated_at = now()
+ WHERE payment_id = $1
+"""
+
+INSERT_SETTLEMENT = """
+INSERT INTO settlements (payment_id, setl_id, insured_province, treatment_province, medical_fee_total_fen,
+                         full_own_pay_fen, over_limit_self_pay_fen, pre_self_pay_fen, in_scope_fen,
+                         deductible_fen, basic_fund_fen, reimbursement_ratio_bp, critical_illness_fen,
+                         medical_assistance_fen, fund_total_fen, personal_share_fen, personal_account_fen,
+                         cash_fen, account_balance_after_fen)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+"""
+
+SETTLEMENT_POSTINGS = """
+SELECT p.account, p.amount_fen
+  FROM ledger_journals j JOIN ledger_postings p USING (journal_id)
+ WHERE j.payment_id = $1 AND j.kind = 'settlement'
+ ORDER BY p.line_no
+"""
+
+INSERT_REVERSAL = "INSERT INTO reversals (payment_id) VALUES ($1)"

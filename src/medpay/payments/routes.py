@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
-from medpay.payments import service
-from medpay.payments.schemas import PaymentOrder, PaymentView
+from medpay.payments.schemas import EstimateView, PaymentOrder, PaymentView
+from medpay.payments.service import PaymentFlow, PaymentOutcome, get_payment
 from medpay.schemas import encoder
 from medpay.security.guards import (
     current_app,
@@ -18,7 +19,7 @@ from medpay.security.guards import (
     signed_app_guard,
 )
 from medpay.security.idempotency import request_digest, validate_idempotency_key
-from medpay.security.problems import problem_responses
+from medpay.security.problems import problem_response, problem_responses
 
 __all__ = ["PATIENT_SECURITY", "PaymentController"]
 
@@ -36,6 +37,24 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
+def _answer(outcome: PaymentOutcome, success_status: int) -> Response[bytes]:
+    """201/200 when settled or reversed, 202 while the province's answer is pending, else the problem."""
+    payment = outcome.payment
+    if outcome.problem is not None:
+        problem = msgspec.structs.replace(
+            outcome.problem.to_problem(f"/v1/payments/{payment.payment_id}"),
+            payment_id=str(payment.payment_id),
+        )
+        return problem_response(problem, outcome.problem.headers)
+    status = 202 if payment.state in ("processing", "reversing") else success_status
+    return Response(
+        content=encoder.encode(payment),
+        status_code=status,
+        media_type="application/json",
+        headers={"Location": f"/v1/payments/{payment.payment_id}"},
+    )
+
+
 class PaymentController(Controller):
     """Payments made by patients from their apps."""
 
@@ -50,8 +69,8 @@ class PaymentController(Controller):
         summary="Pay for care with basic medical insurance",
         guards=[patient_payment_guard],
         status_code=201,
-        response_description="The payment as recorded",
-        responses=problem_responses(400, 401, 403, 409, 413, 422),
+        response_description="Settled with the home province; 202 while its answer is pending",
+        responses=problem_responses(400, 401, 403, 409, 413, 422, 502, 503),
     )
     async def create_payment(
         self,
@@ -59,34 +78,105 @@ class PaymentController(Controller):
         data: JSONBody[PaymentOrder],
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[PaymentView]:
-        """Record a payment order; a repeat under the same Idempotency-Key returns the first answer."""
+        """Settle a payment with the insured person's home province and answer with the split."""
         key = validate_idempotency_key(idempotency_key)
         app, patient = current_app(request), current_patient(request)
-        body = await request.body()
-        pool = request.app.state.pool
-        digest = request_digest(request.method, request.url.path, patient.psn_no, body)
+        flow: PaymentFlow = request.app.state.payment_flow
+        digest = request_digest(
+            request.method, request.url.path, patient.psn_no, await request.body()
+        )
 
         async def operation() -> Response[bytes]:
-            payment = await service.receive_payment(
-                pool,
+            outcome = await flow.pay(
                 app_id=app.app_id,
                 idempotency_key=key,
                 request_digest=digest,
                 psn_no=patient.psn_no,
                 order=data,
             )
+            return _answer(outcome, 201)
+
+        return await request.app.state.idempotency.run(  # type: ignore[no-any-return]
+            app_id=app.app_id, key=key, digest=digest, operation=operation
+        )
+
+    @post(
+        "/estimate",
+        operation_id="estimatePayment",
+        summary="Pre-settle: the split the home province would give, without effect",
+        status_code=200,
+        responses=problem_responses(400, 401, 409, 413, 422, 502, 503),
+    )
+    async def estimate_payment(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[PaymentOrder],
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[EstimateView]:
+        """A pre-settlement (2206): nothing is recorded here or at the province."""
+        key = validate_idempotency_key(idempotency_key)
+        app, patient = current_app(request), current_patient(request)
+        flow: PaymentFlow = request.app.state.payment_flow
+        digest = request_digest(
+            request.method, request.url.path, patient.psn_no, await request.body()
+        )
+
+        async def operation() -> Response[bytes]:
+            breakdown, insured_area = await flow.estimate(psn_no=patient.psn_no, order=data)
+            view = EstimateView(
+                insured_area=insured_area,
+                medical_fee_total_fen=breakdown.medfee_total_fen,
+                full_own_pay_fen=breakdown.full_own_pay_fen,
+                over_limit_self_pay_fen=breakdown.over_limit_self_pay_fen,
+                pre_self_pay_fen=breakdown.pre_self_pay_fen,
+                in_scope_fen=breakdown.in_scope_fen,
+                deductible_fen=breakdown.deductible_applied_fen,
+                reimbursement_ratio_bp=breakdown.ratio_bp,
+                basic_fund_fen=breakdown.basic_fund_fen,
+                critical_illness_fen=breakdown.critical_illness_fen,
+                medical_assistance_fen=breakdown.medical_assistance_fen,
+                fund_total_fen=breakdown.fund_total_fen,
+                personal_share_fen=breakdown.personal_part_fen,
+                personal_account_fen=breakdown.personal_account_fen,
+                cash_fen=breakdown.cash_fen,
+                account_balance_after_fen=breakdown.balance_after_fen,
+            )
             return Response(
-                content=encoder.encode(payment),
-                status_code=201,
-                media_type="application/json",
-                headers={"Location": f"/v1/payments/{payment.payment_id}"},
+                content=encoder.encode(view), status_code=200, media_type="application/json"
             )
 
         return await request.app.state.idempotency.run(  # type: ignore[no-any-return]
-            app_id=app.app_id,
-            key=key,
-            digest=digest,
-            operation=operation,
+            app_id=app.app_id, key=key, digest=digest, operation=operation
+        )
+
+    @post(
+        "/{payment_id:str}/reversal",
+        operation_id="reversePayment",
+        summary="Reverse a settled payment; balance and year-to-date totals return exactly",
+        guards=[patient_payment_guard],
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404, 409, 422, 502, 503),
+    )
+    async def reverse_payment(
+        self,
+        request: Request[Any, Any, Any],
+        payment_id: FromPath[str],
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[PaymentView]:
+        """Reverse (2208) a settled payment of this app and patient."""
+        key = validate_idempotency_key(idempotency_key)
+        app, patient = current_app(request), current_patient(request)
+        flow: PaymentFlow = request.app.state.payment_flow
+        digest = request_digest(
+            request.method, request.url.path, patient.psn_no, await request.body()
+        )
+
+        async def operation() -> Response[bytes]:
+            outcome = await flow.reverse(payment_id, app_id=app.app_id, psn_no=patient.psn_no)
+            return _answer(outcome, 200)
+
+        return await request.app.state.idempotency.run(  # type: ignore[no-any-return]
+            app_id=app.app_id, key=key, digest=digest, operation=operation
         )
 
     @get(
@@ -99,7 +189,7 @@ class PaymentController(Controller):
         self, request: Request[Any, Any, Any], payment_id: FromPath[str]
     ) -> PaymentView:
         """Only the app and the person that made a payment can see it."""
-        return await service.get_payment(
+        return await get_payment(
             request.app.state.pool,
             payment_id,
             app_id=current_app(request).app_id,

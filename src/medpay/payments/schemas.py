@@ -10,7 +10,15 @@ import msgspec
 
 from medpay.schemas import AREA_CODE, ApiAnswer, ApiRequest
 
-__all__ = ["FeeItem", "PaymentOrder", "PaymentState", "PaymentView", "VisitType"]
+__all__ = [
+    "EstimateView",
+    "FeeItem",
+    "PaymentOrder",
+    "PaymentState",
+    "PaymentView",
+    "SettlementView",
+    "VisitType",
+]
 
 VisitType = Literal["online_revisit", "pharmacy_purchase", "home_nursing"]
 PaymentState = Literal[
@@ -65,6 +73,40 @@ class FeeItemView(ApiAnswer, frozen=True, kw_only=True):
     total_fen: int  # det_item_fee_sumamt
 
 
+class SplitFigures(ApiAnswer, frozen=True, kw_only=True):
+    """The split of DOMAIN.md section 3, as the insured province computed it."""
+
+    medical_fee_total_fen: int  # medfee_sumamt
+    full_own_pay_fen: int  # fulamt_ownpay_amt: class C and non-medical fees
+    over_limit_self_pay_fen: int  # overlmt_selfpay
+    pre_self_pay_fen: int  # preselfpay_amt: class B pre-self-pay
+    in_scope_fen: int  # inscp_scp_amt
+    deductible_fen: int  # act_pay_dedc
+    reimbursement_ratio_bp: int  # the ratio applied, basis points
+    basic_fund_fen: int  # hifp_pay
+    critical_illness_fen: int  # hifmi_pay
+    medical_assistance_fen: int  # maf_pay
+    fund_total_fen: int  # fund_pay_sumamt: the funds pay this
+    personal_share_fen: int  # psn_part_amt
+    personal_account_fen: int  # acct_pay: from the personal account
+    cash_fen: int  # psn_cash_pay: the patient pays this by card or wallet
+    account_balance_after_fen: int  # balc
+
+
+class SettlementView(SplitFigures, frozen=True, kw_only=True):
+    """A confirmed settlement."""
+
+    settlement_id: str  # setl_id
+    settled_at: dt.datetime
+    reversed_at: dt.datetime | None = None
+
+
+class EstimateView(SplitFigures, frozen=True, kw_only=True):
+    """A pre-settlement (2206): what the split would be now; nothing was recorded."""
+
+    insured_area: str  # insuplc_admdvs
+
+
 class PaymentView(ApiAnswer, frozen=True, kw_only=True):
     """A payment as the app and its patient see it."""
 
@@ -79,5 +121,10 @@ class PaymentView(ApiAnswer, frozen=True, kw_only=True):
     items: list[FeeItemView]
     created_at: dt.datetime
     updated_at: dt.datetime
+    service_date: dt.date
+    insured_area: str | None = None  # insuplc_admdvs: the home province's area
+    scheme: Literal["employee", "resident"] | None = None  # insutype
     prescription_id: str | None = None
     failure_code: str | None = None
+    failure_detail: str | None = None
+    settlement: SettlementView | None = None

@@ -1,22 +1,73 @@
-"""Payment orders: record what the patient asked to pay, and show it to them alone."""
+"""Payments: receive the order, settle it with the home province, reverse it.
+
+The flow (DOMAIN.md sections 2 and 3):
+
+1. record the order as ``received`` (once per app and Idempotency-Key);
+2. find who insures the person on the service date, the institution, and classify
+   every item by the treatment place's catalogue; a failure here is ``failed`` with
+   its own code, and nothing was sent anywhere;
+3. allocate the msgid and move to ``settling`` in one transaction, *before* sending,
+   so the same payment is only ever sent under that msgid;
+4. send to the insured province's adapter and record what came back: ``settled``
+   with the breakdown and its ledger journal in one transaction; ``failed`` when the
+   province refused or could not be reached; ``unknown`` when it may have settled.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import TYPE_CHECKING
 
+import asyncpg
 import msgspec
 
 from medpay.db.pool import transaction
+from medpay.institutions.service import find_institution
+from medpay.ledger.service import post_journal, reversal_postings, settlement_postings
 from medpay.payments import queries
-from medpay.payments.schemas import FeeItemView, PaymentOrder, PaymentView
+from medpay.payments.schemas import FeeItemView, PaymentOrder, PaymentView, SettlementView
+from medpay.payments.states import check_transition
+from medpay.relationships.service import insurer_on
 from medpay.security.idempotency import IdempotencyKeyReused
 from medpay.security.problems import ProblemError
+from medpay.settlement import queries as settlement_queries
+from medpay.settlement.adapters.base import (
+    ClearingAdapter,
+    ClearingError,
+    OutcomeUnknown,
+    ProvinceRejected,
+    ProvinceUnavailable,
+    ReversalRequest,
+    SettlementBreakdown,
+    SettlementRequest,
+)
+from medpay.settlement.catalogue import classify_items
+from medpay.settlement.routing import ProvinceDirectory, province_of
+from medpay.wire.national import new_msgid
 
 if TYPE_CHECKING:
-    import asyncpg
+    from collections.abc import Callable
 
-__all__ = ["PaymentNotFound", "get_payment", "receive_payment"]
+    from medpay.institutions.service import Institution
+    from medpay.relationships.service import InsuranceRelationship
+    from medpay.settlement.adapters.base import ClassifiedItem
+
+__all__ = ["PaymentFlow", "PaymentNotFound", "PaymentOutcome", "check_order", "get_payment"]
+
+CHINA = dt.timezone(dt.timedelta(hours=8))
+INFNO_SETTLE = "2207"
+INFNO_REVERSE = "2208"
+
+#: Province refusals that are about the request or the person (422), not the province (502).
+_CLIENT_SIDE_REFUSALS = frozenset(
+    {
+        "person_unknown_to_province",
+        "filing_required",
+        "wrong_province",
+        "person_record_mismatch",
+    }
+)
 
 
 class PaymentNotFound(ProblemError):
@@ -26,22 +77,11 @@ class PaymentNotFound(ProblemError):
         super().__init__(404, "payment_not_found", "No such payment")
 
 
-def _view(row: asyncpg.Record) -> PaymentView:
-    return PaymentView(
-        payment_id=row["payment_id"],
-        state=row["state"],
-        psn_no=row["psn_no"],
-        institution_code=row["institution_code"],
-        treatment_area=row["treatment_area"],
-        visit_type=row["visit_type"],
-        personal_account_allowed=row["personal_account_allowed"],
-        medical_fee_total_fen=row["medical_fee_total_fen"],
-        items=msgspec.convert(row["items"], list[FeeItemView]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        prescription_id=row["prescription_id"],
-        failure_code=row["failure_code"],
-    )
+class PaymentOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What the HTTP layer answers: the payment, and the problem if it did not settle."""
+
+    payment: PaymentView
+    problem: ProblemError | None = None
 
 
 def check_order(order: PaymentOrder) -> None:
@@ -55,63 +95,532 @@ def check_order(order: PaymentOrder) -> None:
         )
 
 
-async def receive_payment(
-    pool: asyncpg.Pool,
-    *,
-    app_id: str,
-    idempotency_key: str,
-    request_digest: str,
-    psn_no: str,
-    order: PaymentOrder,
-) -> PaymentView:
-    """Record the order as ``received``, once per (app, Idempotency-Key).
+def _settlement_view(row: asyncpg.Record) -> SettlementView | None:
+    if row["setl_id"] is None:
+        return None
+    return SettlementView(
+        settlement_id=row["setl_id"],
+        medical_fee_total_fen=row["medical_fee_total_fen"],
+        full_own_pay_fen=row["full_own_pay_fen"],
+        over_limit_self_pay_fen=row["over_limit_self_pay_fen"],
+        pre_self_pay_fen=row["pre_self_pay_fen"],
+        in_scope_fen=row["in_scope_fen"],
+        deductible_fen=row["deductible_fen"],
+        reimbursement_ratio_bp=row["reimbursement_ratio_bp"],
+        basic_fund_fen=row["basic_fund_fen"],
+        critical_illness_fen=row["critical_illness_fen"],
+        medical_assistance_fen=row["medical_assistance_fen"],
+        fund_total_fen=row["fund_total_fen"],
+        personal_share_fen=row["personal_share_fen"],
+        personal_account_fen=row["personal_account_fen"],
+        cash_fen=row["cash_fen"],
+        account_balance_after_fen=row["account_balance_after_fen"],
+        settled_at=row["settled_at"],
+        reversed_at=row["reversed_at"],
+    )
 
-    A payment keeps its key for good: the same key with another request, even after
-    the idempotency record has expired, is refused rather than answered with the
-    old payment.
-    """
-    check_order(order)
-    payment_id = uuid.uuid4()
-    async with transaction(pool) as conn:
-        inserted = await conn.fetchval(
-            queries.INSERT_PAYMENT,
-            payment_id,
-            app_id,
-            idempotency_key,
-            request_digest,
-            psn_no,
-            order.institution_code,
-            order.treatment_area,
-            order.visit_type,
-            order.prescription_id,
-            order.personal_account_allowed,
-            order.medical_fee_total_fen,
-        )
-        if inserted is not None:
-            await conn.execute(
-                queries.INSERT_ITEMS,
-                payment_id,
-                list(range(1, len(order.items) + 1)),
-                [item.item_code for item in order.items],
-                [item.quantity for item in order.items],
-                [item.unit_price_fen for item in order.items],
-            )
-        row = await conn.fetchrow(queries.PAYMENT_BY_IDEMPOTENCY_KEY, app_id, idempotency_key)
-    assert row is not None
-    if row["request_digest"] != request_digest:
-        raise IdempotencyKeyReused()
-    return _view(row)
+
+def _view(row: asyncpg.Record) -> PaymentView:
+    return PaymentView(
+        payment_id=row["payment_id"],
+        state="processing" if row["state"] in ("settling", "unknown") else row["state"],
+        psn_no=row["psn_no"],
+        institution_code=row["institution_code"],
+        treatment_area=row["treatment_area"],
+        visit_type=row["visit_type"],
+        personal_account_allowed=row["personal_account_allowed"],
+        medical_fee_total_fen=row["medical_fee_total_fen"],
+        items=msgspec.convert(row["items"], list[FeeItemView]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        service_date=row["service_date"],
+        insured_area=row["insured_area"],
+        scheme=row["scheme"],
+        prescription_id=row["prescription_id"],
+        failure_code=row["failure_code"],
+        failure_detail=row["failure_detail"],
+        settlement=_settlement_view(row),
+    )
 
 
 async def get_payment(
     pool: asyncpg.Pool, payment_id: str, *, app_id: str, psn_no: str
 ) -> PaymentView:
     """The payment, if this app made it for this person; otherwise not found."""
+    row = await _owned_row(pool, payment_id, app_id=app_id, psn_no=psn_no)
+    return _view(row)
+
+
+async def _owned_row(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    payment_id: str | uuid.UUID,
+    *,
+    app_id: str,
+    psn_no: str,
+) -> asyncpg.Record:
     try:
-        key = uuid.UUID(payment_id)
+        key = payment_id if isinstance(payment_id, uuid.UUID) else uuid.UUID(payment_id)
     except ValueError:
         raise PaymentNotFound() from None
-    row = await pool.fetchrow(queries.PAYMENT_BY_ID, key)
+    row = await conn.fetchrow(queries.PAYMENT_BY_ID, key)
     if row is None or row["app_id"] != app_id or row["psn_no"] != psn_no:
         raise PaymentNotFound()
-    return _view(row)
+    return row
+
+
+def _problem_for(exc: ClearingError) -> ProblemError:
+    """Map an adapter failure to what the app is told."""
+    if isinstance(exc, ProvinceRejected):
+        status = 422 if exc.code in _CLIENT_SIDE_REFUSALS else 502
+        return ProblemError(
+            status, exc.code, "The home province refused the settlement", exc.message
+        )
+    if isinstance(exc, ProvinceUnavailable):
+        return ProblemError(
+            503,
+            exc.code,
+            "The home province could not be reached",
+            exc.message,
+            headers={"Retry-After": "30"},
+        )
+    return ProblemError(502, exc.code, "The home province's answer is not known yet", exc.message)
+
+
+class _Prepared(msgspec.Struct, frozen=True, kw_only=True):
+    relationship: InsuranceRelationship
+    institution: Institution
+    items: list[ClassifiedItem]
+    adapter: ClearingAdapter
+
+
+class PaymentFlow:
+    """Settles payments with the insured person's home province."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        provinces: ProvinceDirectory,
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(CHINA),
+    ) -> None:
+        self._pool = pool
+        self._provinces = provinces
+        self._clock = clock
+
+    # --- settle -----------------------------------------------------------------------------
+
+    async def pay(
+        self,
+        *,
+        app_id: str,
+        idempotency_key: str,
+        request_digest: str,
+        psn_no: str,
+        order: PaymentOrder,
+    ) -> PaymentOutcome:
+        """Receive and settle ``order``; a repeat under the same key continues the same payment."""
+        check_order(order)
+        row = await self._receive(app_id, idempotency_key, request_digest, psn_no, order)
+        payment_id: uuid.UUID = row["payment_id"]
+        if row["state"] == "received":
+            try:
+                prepared = await self._prepare(
+                    psn_no,
+                    row["institution_code"],
+                    row["treatment_area"],
+                    row["service_date"],
+                    order,
+                )
+            except ProblemError as refusal:
+                await self._fail(payment_id, "received", refusal.code, refusal.detail)
+                return PaymentOutcome(payment=await self._reload(payment_id), problem=refusal)
+            msgid = await self._start_settling(payment_id, row["institution_code"], prepared)
+        elif row["state"] == "settling":
+            # A crash left it between sending and recording: resend under the same msgid.
+            prepared = await self._prepare(
+                psn_no, row["institution_code"], row["treatment_area"], row["service_date"], order
+            )
+            message = await self._pool.fetchrow(
+                settlement_queries.MESSAGE_OF_PAYMENT, payment_id, INFNO_SETTLE
+            )
+            assert message is not None, f"payment {payment_id} is settling without a message"
+            msgid = message["msgid"]
+        else:
+            return PaymentOutcome(payment=_view(row))
+        return await self._send_settlement(payment_id, msgid, row, prepared)
+
+    async def estimate(
+        self, *, psn_no: str, order: PaymentOrder
+    ) -> tuple[SettlementBreakdown, str]:
+        """Pre-settle (2206): what the split would be today, and the insured area; no effect anywhere."""
+        check_order(order)
+        today = self._clock().date()
+        prepared = await self._prepare(
+            psn_no, order.institution_code, order.treatment_area, today, order
+        )
+        serial = await self._pool.fetchval(settlement_queries.ALLOCATE_MSGID_SERIAL)
+        request = self._settlement_request(
+            new_msgid(order.institution_code, self._clock(), int(serial) % 10000),
+            psn_no=psn_no,
+            payment_key=uuid.uuid4(),
+            treatment_area=order.treatment_area,
+            personal_account_allowed=order.personal_account_allowed,
+            service_date=today,
+            prepared=prepared,
+        )
+        try:
+            result = await prepared.adapter.pre_settle(request)
+        except ClearingError as exc:
+            raise _problem_for(exc) from exc
+        return result.breakdown, prepared.relationship.insured_area
+
+    async def _receive(
+        self, app_id: str, key: str, digest: str, psn_no: str, order: PaymentOrder
+    ) -> asyncpg.Record:
+        payment_id = uuid.uuid4()
+        async with transaction(self._pool) as conn:
+            inserted = await conn.fetchval(
+                queries.INSERT_PAYMENT,
+                payment_id,
+                app_id,
+                key,
+                digest,
+                psn_no,
+                order.institution_code,
+                order.treatment_area,
+                order.visit_type,
+                order.prescription_id,
+                order.personal_account_allowed,
+                order.medical_fee_total_fen,
+                self._clock().date(),
+            )
+            if inserted is not None:
+                await conn.execute(
+                    queries.INSERT_ITEMS,
+                    payment_id,
+                    list(range(1, len(order.items) + 1)),
+                    [item.item_code for item in order.items],
+                    [item.quantity for item in order.items],
+                    [item.unit_price_fen for item in order.items],
+                )
+            row = await conn.fetchrow(queries.PAYMENT_BY_IDEMPOTENCY_KEY, app_id, key)
+        assert row is not None
+        if row["request_digest"] != digest:
+            raise IdempotencyKeyReused()
+        return row
+
+    async def _prepare(
+        self,
+        psn_no: str,
+        institution_code: str,
+        treatment_area: str,
+        service_date: dt.date,
+        order: PaymentOrder,
+    ) -> _Prepared:
+        relationship = await insurer_on(self._pool, psn_no, service_date)
+        if relationship is None:
+            raise ProblemError(
+                422,
+                "person_not_insured",
+                "The person has no insurance relationship on the service date",
+                f"No basic medical insurance is recorded for {psn_no} on {service_date}.",
+            )
+        institution = await find_institution(self._pool, institution_code)
+        if institution is None:
+            raise ProblemError(
+                422,
+                "institution_unknown",
+                "The institution is not a designated institution",
+                f"{institution_code} is not in the institution registry.",
+            )
+        if institution.area != treatment_area:
+            raise ProblemError(
+                422,
+                "treatment_area_mismatch",
+                "The treatment area is not the institution's area",
+                f"{institution_code} is in {institution.area}, not {treatment_area}.",
+            )
+        items = await classify_items(self._pool, treatment_area, order.items)
+        adapter = self._provinces.adapter_for(relationship.insured_area)
+        return _Prepared(
+            relationship=relationship, institution=institution, items=items, adapter=adapter
+        )
+
+    def _settlement_request(
+        self,
+        msgid: str,
+        *,
+        psn_no: str,
+        payment_key: uuid.UUID,
+        treatment_area: str,
+        personal_account_allowed: bool,
+        service_date: dt.date,
+        prepared: _Prepared,
+    ) -> SettlementRequest:
+        return SettlementRequest(
+            msgid=msgid,
+            psn_no=psn_no,
+            insured_area=prepared.relationship.insured_area,
+            treatment_area=treatment_area,
+            institution_code=prepared.institution.institution_code,
+            institution_name=prepared.institution.name,
+            institution_level=prepared.institution.settlement_level,
+            insurance_scheme=prepared.relationship.scheme,
+            personal_account_allowed=personal_account_allowed,
+            service_date=service_date,
+            visit_id=payment_key.hex,  # mdtrt_id: one visit per payment
+            charge_batch_no=payment_key.hex[:20],  # chrg_bchno
+            items=prepared.items,
+        )
+
+    async def _allocate_msgid(
+        self,
+        conn: asyncpg.Connection,
+        payment_id: uuid.UUID,
+        institution_code: str,
+        infno: str,
+        province: str,
+    ) -> str:
+        for _ in range(5):
+            serial = await conn.fetchval(settlement_queries.ALLOCATE_MSGID_SERIAL)
+            msgid = new_msgid(institution_code, self._clock(), int(serial) % 10000)
+            try:
+                async with (
+                    conn.transaction()
+                ):  # a savepoint: a clash must not undo the caller's work
+                    await conn.execute(
+                        settlement_queries.INSERT_PROVINCE_MESSAGE,
+                        msgid,
+                        payment_id,
+                        infno,
+                        province,
+                    )
+            except asyncpg.UniqueViolationError:
+                continue
+            return msgid
+        raise RuntimeError("could not allocate a unique msgid")
+
+    async def _start_settling(
+        self, payment_id: uuid.UUID, institution_code: str, prepared: _Prepared
+    ) -> str:
+        async with transaction(self._pool) as conn:
+            state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
+            check_transition(state, "settling")
+            msgid = await self._allocate_msgid(
+                conn,
+                payment_id,
+                institution_code,
+                INFNO_SETTLE,
+                prepared.relationship.insured_province,
+            )
+            await conn.execute(
+                queries.START_SETTLING,
+                payment_id,
+                prepared.relationship.insured_area,
+                prepared.relationship.scheme,
+            )
+        return msgid
+
+    async def _send_settlement(
+        self, payment_id: uuid.UUID, msgid: str, row: asyncpg.Record, prepared: _Prepared
+    ) -> PaymentOutcome:
+        request = self._settlement_request(
+            msgid,
+            psn_no=row["psn_no"],
+            payment_key=payment_id,
+            treatment_area=row["treatment_area"],
+            personal_account_allowed=row["personal_account_allowed"],
+            service_date=row["service_date"],
+            prepared=prepared,
+        )
+        try:
+            result = await prepared.adapter.settle(request)
+        except OutcomeUnknown as exc:
+            await self._mark_unknown(payment_id, msgid, exc)
+            return PaymentOutcome(payment=await self._reload(payment_id))
+        except ClearingError as exc:
+            outcome = "unavailable" if isinstance(exc, ProvinceUnavailable) else "rejected"
+            await self._fail(
+                payment_id, "settling", exc.code, exc.message, msgid=msgid, outcome=outcome
+            )
+            return PaymentOutcome(payment=await self._reload(payment_id), problem=_problem_for(exc))
+        await self.record_settled(payment_id, msgid, result.breakdown)
+        return PaymentOutcome(payment=await self._reload(payment_id))
+
+    async def record_settled(
+        self, payment_id: uuid.UUID, msgid: str, breakdown: SettlementBreakdown
+    ) -> bool:
+        """Record a confirmed settlement, its journal and the message outcome, in one transaction.
+
+        Returns False when the payment was already settled (a late or repeated answer).
+        """
+        async with transaction(self._pool) as conn:
+            row = await conn.fetchrow(queries.LOCK_PAYMENT_FOR_SETTLEMENT, payment_id)
+            assert row is not None
+            if row["state"] == "settled":
+                return False
+            check_transition(row["state"], "settled")
+            if breakdown.medfee_total_fen != row["medical_fee_total_fen"]:
+                raise AssertionError(
+                    f"province settled {breakdown.medfee_total_fen} fen, payment is {row['medical_fee_total_fen']}"
+                )
+            insured_province = province_of(row["insured_area"])
+            await conn.execute(
+                queries.INSERT_SETTLEMENT,
+                payment_id,
+                breakdown.settlement_id,
+                insured_province,
+                province_of(row["treatment_area"]),
+                breakdown.medfee_total_fen,
+                breakdown.full_own_pay_fen,
+                breakdown.over_limit_self_pay_fen,
+                breakdown.pre_self_pay_fen,
+                breakdown.in_scope_fen,
+                breakdown.deductible_applied_fen,
+                breakdown.basic_fund_fen,
+                breakdown.ratio_bp,
+                breakdown.critical_illness_fen,
+                breakdown.medical_assistance_fen,
+                breakdown.fund_total_fen,
+                breakdown.personal_part_fen,
+                breakdown.personal_account_fen,
+                breakdown.cash_fen,
+                breakdown.balance_after_fen,
+            )
+            await post_journal(
+                conn,
+                payment_id,
+                "settlement",
+                settlement_postings(
+                    insured_province=insured_province,
+                    institution_code=row["institution_code"],
+                    fund_total_fen=breakdown.fund_total_fen,
+                    personal_account_fen=breakdown.personal_account_fen,
+                    cash_fen=breakdown.cash_fen,
+                    medical_fee_total_fen=breakdown.medfee_total_fen,
+                ),
+            )
+            await conn.execute(queries.SET_STATE, payment_id, "settled", None, None)
+            await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, "accepted")
+        return True
+
+    async def _mark_unknown(self, payment_id: uuid.UUID, msgid: str, exc: ClearingError) -> None:
+        async with transaction(self._pool) as conn:
+            state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
+            if state == "unknown":
+                return
+            check_transition(state, "unknown")
+            await conn.execute(queries.SET_STATE, payment_id, "unknown", exc.code, exc.message)
+            await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, "unknown")
+
+    async def _fail(
+        self,
+        payment_id: uuid.UUID,
+        expected_state: str,
+        code: str,
+        detail: str | None,
+        *,
+        msgid: str | None = None,
+        outcome: str | None = None,
+    ) -> None:
+        async with transaction(self._pool) as conn:
+            state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
+            assert state == expected_state, (
+                f"payment {payment_id} is {state}, expected {expected_state}"
+            )
+            check_transition(state, "failed")
+            await conn.execute(queries.SET_STATE, payment_id, "failed", code, detail)
+            if msgid is not None:
+                await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, outcome)
+
+    async def _reload(self, payment_id: uuid.UUID) -> PaymentView:
+        row = await self._pool.fetchrow(queries.PAYMENT_BY_ID, payment_id)
+        assert row is not None
+        return _view(row)
+
+    # --- reverse ----------------------------------------------------------------------------
+
+    async def reverse(self, payment_id: str, *, app_id: str, psn_no: str) -> PaymentOutcome:
+        """Reverse a settled payment (2208); balance and year-to-date totals return exactly."""
+        row = await _owned_row(self._pool, payment_id, app_id=app_id, psn_no=psn_no)
+        key: uuid.UUID = row["payment_id"]
+        if row["state"] == "reversed":
+            return PaymentOutcome(payment=_view(row))
+        if row["state"] not in ("settled", "reversing"):
+            raise ProblemError(
+                409,
+                "payment_not_reversible",
+                "Only a settled payment can be reversed",
+                f"The payment is {_view(row).state}.",
+            )
+        adapter = self._provinces.adapter_for(row["insured_area"])
+        institution = await find_institution(self._pool, row["institution_code"])
+        assert institution is not None
+        async with transaction(self._pool) as conn:
+            state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, key)
+            existing = await conn.fetchrow(
+                settlement_queries.MESSAGE_OF_PAYMENT, key, INFNO_REVERSE
+            )
+            if state == "settled":
+                # Earlier attempts, if any, were refused or never arrived: a new msgid is safe.
+                check_transition(state, "reversing")
+                assert existing is None, f"payment {key} is settled with a live reversal message"
+                msgid = await self._allocate_msgid(
+                    conn,
+                    key,
+                    row["institution_code"],
+                    INFNO_REVERSE,
+                    province_of(row["insured_area"]),
+                )
+                await conn.execute(queries.SET_STATE, key, "reversing", None, None)
+            elif state == "reversing":
+                assert existing is not None
+                msgid = existing["msgid"]
+            else:
+                return PaymentOutcome(payment=await self._reload(key))
+        request = ReversalRequest(
+            msgid=msgid,
+            psn_no=row["psn_no"],
+            insured_area=row["insured_area"],
+            treatment_area=row["treatment_area"],
+            institution_code=row["institution_code"],
+            institution_name=institution.name,
+            settlement_id=row["setl_id"],
+            visit_id=key.hex,
+        )
+        try:
+            await adapter.reverse(request)
+        except OutcomeUnknown:
+            return PaymentOutcome(payment=await self._reload(key))  # stays reversing until resolved
+        except ClearingError as exc:
+            await self._back_to_settled(key, msgid, exc)
+            return PaymentOutcome(payment=await self._reload(key), problem=_problem_for(exc))
+        await self.record_reversed(key, msgid)
+        return PaymentOutcome(payment=await self._reload(key))
+
+    async def record_reversed(self, payment_id: uuid.UUID, msgid: str) -> bool:
+        """Record a confirmed reversal and its mirror journal in one transaction."""
+        async with transaction(self._pool) as conn:
+            state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
+            if state == "reversed":
+                return False
+            check_transition(state, "reversed")
+            settlement = await conn.fetch(queries.SETTLEMENT_POSTINGS, payment_id)
+            await post_journal(
+                conn,
+                payment_id,
+                "reversal",
+                reversal_postings([(p["account"], p["amount_fen"]) for p in settlement]),
+            )
+            await conn.execute(queries.INSERT_REVERSAL, payment_id)
+            await conn.execute(queries.SET_STATE, payment_id, "reversed", None, None)
+            await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, "accepted")
+        return True
+
+    async def _back_to_settled(self, payment_id: uuid.UUID, msgid: str, exc: ClearingError) -> None:
+        async with transaction(self._pool) as conn:
+            state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
+            check_transition(state, "settled")
+            await conn.execute(queries.SET_STATE, payment_id, "settled", None, None)
+            outcome = "unavailable" if isinstance(exc, ProvinceUnavailable) else "rejected"
+            await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, outcome)

@@ -41,6 +41,8 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     detail: str | None = None
     instance: str | None = None
     errors: list[dict[str, Any]] | None = None
+    #: The payment this problem is about, when one was recorded.
+    payment_id: str | None = None
 
 
 class ProblemError(Exception):
