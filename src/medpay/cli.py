@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -203,11 +204,10 @@ async def _run(settings: Settings, *, simulator_port: int) -> None:
     from medpay.db.runtime import database, migrate
     from medpay.security.identity import DevelopmentIssuer
     from medpay.seed import seed_sample_data
-    from medpay.serving import wait_for_stop_signal
+    from medpay.serving import start_server, wait_for_stop_signal
     from medpay.settlement.adapters.registry import ClearingConfig, simulator_endpoints
     from medpay.simulator.app import create_simulator_app
     from medpay.simulator.config import simulator_public_keys
-    from medpay.simulator.runner import start_server
     from medpay.simulator.seed import seed_sample_persons
     from medpay.simulator.store import SIMULATOR_MIGRATIONS, SIMULATOR_SCHEMA
 
@@ -273,12 +273,36 @@ def _save_run_info(data_dir: Path, gateway_url: str, simulator_url: str, app_id:
     )
 
 
+async def _simulator(settings: Settings, config_path: Path | None, port: int) -> None:
+    """The provincial platform simulator alone, with its own database schema."""
+    from medpay.db.runtime import database
+    from medpay.serving import wait_for_stop_signal
+    from medpay.simulator.config import load_config
+    from medpay.simulator.runner import serve_simulator
+
+    if config_path is not None:
+        config = load_config(config_path)
+    else:
+        config = _simulator_config(settings.data_path, _gateway_signing_key(settings.data_path))
+    async with database(settings.database_url, settings.data_path, announce=True) as dsn:
+        serving = asyncio.create_task(serve_simulator(config, dsn, settings.host, port))
+        stop = asyncio.create_task(wait_for_stop_signal())
+        print(f"Simulator ({len(config.provinces)} provinces) http://{settings.host}:{port}", flush=True)
+        done, _ = await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (serving, stop):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+
 async def _serve(settings: Settings) -> None:
     """The gateway alone (production-like; provinces from MEDPAY_CLEARING_CONFIG_FILE)."""
     from medpay.app import create_app
     from medpay.db.runtime import database, migrate
-    from medpay.serving import wait_for_stop_signal
-    from medpay.simulator.runner import start_server
+    from medpay.serving import start_server, wait_for_stop_signal
 
     settings = _with_dev_identity(settings)
     async with database(settings.database_url, settings.data_path, announce=True) as dsn:
@@ -303,6 +327,9 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="run the whole system locally: database, simulator, gateway"
     )
     run.add_argument("--simulator-port", type=int, default=8700)
+    simulator = commands.add_parser("simulator", help="run the provincial platform simulator alone")
+    simulator.add_argument("--config", type=Path, help="a simulator configuration (JSON); default: all 31")
+    simulator.add_argument("--port", type=int, default=8700)
     serve = commands.add_parser("serve", help="run the gateway only")
     serve.add_argument("--port", type=int)
     commands.add_parser("migrate", help="apply database migrations (idempotent)")
@@ -345,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.port:
                 settings = msgspec.structs.replace(settings, port=args.port)
             asyncio.run(_serve(settings))
+        elif args.command == "simulator":
+            asyncio.run(_simulator(settings, args.config, args.port))
         elif args.command == "demo":
             from medpay.demo import run_demo
 

@@ -21,12 +21,10 @@ from medpay.channels.service import RegisteredApp, register_app
 from medpay.client import AppSignatureAuth
 from medpay.config import Settings
 from medpay.security.identity import DevelopmentIssuer
-from medpay.seed import seed_sample_data
+from medpay.serving import RunningServer, start_server
 from medpay.settlement.adapters.registry import ClearingConfig, simulator_endpoints
 from medpay.simulator.app import create_simulator_app
 from medpay.simulator.config import SimulatorConfig, default_config, simulator_public_keys
-from medpay.simulator.runner import RunningServer, start_server
-from medpay.simulator.seed import load_sample_persons, seed_persons
 from medpay.wire.signing import (
     generate_private_key,
     load_private_key,
@@ -68,15 +66,8 @@ def simulator_config(gateway_signing_key: str) -> SimulatorConfig:
 
 
 @pytest.fixture
-async def seeded(db_pool: asyncpg.Pool) -> None:
-    """The sample persons, institutions and catalogue, on both sides of the wire."""
-    await seed_sample_data(db_pool)
-    await seed_persons(db_pool, load_sample_persons())
-
-
-@pytest.fixture
 async def simulator(
-    db_pool: asyncpg.Pool, simulator_config: SimulatorConfig, seeded: None
+    db_pool: asyncpg.Pool, simulator_config: SimulatorConfig
 ) -> AsyncIterator[RunningServer]:
     """The provincial platform simulator over real HTTP on loopback, on this test's database."""
     server = await start_server(create_simulator_app(simulator_config, db_pool))

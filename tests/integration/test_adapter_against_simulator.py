@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from medpay.db.embedded import free_port
+from medpay.serving import RunningServer, start_server
 from medpay.settlement.adapters.base import (
     ClassifiedItem,
     ClearingAdapter,
@@ -30,7 +31,6 @@ from medpay.settlement.adapters.national_http import NationalHttpAdapter, new_ht
 from medpay.settlement.adapters.registry import ClearingConfig, build_adapters, simulator_endpoints
 from medpay.simulator.app import create_simulator_app
 from medpay.simulator.config import SimulatorConfig, parse_config, simulator_public_keys
-from medpay.simulator.runner import RunningServer, start_server
 from medpay.simulator.seed import seed_sample_persons
 from medpay.wire.national import CHINA_TZ, new_msgid
 from medpay.wire.signing import (

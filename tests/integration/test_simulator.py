@@ -15,9 +15,9 @@ import httpx
 import msgspec
 import pytest
 
+from medpay.serving import RunningServer, start_server
 from medpay.simulator.app import create_simulator_app
 from medpay.simulator.config import SimulatorConfig, parse_config, simulator_public_keys
-from medpay.simulator.runner import RunningServer, start_server
 from medpay.simulator.seed import load_sample_persons, seed_sample_persons
 from medpay.wire.national import CHINA_TZ, ResponseEnvelope, encode, new_msgid, response_decoder
 from medpay.wire.signing import (

@@ -1,145 +1,19 @@
-"""Run the simulator in-process with uvicorn, on loopback, stoppable by whoever started it.
-
-``medpay run`` and the integration tests start the simulator next to the gateway in
-one event loop: :func:`start_server` binds the socket itself (port 0 gives a free
-port with no race), serves in a task and returns a handle whose ``stop()`` shuts
-the server down gracefully within a bound. The server installs no signal handlers;
-the process that owns the loop owns the signals.
-"""
+"""Run the simulator on its own (``medpay simulator``): migrate, seed, serve on loopback."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import ipaddress
-import socket
-from typing import TYPE_CHECKING, Any
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from medpay.db.pool import create_pool
+from medpay.serving import start_server
 from medpay.simulator.app import create_simulator_app
 from medpay.simulator.seed import seed_sample_persons
 from medpay.simulator.store import migrate
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from types import TracebackType
-
     from medpay.simulator.config import SimulatorConfig
 
-__all__ = ["RunningServer", "ServerStartError", "serve_simulator", "start_server"]
-
-
-class ServerStartError(RuntimeError):
-    """The server did not start (its lifespan failed, or it exited at once)."""
-
-
-class _InProcessServer(uvicorn.Server):
-    """uvicorn without its signal handlers, and with a startup failure as an exception."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Install nothing: the loop's owner handles signals."""
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        """Start; uvicorn calls ``sys.exit`` when the lifespan fails, which a task must not."""
-        try:
-            await super().startup(sockets=sockets)
-        except SystemExit as exc:
-            raise ServerStartError("the application's startup failed") from exc
-
-
-class RunningServer:
-    """A server started by :func:`start_server`; ``await stop()`` (or ``async with``) ends it."""
-
-    def __init__(
-        self, server: _InProcessServer, task: asyncio.Task[None], host: str, port: int
-    ) -> None:
-        self._server = server
-        self._task = task
-        self.host = host
-        self.port = port
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:8700``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    async def wait(self) -> None:
-        """Wait until the server ends; cancelling the waiter leaves the server running."""
-        await asyncio.shield(self._task)
-
-    async def stop(self) -> None:
-        """Stop accepting, finish or cancel requests in flight (bounded), run the shutdown."""
-        self._server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def __aenter__(self) -> RunningServer:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-async def start_server(
-    app: Any,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    graceful_shutdown_s: int = 2,
-    allow_non_loopback: bool = False,
-) -> RunningServer:
-    """Serve ``app`` on ``host:port`` (0: a free port) until ``stop()``; return once it accepts.
-
-    The simulator has unauthenticated admin endpoints, so a non-loopback ``host`` is
-    refused unless ``allow_non_loopback`` says otherwise.
-    """
-    if not allow_non_loopback and not _loopback(host):
-        raise ValueError(f"refusing to serve on non-loopback address {host!r}")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    bound_port = int(sock.getsockname()[1])
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        http="h11",
-        ws="none",
-        timeout_graceful_shutdown=graceful_shutdown_s,
-    )
-    server = _InProcessServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"uvicorn {host}:{bound_port}")
-    while not server.started:
-        if task.done():
-            sock.close()
-            error = task.exception()
-            raise ServerStartError(f"server on {host}:{bound_port} exited at start") from error
-        await asyncio.sleep(0.01)
-    return RunningServer(server, task, host, bound_port)
+__all__ = ["serve_simulator"]
 
 
 async def serve_simulator(
