@@ -287,7 +287,10 @@ async def _simulator(settings: Settings, config_path: Path | None, port: int) ->
     async with database(settings.database_url, settings.data_path, announce=True) as dsn:
         serving = asyncio.create_task(serve_simulator(config, dsn, settings.host, port))
         stop = asyncio.create_task(wait_for_stop_signal())
-        print(f"Simulator ({len(config.provinces)} provinces) http://{settings.host}:{port}", flush=True)
+        print(
+            f"Simulator ({len(config.provinces)} provinces) http://{settings.host}:{port}",
+            flush=True,
+        )
         done, _ = await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
         for task in (serving, stop):
             task.cancel()
@@ -328,7 +331,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--simulator-port", type=int, default=8700)
     simulator = commands.add_parser("simulator", help="run the provincial platform simulator alone")
-    simulator.add_argument("--config", type=Path, help="a simulator configuration (JSON); default: all 31")
+    simulator.add_argument(
+        "--config", type=Path, help="a simulator configuration (JSON); default: all 31"
+    )
     simulator.add_argument("--port", type=int, default=8700)
     serve = commands.add_parser("serve", help="run the gateway only")
     serve.add_argument("--port", type=int)

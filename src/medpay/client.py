@@ -9,18 +9,20 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Generator
+from typing import Any
 
 import httpx
 
 from medpay.security.signatures import signature_headers
 
-__all__ = ["AppSignatureAuth"]
+__all__ = ["AgencySignatureAuth", "AppSignatureAuth", "OperatorSignatureAuth"]
 
 
 class AppSignatureAuth(httpx.Auth):
     """Adds X-App-Id, X-Timestamp, X-Nonce, X-Signature and the patient's bearer token."""
 
     requires_request_body = True
+    id_header = "X-App-Id"
 
     def __init__(
         self,
@@ -47,8 +49,27 @@ class AppSignatureAuth(httpx.Auth):
             body=request.content,
             timestamp=int(self._clock()),
             nonce=self._nonce(),
+            id_header=self.id_header,
         )
         request.headers.update(headers)
         if self.identity_token is not None:
             request.headers["Authorization"] = f"Bearer {self.identity_token}"
         yield request
+
+
+class AgencySignatureAuth(AppSignatureAuth):
+    """Signs as an insurance agency (X-Agency-Id); no patient token."""
+
+    id_header = "X-Agency-Id"
+
+    def __init__(self, agency_id: str, private_key_pem: str, **kwargs: Any) -> None:
+        super().__init__(agency_id, private_key_pem, None, **kwargs)
+
+
+class OperatorSignatureAuth(AppSignatureAuth):
+    """Signs as a medpay operator (X-Operator-Id); no patient token."""
+
+    id_header = "X-Operator-Id"
+
+    def __init__(self, operator_id: str, private_key_pem: str, **kwargs: Any) -> None:
+        super().__init__(operator_id, private_key_pem, None, **kwargs)

@@ -18,8 +18,9 @@ from litestar import Litestar
 
 from medpay.app import create_app
 from medpay.channels.service import RegisteredApp, register_app
-from medpay.client import AppSignatureAuth
+from medpay.client import AgencySignatureAuth, AppSignatureAuth, OperatorSignatureAuth
 from medpay.config import Settings
+from medpay.parties.service import RegisteredParty, register_agency, register_operator
 from medpay.security.identity import DevelopmentIssuer
 from medpay.serving import RunningServer, start_server
 from medpay.settlement.adapters.registry import ClearingConfig, simulator_endpoints
@@ -127,6 +128,36 @@ def patient_token(identity_issuer: DevelopmentIssuer) -> str:
 def signed(patient_app: RegisteredApp, patient_token: str) -> AppSignatureAuth:
     """Signs as the test app, for the Zhejiang employee."""
     return AppSignatureAuth(patient_app.app_id, patient_app.private_key_pem, patient_token)
+
+
+@pytest.fixture
+async def zhejiang_agency(db_pool: asyncpg.Pool) -> RegisteredParty:
+    """The insurance agency of Hangzhou's Xihu district (330106)."""
+    return await register_agency(
+        db_pool, "杭州市西湖区医疗保障局", "330106", agency_id="agency_330106"
+    )
+
+
+@pytest.fixture
+async def guangdong_agency(db_pool: asyncpg.Pool) -> RegisteredParty:
+    """The insurance agency of Guangzhou's Yuexiu district (440104)."""
+    return await register_agency(
+        db_pool, "广州市越秀区医疗保障局", "440104", agency_id="agency_440104"
+    )
+
+
+@pytest.fixture
+async def operator(db_pool: asyncpg.Pool) -> RegisteredParty:
+    """A medpay operator."""
+    return await register_operator(db_pool, "Clearing desk", operator_id="op_clearing")
+
+
+def agency_auth(agency: RegisteredParty) -> AgencySignatureAuth:
+    return AgencySignatureAuth(agency.party_id, agency.private_key_pem)
+
+
+def operator_auth(operator: RegisteredParty) -> OperatorSignatureAuth:
+    return OperatorSignatureAuth(operator.party_id, operator.private_key_pem)
 
 
 def problem(response: object) -> dict[str, object]:

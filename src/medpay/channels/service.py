@@ -51,7 +51,7 @@ class RegisteredApp(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @functools.lru_cache(maxsize=4096)
-def _parsed_key(pem: str, algorithm: KeyAlgorithm) -> PublicKey:
+def parsed_key(pem: str, algorithm: KeyAlgorithm) -> PublicKey:
     """Parse each stored key once per process: parsing PEM is slower than verifying."""
     return load_public_key(pem, algorithm)
 
@@ -89,7 +89,7 @@ async def find_app(conn: asyncpg.Connection | asyncpg.Pool, app_id: str) -> Pati
     if row is None:
         return None
     keys = tuple(
-        _parsed_key(pem, algorithm)
+        parsed_key(pem, algorithm)
         for algorithm, pem in zip(row["algorithms"], row["public_keys"], strict=True)
     )
     return PatientApp(

@@ -7,9 +7,11 @@ refused with 401 before anything about its content is said.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from medpay.channels.service import find_app
+from medpay.parties.service import SigningParty, find_agency, find_operator
 from medpay.security import queries
 from medpay.security.identity import IdentityVerifier, PatientIdentity, require_face
 from medpay.security.signatures import (
@@ -28,14 +30,19 @@ if TYPE_CHECKING:
     from medpay.config import Settings
 
 __all__ = [
+    "agency_guard",
+    "current_agency",
     "current_app",
+    "current_operator",
     "current_patient",
+    "operator_guard",
     "patient_identity_guard",
     "patient_payment_guard",
     "signed_app_guard",
+    "verify_signed_request",
 ]
 
-_APP_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
 def path_with_query(request: Request[Any, Any, Any]) -> str:
@@ -48,22 +55,39 @@ def path_with_query(request: Request[Any, Any, Any]) -> str:
     return f"{path}?{query.decode('latin-1')}" if query else path
 
 
-async def signed_app_guard(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    """Check X-App-Id, X-Timestamp, X-Nonce and X-Signature; each failure has its own code."""
-    request = cast("Request[Any, Any, Any]", connection)
+class _Signer(Protocol):
+    """What the signature check needs of a caller, whatever its registry."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def keys(self) -> tuple[Any, ...]: ...
+
+
+async def verify_signed_request(
+    request: Request[Any, Any, Any],
+    *,
+    id_header: str,
+    kind: str,
+    lookup: Callable[[Any, str], Awaitable[_Signer | None]],
+) -> _Signer:
+    """Check ``id_header``, X-Timestamp, X-Nonce and X-Signature against ``kind``'s registry.
+
+    The order is fixed: the caller, the clock, the signature, and only then the nonce,
+    so a forger cannot spend a genuine caller's nonces. Each failure has its own code.
+    """
     settings: Settings = request.app.state.settings
     headers = request.headers
-    app_id = headers.get("x-app-id")
+    caller_id = headers.get(id_header)
     timestamp = headers.get("x-timestamp")
     nonce = headers.get("x-nonce")
     signature = headers.get("x-signature")
-    if not (app_id and timestamp and nonce and signature):
+    if not (caller_id and timestamp and nonce and signature):
         raise unauthorized(
             "signature_missing",
             "The request is not signed",
-            "Send X-App-Id, X-Timestamp, X-Nonce and X-Signature.",
+            f"Send {id_header}, X-Timestamp, X-Nonce and X-Signature.",
         )
     if not timestamp.isdigit() or len(timestamp) > 12:
         raise unauthorized("timestamp_invalid", "X-Timestamp must be unix seconds")
@@ -79,22 +103,51 @@ async def signed_app_guard(
             "nonce_invalid", "X-Nonce must be 16 to 64 characters of A-Z, a-z, 0-9, '_' or '-'"
         )
     pool = request.app.state.pool
-    app = (
-        await find_app(pool, app_id) if len(app_id) <= 64 and set(app_id) <= _APP_ID_CHARS else None
-    )
-    if app is None:
-        raise unauthorized("app_unknown", "No such patient app is registered")
-    if app.status != "active":
-        raise unauthorized("app_suspended", "The patient app is suspended")
+    well_formed = len(caller_id) <= 64 and set(caller_id) <= _ID_CHARS
+    caller = await lookup(pool, caller_id) if well_formed else None
+    if caller is None:
+        raise unauthorized(f"{kind}_unknown", f"No such {kind} is registered")
+    if caller.status != "active":
+        raise unauthorized(f"{kind}_suspended", f"The {kind} is suspended")
     body = await request.body()
     message = canonical_request(request.method, path_with_query(request), timestamp, nonce, body)
-    if not any(verify_signature(key, signature, message) for key in app.keys):
+    if not any(verify_signature(key, signature, message) for key in caller.keys):
         raise unauthorized("signature_invalid", "The request signature does not verify")
-    if await pool.fetchval(queries.SPEND_NONCE, app.app_id, nonce) is None:
+    # Apps keep their bare id as the nonce scope; other kinds are prefixed (ids have no ':').
+    scope = caller_id if kind == "app" else f"{kind}:{caller_id}"
+    if await pool.fetchval(queries.SPEND_NONCE, scope, nonce) is None:
         raise unauthorized(
             "nonce_replayed", "This nonce was already used", "Each request needs a new X-Nonce."
         )
-    request.state.patient_app = app
+    return caller
+
+
+async def signed_app_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """A request from a registered, active patient app (X-App-Id)."""
+    request = cast("Request[Any, Any, Any]", connection)
+    request.state.patient_app = await verify_signed_request(
+        request, id_header="x-app-id", kind="app", lookup=find_app
+    )
+
+
+async def agency_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A request from a registered, active insurance agency (X-Agency-Id)."""
+    request = cast("Request[Any, Any, Any]", connection)
+    request.state.agency = await verify_signed_request(
+        request, id_header="x-agency-id", kind="agency", lookup=find_agency
+    )
+
+
+async def operator_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """A request from a registered, active medpay operator (X-Operator-Id)."""
+    request = cast("Request[Any, Any, Any]", connection)
+    request.state.operator = await verify_signed_request(
+        request, id_header="x-operator-id", kind="operator", lookup=find_operator
+    )
 
 
 async def patient_identity_guard(
@@ -120,3 +173,13 @@ def current_app(request: Request[Any, Any, Any]) -> PatientApp:
 def current_patient(request: Request[Any, Any, Any]) -> PatientIdentity:
     """The person of this request (set by ``patient_identity_guard``)."""
     return cast("PatientIdentity", request.state.patient)
+
+
+def current_agency(request: Request[Any, Any, Any]) -> SigningParty:
+    """The agency that signed this request (set by ``agency_guard``)."""
+    return cast("SigningParty", request.state.agency)
+
+
+def current_operator(request: Request[Any, Any, Any]) -> SigningParty:
+    """The operator that signed this request (set by ``operator_guard``)."""
+    return cast("SigningParty", request.state.operator)

@@ -130,11 +130,15 @@ def signature_headers(
     body: bytes,
     timestamp: int,
     nonce: str,
+    id_header: str = "X-App-Id",
 ) -> dict[str, str]:
-    """The four headers of a signed request: what a client library would send."""
+    """The four headers of a signed request: what a client library would send.
+
+    ``id_header`` is X-App-Id for patient apps, X-Agency-Id or X-Operator-Id for those.
+    """
     message = canonical_request(method, path_with_query, str(timestamp), nonce, body)
     return {
-        "X-App-Id": app_id,
+        id_header: app_id,
         "X-Timestamp": str(timestamp),
         "X-Nonce": nonce,
         "X-Signature": sign_request(private_pem, message),

@@ -1,0 +1,143 @@
+"""Insurance agencies and medpay operators: who they are and the keys they sign with.
+
+Each signs its requests with the same header scheme as patient apps, under its own
+id header (``X-Agency-Id``, ``X-Operator-Id``) and against its own registry, so a
+patient app's key can never open an agency or operator endpoint.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+from medpay.channels.service import parsed_key
+from medpay.db.pool import transaction
+from medpay.parties import queries
+from medpay.security.signatures import KeyAlgorithm, PublicKey, generate_key_pair, load_public_key
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = [
+    "PartyKind",
+    "RegisteredParty",
+    "SigningParty",
+    "find_agency",
+    "find_operator",
+    "register_agency",
+    "register_operator",
+]
+
+PartyKind = Literal["agency", "operator"]
+
+
+class SigningParty(msgspec.Struct, frozen=True, kw_only=True):
+    """An agency or operator with its active public keys."""
+
+    kind: PartyKind
+    party_id: str
+    name: str
+    status: Literal["active", "suspended"]
+    keys: tuple[PublicKey, ...]
+    area: str | None = None  # an agency's coordination area (admdvs)
+
+
+class RegisteredParty(msgspec.Struct, frozen=True, kw_only=True):
+    """A newly registered party and its development key pair (private key empty if given a key)."""
+
+    kind: PartyKind
+    party_id: str
+    name: str
+    algorithm: KeyAlgorithm
+    private_key_pem: str
+    public_key_pem: str
+    area: str | None = None
+
+
+def _party(kind: PartyKind, row: asyncpg.Record | None) -> SigningParty | None:
+    if row is None:
+        return None
+    return SigningParty(
+        kind=kind,
+        party_id=row["party_id"],
+        name=row["name"],
+        status=row["status"],
+        area=row["area"],
+        keys=tuple(
+            parsed_key(pem, algorithm)
+            for algorithm, pem in zip(row["algorithms"], row["public_keys"], strict=True)
+        ),
+    )
+
+
+async def find_agency(
+    conn: asyncpg.Connection | asyncpg.Pool, agency_id: str
+) -> SigningParty | None:
+    """The agency and its active keys, or None."""
+    return _party("agency", await conn.fetchrow(queries.AGENCY_WITH_ACTIVE_KEYS, agency_id))
+
+
+async def find_operator(
+    conn: asyncpg.Connection | asyncpg.Pool, operator_id: str
+) -> SigningParty | None:
+    """The operator and its active keys, or None."""
+    return _party("operator", await conn.fetchrow(queries.OPERATOR_WITH_ACTIVE_KEYS, operator_id))
+
+
+def _key_pair(algorithm: KeyAlgorithm, public_key_pem: str | None) -> tuple[str, str]:
+    if public_key_pem is None:
+        return generate_key_pair(algorithm)
+    load_public_key(public_key_pem, algorithm)
+    return "", public_key_pem
+
+
+async def register_agency(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    name: str,
+    area: str,
+    algorithm: KeyAlgorithm = "ed25519",
+    *,
+    agency_id: str | None = None,
+    public_key_pem: str | None = None,
+) -> RegisteredParty:
+    """Register the insurance agency of coordination area ``area``."""
+    private_pem, public_pem = _key_pair(algorithm, public_key_pem)
+    agency_id = agency_id or f"agency_{area}_{secrets.token_hex(4)}"
+    async with transaction(conn) as tx:
+        await tx.execute(queries.INSERT_AGENCY, agency_id, name, area)
+        await tx.execute(queries.ADD_AGENCY_KEY, agency_id, algorithm, public_pem)
+    return RegisteredParty(
+        kind="agency",
+        party_id=agency_id,
+        name=name,
+        area=area,
+        algorithm=algorithm,
+        private_key_pem=private_pem,
+        public_key_pem=public_pem,
+    )
+
+
+async def register_operator(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    name: str,
+    algorithm: KeyAlgorithm = "ed25519",
+    *,
+    operator_id: str | None = None,
+    public_key_pem: str | None = None,
+) -> RegisteredParty:
+    """Register a medpay operator."""
+    private_pem, public_pem = _key_pair(algorithm, public_key_pem)
+    operator_id = operator_id or f"op_{secrets.token_hex(6)}"
+    async with transaction(conn) as tx:
+        await tx.execute(queries.INSERT_OPERATOR, operator_id, name)
+        await tx.execute(queries.ADD_OPERATOR_KEY, operator_id, algorithm, public_pem)
+    return RegisteredParty(
+        kind="operator",
+        party_id=operator_id,
+        name=name,
+        algorithm=algorithm,
+        private_key_pem=private_pem,
+        public_key_pem=public_pem,
+    )
