@@ -12,11 +12,15 @@ import msgspec
 from litestar import Litestar, get
 from litestar.datastructures import State
 
+from medpay.callbacks.routes import receive_callback
 from medpay.config import Settings
 from medpay.db.pool import create_pool
+from medpay.notifications.dispatcher import NotificationDispatcher
 from medpay.openapi_doc import openapi_config
+from medpay.payments.resolver import PaymentResolver
 from medpay.payments.routes import PaymentController
 from medpay.payments.service import PaymentFlow
+from medpay.prescriptions.routes import PrescriptionController
 from medpay.security import queries as security_queries
 from medpay.security.idempotency import Idempotency
 from medpay.security.identity import IdentityVerifier
@@ -24,6 +28,7 @@ from medpay.security.problems import exception_handlers
 from medpay.settlement.adapters.national_http import new_http_client
 from medpay.settlement.adapters.registry import ClearingConfig, build_adapters, load_clearing_config
 from medpay.settlement.routing import ProvinceDirectory
+from medpay.wire.signing import load_private_key
 
 __all__ = ["create_app", "medpay_version"]
 
@@ -92,19 +97,38 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
         http_client = new_http_client()
         adapters = build_adapters(clearing, http_client) if clearing else {}
         app.state.provinces = ProvinceDirectory(adapters)
-        app.state.payment_flow = PaymentFlow(app.state.pool, app.state.provinces)
-        housekeeping = asyncio.create_task(_housekeeping(app), name="medpay-housekeeping")
+        app.state.payment_flow = flow = PaymentFlow(
+            app.state.pool, app.state.provinces, settle_grace_seconds=settings.settle_grace_seconds
+        )
+        app.state.resolver = resolver = PaymentResolver(
+            app.state.pool, flow, interval_seconds=settings.worker_interval_seconds
+        )
+        workers = [asyncio.create_task(_housekeeping(app), name="medpay-housekeeping")]
+        if settings.background_workers:
+            workers.append(asyncio.create_task(resolver.run_forever(), name="medpay-resolver"))
+            if clearing is not None:
+                dispatcher = NotificationDispatcher(
+                    app.state.pool,
+                    http_client,
+                    load_private_key(clearing.signing_key_pem),
+                    interval_seconds=settings.worker_interval_seconds,
+                )
+                workers.append(
+                    asyncio.create_task(dispatcher.run_forever(), name="medpay-notifications")
+                )
         try:
             yield
         finally:
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
+            for worker in workers:
+                worker.cancel()
+            for worker in workers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
             await http_client.aclose()
             await app.state.pool.close()
 
     app = Litestar(
-        route_handlers=[health, PaymentController],
+        route_handlers=[health, receive_callback, PaymentController, PrescriptionController],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(medpay_version()),

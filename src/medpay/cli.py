@@ -120,6 +120,29 @@ async def _apps_set_status(settings: Settings, app_id: str, status: str) -> int:
     return 0
 
 
+async def _parties_add(
+    settings: Settings, kind: str, name: str, area: str | None, algorithm: str
+) -> None:
+    from medpay.db.pool import create_pool
+    from medpay.db.runtime import database, migrate
+    from medpay.parties.service import register_agency, register_operator
+
+    async with database(settings.database_url, settings.data_path) as dsn:
+        await migrate(dsn)
+        pool = await create_pool(dsn, min_size=1, max_size=2)
+        try:
+            if kind == "agency":
+                assert area is not None
+                party = await register_agency(pool, name, area, algorithm)  # type: ignore[arg-type]
+            else:
+                party = await register_operator(pool, name, algorithm)  # type: ignore[arg-type]
+        finally:
+            await pool.close()
+    print(f"{kind}_id: {party.party_id}")
+    print("private key (development only):")
+    print(party.private_key_pem.rstrip())
+
+
 # --- tokens --------------------------------------------------------------------------------------
 
 
@@ -355,6 +378,24 @@ def _parser() -> argparse.ArgumentParser:
     for verb in ("suspend", "activate"):
         apps.add_parser(verb, help=f"{verb} an app").add_argument("app_id")
 
+    agencies = commands.add_parser("agencies", help="insurance agencies").add_subparsers(
+        dest="agencies_command", required=True
+    )
+    agency_add = agencies.add_parser(
+        "add", help="register an agency and print a development key pair"
+    )
+    agency_add.add_argument("name")
+    agency_add.add_argument("area", help="the coordination area it runs (6-digit admdvs)")
+    agency_add.add_argument("--algorithm", choices=["ed25519", "ecdsa-p256"], default="ed25519")
+    operators = commands.add_parser("operators", help="medpay operators").add_subparsers(
+        dest="operators_command", required=True
+    )
+    operator_add = operators.add_parser(
+        "add", help="register an operator and print a development key pair"
+    )
+    operator_add.add_argument("name")
+    operator_add.add_argument("--algorithm", choices=["ed25519", "ecdsa-p256"], default="ed25519")
+
     tokens = commands.add_parser("tokens", help="the development identity issuer").add_subparsers(
         dest="tokens_command", required=True
     )
@@ -393,6 +434,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 status = "suspended" if args.apps_command == "suspend" else "active"
                 return asyncio.run(_apps_set_status(settings, args.app_id, status))
+        elif args.command == "agencies":
+            asyncio.run(_parties_add(settings, "agency", args.name, args.area, args.algorithm))
+        elif args.command == "operators":
+            asyncio.run(_parties_add(settings, "operator", args.name, None, args.algorithm))
         elif args.command == "tokens":
             _tokens_issue(settings, args.psn_no, not args.no_face, args.ttl)
     except KeyboardInterrupt:

@@ -42,6 +42,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_lock_seconds: int = 60
     #: JSON file of the clearing configuration (gateway signing key, each province's adapter).
     clearing_config_file: str | None = None
+    #: Run the resolver and the notification dispatcher in this process.
+    background_workers: bool = True
+    #: How often the resolver and the dispatcher look for due work.
+    worker_interval_seconds: float = 1.0
+    #: How long a payment may wait for the province's answer before the resolver asks.
+    settle_grace_seconds: float = 15.0
     #: Pool sizes per gateway process.
     pool_min_size: int = 2
     pool_max_size: int = 20
@@ -73,10 +79,18 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         ("idempotency_retention_hours", int),
         ("pool_max_size", int),
         ("clearing_config_file", str),
+        ("worker_interval_seconds", float),
+        ("settle_grace_seconds", float),
     ):
         raw = env.get(f"MEDPAY_{field.upper()}")
         if raw:
             values[field] = cast(raw)
+    if env.get("MEDPAY_BACKGROUND_WORKERS"):
+        values["background_workers"] = env["MEDPAY_BACKGROUND_WORKERS"].lower() in (
+            "1",
+            "true",
+            "yes",
+        )
     if env.get("MEDPAY_IDENTITY_ISSUERS"):
         values["identity_issuers"] = msgspec.json.decode(
             env["MEDPAY_IDENTITY_ISSUERS"], type=tuple[IdentityIssuer, ...]

@@ -96,6 +96,11 @@ def openapi_config(version: str) -> OpenAPIConfig:
                     "X-Signature",
                     "base64 signature over METHOD\\nPATH_WITH_QUERY\\nTIMESTAMP\\nNONCE\\nHEX(SHA-256(BODY)).",
                 ),
+                "ProvinceSignature": _header_key(
+                    "X-Province-Signature",
+                    "base64 Ed25519 by the province's key over TIMESTAMP\\nHEX(SHA-256(BODY)), "
+                    "with X-Province-Timestamp (unix seconds, within 300 s).",
+                ),
                 "PatientToken": SecurityScheme(
                     type="http",
                     scheme="bearer",

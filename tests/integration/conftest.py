@@ -50,6 +50,7 @@ def settings(database_url: str, identity_issuer: DevelopmentIssuer) -> Settings:
         max_request_bytes=16 * 1024,
         pool_min_size=1,
         pool_max_size=5,
+        background_workers=False,  # tests drive the resolver and the dispatcher themselves
     )
 
 

@@ -25,7 +25,14 @@ from medpay.security.signatures import (
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["PatientApp", "RegisteredApp", "find_app", "register_app", "set_app_status"]
+__all__ = [
+    "PatientApp",
+    "RegisteredApp",
+    "find_app",
+    "register_app",
+    "set_app_status",
+    "set_webhook",
+]
 
 AppStatus = Literal["active", "suspended"]
 
@@ -99,6 +106,15 @@ async def find_app(conn: asyncpg.Connection | asyncpg.Pool, app_id: str) -> Pati
         webhook_url=row["webhook_url"],
         keys=keys,
     )
+
+
+async def set_webhook(
+    conn: asyncpg.Connection | asyncpg.Pool, app_id: str, url: str | None
+) -> bool:
+    """Where the app wants final payment states delivered; False when there is no such app."""
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise ValueError("a webhook URL is http(s)")
+    return await conn.fetchval(queries.SET_WEBHOOK, app_id, url) is not None
 
 
 async def set_app_status(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 __all__ = [
+    "CLAIM_UNFINISHED",
+    "COUNT_UNFINISHED",
     "INSERT_ITEMS",
     "INSERT_PAYMENT",
     "INSERT_REVERSAL",
@@ -11,6 +13,8 @@ __all__ = [
     "LOCK_PAYMENT_STATE",
     "PAYMENT_BY_ID",
     "PAYMENT_BY_IDEMPOTENCY_KEY",
+    "PAYMENT_STATE",
+    "RESCHEDULE",
     "SETTLEMENT_POSTINGS",
     "SET_STATE",
     "START_SETTLING",
@@ -20,8 +24,8 @@ __all__ = [
 INSERT_PAYMENT = """
 INSERT INTO payments (payment_id, app_id, idempotency_key, request_digest, psn_no, institution_code,
                       treatment_area, visit_type, prescription_id, personal_account_allowed,
-                      medical_fee_total_fen, service_date, state)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'received')
+                      medical_fee_total_fen, service_date, next_check_at, state)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'received')
 ON CONFLICT (app_id, idempotency_key) DO NOTHING
 RETURNING payment_id
 """
@@ -69,13 +73,41 @@ SELECT state, institution_code, insured_area, treatment_area, medical_fee_total_
 """
 
 START_SETTLING = """
-UPDATE payments SET state = 'settling', insured_area = $2, scheme = $3, updated_at = now()
+UPDATE payments SET state = 'settling', insured_area = $2, scheme = $3, next_check_at = $4, updated_at = now()
  WHERE payment_id = $1
 """
 
+# $5: when the resolver should look at it next (NULL for a final state).
 SET_STATE = """
-UPDATE payments SET state = $2, failure_code = $3, failure_detail = $4, updated_at = now()
+UPDATE payments SET state = $2, failure_code = $3, failure_detail = $4, next_check_at = $5,
+                    check_attempts = CASE WHEN $5::timestamptz IS NULL THEN check_attempts ELSE 0 END,
+                    updated_at = now()
  WHERE payment_id = $1
+"""
+
+PAYMENT_STATE = "SELECT state FROM payments WHERE payment_id = $1"
+
+# The resolver claims due payments for a lease, so several gateway processes share the
+# work without holding locks across network calls.
+CLAIM_UNFINISHED = """
+UPDATE payments p
+   SET next_check_at = now() + make_interval(secs => $2), check_attempts = p.check_attempts + 1
+  FROM (SELECT payment_id FROM payments
+         WHERE state IN ('received', 'settling', 'unknown', 'reversing') AND next_check_at <= now()
+         ORDER BY next_check_at
+         LIMIT $1
+           FOR UPDATE SKIP LOCKED) due
+ WHERE p.payment_id = due.payment_id
+RETURNING p.payment_id, p.check_attempts
+"""
+
+RESCHEDULE = """
+UPDATE payments SET next_check_at = now() + make_interval(secs => $2)
+ WHERE payment_id = $1 AND state IN ('received', 'settling', 'unknown', 'reversing')
+"""
+
+COUNT_UNFINISHED = """
+SELECT count(*) FROM payments WHERE state IN ('received', 'settling', 'unknown', 'reversing')
 """
 
 INSERT_SETTLEMENT = """

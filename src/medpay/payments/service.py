@@ -1,4 +1,4 @@
-"""Payments: receive the order, settle it with the home province, reverse it.
+"""Payments: receive the order, settle it with the home province, reverse it, resolve it.
 
 The flow (DOMAIN.md sections 2 and 3):
 
@@ -6,11 +6,17 @@ The flow (DOMAIN.md sections 2 and 3):
 2. find who insures the person on the service date, the institution, and classify
    every item by the treatment place's catalogue; a failure here is ``failed`` with
    its own code, and nothing was sent anywhere;
-3. allocate the msgid and move to ``settling`` in one transaction, *before* sending,
-   so the same payment is only ever sent under that msgid;
+3. allocate the msgid, store the exact request under it and move to ``settling`` in
+   one transaction, *before* sending, so the payment is only ever sent as that one
+   request under that one msgid;
 4. send to the insured province's adapter and record what came back: ``settled``
    with the breakdown and its ledger journal in one transaction; ``failed`` when the
    province refused or could not be reached; ``unknown`` when it may have settled.
+
+Whoever learns the outcome first (the synchronous answer, a provincial callback, or
+the resolver's query) records it; the others find the payment already final and do
+nothing. Every final state writes its notification to the outbox in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ import msgspec
 from medpay.db.pool import transaction
 from medpay.institutions.service import find_institution
 from medpay.ledger.service import post_journal, reversal_postings, settlement_postings
+from medpay.notifications.outbox import enqueue_notification
 from medpay.payments import queries
-from medpay.payments.schemas import FeeItemView, PaymentOrder, PaymentView, SettlementView
-from medpay.payments.states import check_transition
+from medpay.payments.schemas import FeeItem, FeeItemView, PaymentOrder, PaymentView, SettlementView
+from medpay.payments.states import FINAL_STATES, check_transition
 from medpay.relationships.service import insurer_on
 from medpay.security.idempotency import IdempotencyKeyReused
 from medpay.security.problems import ProblemError
@@ -53,7 +60,14 @@ if TYPE_CHECKING:
     from medpay.relationships.service import InsuranceRelationship
     from medpay.settlement.adapters.base import ClassifiedItem
 
-__all__ = ["PaymentFlow", "PaymentNotFound", "PaymentOutcome", "check_order", "get_payment"]
+__all__ = [
+    "CHINA",
+    "PaymentFlow",
+    "PaymentNotFound",
+    "PaymentOutcome",
+    "check_order",
+    "get_payment",
+]
 
 CHINA = dt.timezone(dt.timedelta(hours=8))
 INFNO_SETTLE = "2207"
@@ -68,6 +82,10 @@ _CLIENT_SIDE_REFUSALS = frozenset(
         "person_record_mismatch",
     }
 )
+
+_request_encoder = msgspec.json.Encoder()
+_settlement_request_decoder = msgspec.json.Decoder(SettlementRequest)
+_reversal_request_decoder = msgspec.json.Decoder(ReversalRequest)
 
 
 class PaymentNotFound(ProblemError):
@@ -120,7 +138,8 @@ def _settlement_view(row: asyncpg.Record) -> SettlementView | None:
     )
 
 
-def _view(row: asyncpg.Record) -> PaymentView:
+def payment_view(row: asyncpg.Record) -> PaymentView:
+    """A payment row (``queries.PAYMENT_BY_ID``) as the app sees it."""
     return PaymentView(
         payment_id=row["payment_id"],
         state="processing" if row["state"] in ("settling", "unknown") else row["state"],
@@ -143,12 +162,28 @@ def _view(row: asyncpg.Record) -> PaymentView:
     )
 
 
+def _order_of(row: asyncpg.Record) -> PaymentOrder:
+    """The order as the app sent it, from the recorded payment (to continue it later)."""
+    return PaymentOrder(
+        institution_code=row["institution_code"],
+        treatment_area=row["treatment_area"],
+        visit_type=row["visit_type"],
+        items=[
+            FeeItem(
+                item_code=i["item_code"], quantity=i["quantity"], unit_price_fen=i["unit_price_fen"]
+            )
+            for i in row["items"]
+        ],
+        prescription_id=row["prescription_id"],
+        personal_account_allowed=row["personal_account_allowed"],
+    )
+
+
 async def get_payment(
     pool: asyncpg.Pool, payment_id: str, *, app_id: str, psn_no: str
 ) -> PaymentView:
     """The payment, if this app made it for this person; otherwise not found."""
-    row = await _owned_row(pool, payment_id, app_id=app_id, psn_no=psn_no)
-    return _view(row)
+    return payment_view(await _owned_row(pool, payment_id, app_id=app_id, psn_no=psn_no))
 
 
 async def _owned_row(
@@ -194,7 +229,7 @@ class _Prepared(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PaymentFlow:
-    """Settles payments with the insured person's home province."""
+    """Settles payments with the insured person's home province, exactly once."""
 
     def __init__(
         self,
@@ -202,10 +237,21 @@ class PaymentFlow:
         provinces: ProvinceDirectory,
         *,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(CHINA),
+        settle_grace_seconds: float = 15.0,
     ) -> None:
         self._pool = pool
         self._provinces = provinces
         self._clock = clock
+        #: How long an answer may take before the resolver looks at a payment itself.
+        self._grace = dt.timedelta(seconds=settle_grace_seconds)
+
+    @property
+    def provinces(self) -> ProvinceDirectory:
+        """The province directory the flow settles through."""
+        return self._provinces
+
+    def _check_after_grace(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self._grace
 
     # --- settle -----------------------------------------------------------------------------
 
@@ -221,38 +267,36 @@ class PaymentFlow:
         """Receive and settle ``order``; a repeat under the same key continues the same payment."""
         check_order(order)
         row = await self._receive(app_id, idempotency_key, request_digest, psn_no, order)
+        return await self._continue(row)
+
+    async def _continue(self, row: asyncpg.Record) -> PaymentOutcome:
+        """Take a recorded payment as far as it can go now."""
         payment_id: uuid.UUID = row["payment_id"]
         if row["state"] == "received":
             try:
                 prepared = await self._prepare(
-                    psn_no,
+                    row["psn_no"],
                     row["institution_code"],
                     row["treatment_area"],
                     row["service_date"],
-                    order,
+                    _order_of(row),
                 )
             except ProblemError as refusal:
-                await self._fail(payment_id, "received", refusal.code, refusal.detail)
+                await self._fail(payment_id, refusal.code, refusal.detail)
                 return PaymentOutcome(payment=await self._reload(payment_id), problem=refusal)
-            msgid = await self._start_settling(payment_id, row["institution_code"], prepared)
-        elif row["state"] == "settling":
-            # A crash left it between sending and recording: resend under the same msgid.
-            prepared = await self._prepare(
-                psn_no, row["institution_code"], row["treatment_area"], row["service_date"], order
-            )
-            message = await self._pool.fetchrow(
-                settlement_queries.MESSAGE_OF_PAYMENT, payment_id, INFNO_SETTLE
-            )
-            assert message is not None, f"payment {payment_id} is settling without a message"
-            msgid = message["msgid"]
-        else:
-            return PaymentOutcome(payment=_view(row))
-        return await self._send_settlement(payment_id, msgid, row, prepared)
+            request = await self._start_settling(row, prepared)
+            if request is None:  # someone else started it meanwhile
+                return PaymentOutcome(payment=await self._reload(payment_id))
+            return await self._send_settlement(payment_id, request, prepared.adapter)
+        if row["state"] in ("settling", "unknown"):
+            # Never re-send on the app's say-so: the resolver asks the province first.
+            return PaymentOutcome(payment=payment_view(row))
+        return PaymentOutcome(payment=payment_view(row))
 
     async def estimate(
         self, *, psn_no: str, order: PaymentOrder
     ) -> tuple[SettlementBreakdown, str]:
-        """Pre-settle (2206): what the split would be today, and the insured area; no effect anywhere."""
+        """Pre-settle (2206): the split it would be today, and the insured area; no effect anywhere."""
         check_order(order)
         today = self._clock().date()
         prepared = await self._prepare(
@@ -293,6 +337,7 @@ class PaymentFlow:
                 order.personal_account_allowed,
                 order.medical_fee_total_fen,
                 self._clock().date(),
+                self._check_after_grace(),
             )
             if inserted is not None:
                 await conn.execute(
@@ -373,170 +418,218 @@ class PaymentFlow:
             items=prepared.items,
         )
 
-    async def _allocate_msgid(
+    async def _new_message(
         self,
         conn: asyncpg.Connection,
         payment_id: uuid.UUID,
         institution_code: str,
         infno: str,
         province: str,
-    ) -> str:
+        build: Callable[[str], SettlementRequest | ReversalRequest],
+    ) -> SettlementRequest | ReversalRequest:
+        """Allocate a msgid and store the exact request under it (inside the caller's transaction)."""
         for _ in range(5):
             serial = await conn.fetchval(settlement_queries.ALLOCATE_MSGID_SERIAL)
-            msgid = new_msgid(institution_code, self._clock(), int(serial) % 10000)
+            request = build(new_msgid(institution_code, self._clock(), int(serial) % 10000))
             try:
                 async with (
                     conn.transaction()
                 ):  # a savepoint: a clash must not undo the caller's work
                     await conn.execute(
                         settlement_queries.INSERT_PROVINCE_MESSAGE,
-                        msgid,
+                        request.msgid,
                         payment_id,
                         infno,
                         province,
+                        msgspec.json.decode(_request_encoder.encode(request)),
                     )
-            except asyncpg.UniqueViolationError:
-                continue
-            return msgid
+            except asyncpg.UniqueViolationError as clash:
+                if clash.constraint_name == "province_messages_pkey":
+                    continue  # the same msgid within the same second: draw another
+                raise
+            return request
         raise RuntimeError("could not allocate a unique msgid")
 
     async def _start_settling(
-        self, payment_id: uuid.UUID, institution_code: str, prepared: _Prepared
-    ) -> str:
+        self, row: asyncpg.Record, prepared: _Prepared
+    ) -> SettlementRequest | None:
+        payment_id: uuid.UUID = row["payment_id"]
         async with transaction(self._pool) as conn:
             state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
+            if state != "received":
+                return None
             check_transition(state, "settling")
-            msgid = await self._allocate_msgid(
+            request = await self._new_message(
                 conn,
                 payment_id,
-                institution_code,
+                row["institution_code"],
                 INFNO_SETTLE,
                 prepared.relationship.insured_province,
+                lambda msgid: self._settlement_request(
+                    msgid,
+                    psn_no=row["psn_no"],
+                    payment_key=payment_id,
+                    treatment_area=row["treatment_area"],
+                    personal_account_allowed=row["personal_account_allowed"],
+                    service_date=row["service_date"],
+                    prepared=prepared,
+                ),
             )
             await conn.execute(
                 queries.START_SETTLING,
                 payment_id,
                 prepared.relationship.insured_area,
                 prepared.relationship.scheme,
+                self._check_after_grace(),
             )
-        return msgid
+        assert isinstance(request, SettlementRequest)
+        return request
 
     async def _send_settlement(
-        self, payment_id: uuid.UUID, msgid: str, row: asyncpg.Record, prepared: _Prepared
+        self, payment_id: uuid.UUID, request: SettlementRequest, adapter: ClearingAdapter
     ) -> PaymentOutcome:
-        request = self._settlement_request(
-            msgid,
-            psn_no=row["psn_no"],
-            payment_key=payment_id,
-            treatment_area=row["treatment_area"],
-            personal_account_allowed=row["personal_account_allowed"],
-            service_date=row["service_date"],
-            prepared=prepared,
-        )
+        """Send (or re-send, under the same msgid) and record whatever came back."""
         try:
-            result = await prepared.adapter.settle(request)
+            result = await adapter.settle(request)
         except OutcomeUnknown as exc:
-            await self._mark_unknown(payment_id, msgid, exc)
+            await self._mark_unknown(payment_id, request.msgid, exc)
             return PaymentOutcome(payment=await self._reload(payment_id))
-        except ClearingError as exc:
-            outcome = "unavailable" if isinstance(exc, ProvinceUnavailable) else "rejected"
+        except ProvinceUnavailable as exc:
             await self._fail(
-                payment_id, "settling", exc.code, exc.message, msgid=msgid, outcome=outcome
+                payment_id, exc.code, exc.message, msgid=request.msgid, outcome="unavailable"
             )
             return PaymentOutcome(payment=await self._reload(payment_id), problem=_problem_for(exc))
-        await self.record_settled(payment_id, msgid, result.breakdown)
+        except ProvinceRejected as exc:
+            # The province did nothing: the payment fails cleanly and the app may pay anew.
+            await self._fail(
+                payment_id, exc.code, exc.message, msgid=request.msgid, outcome="rejected"
+            )
+            return PaymentOutcome(payment=await self._reload(payment_id), problem=_problem_for(exc))
+        await self.record_settled(payment_id, request.msgid, result.breakdown)
         return PaymentOutcome(payment=await self._reload(payment_id))
+
+    # --- recording outcomes (each in one transaction; the *_in forms run in the caller's) -----
 
     async def record_settled(
         self, payment_id: uuid.UUID, msgid: str, breakdown: SettlementBreakdown
     ) -> bool:
-        """Record a confirmed settlement, its journal and the message outcome, in one transaction.
-
-        Returns False when the payment was already settled (a late or repeated answer).
-        """
+        """Record a confirmed settlement; False when the payment was already final."""
         async with transaction(self._pool) as conn:
-            row = await conn.fetchrow(queries.LOCK_PAYMENT_FOR_SETTLEMENT, payment_id)
-            assert row is not None
-            if row["state"] == "settled":
-                return False
-            check_transition(row["state"], "settled")
-            if breakdown.medfee_total_fen != row["medical_fee_total_fen"]:
-                raise AssertionError(
-                    f"province settled {breakdown.medfee_total_fen} fen, payment is {row['medical_fee_total_fen']}"
-                )
-            insured_province = province_of(row["insured_area"])
-            await conn.execute(
-                queries.INSERT_SETTLEMENT,
-                payment_id,
-                breakdown.settlement_id,
-                insured_province,
-                province_of(row["treatment_area"]),
-                breakdown.medfee_total_fen,
-                breakdown.full_own_pay_fen,
-                breakdown.over_limit_self_pay_fen,
-                breakdown.pre_self_pay_fen,
-                breakdown.in_scope_fen,
-                breakdown.deductible_applied_fen,
-                breakdown.basic_fund_fen,
-                breakdown.ratio_bp,
-                breakdown.critical_illness_fen,
-                breakdown.medical_assistance_fen,
-                breakdown.fund_total_fen,
-                breakdown.personal_part_fen,
-                breakdown.personal_account_fen,
-                breakdown.cash_fen,
-                breakdown.balance_after_fen,
+            return await self.record_settled_in(conn, payment_id, msgid, breakdown)
+
+    async def record_settled_in(
+        self,
+        conn: asyncpg.Connection,
+        payment_id: uuid.UUID,
+        msgid: str,
+        breakdown: SettlementBreakdown,
+    ) -> bool:
+        """The settlement, its journal, the message outcome and the notification, in ``conn``'s transaction."""
+        row = await conn.fetchrow(queries.LOCK_PAYMENT_FOR_SETTLEMENT, payment_id)
+        assert row is not None
+        if row["state"] not in ("settling", "unknown"):
+            return False
+        check_transition(row["state"], "settled")
+        if breakdown.medfee_total_fen != row["medical_fee_total_fen"]:
+            raise AssertionError(
+                f"province settled {breakdown.medfee_total_fen} fen, payment is {row['medical_fee_total_fen']}"
             )
-            await post_journal(
-                conn,
-                payment_id,
-                "settlement",
-                settlement_postings(
-                    insured_province=insured_province,
-                    institution_code=row["institution_code"],
-                    fund_total_fen=breakdown.fund_total_fen,
-                    personal_account_fen=breakdown.personal_account_fen,
-                    cash_fen=breakdown.cash_fen,
-                    medical_fee_total_fen=breakdown.medfee_total_fen,
-                ),
-            )
-            await conn.execute(queries.SET_STATE, payment_id, "settled", None, None)
-            await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, "accepted")
+        insured_province = province_of(row["insured_area"])
+        await conn.execute(
+            queries.INSERT_SETTLEMENT,
+            payment_id,
+            breakdown.settlement_id,
+            insured_province,
+            province_of(row["treatment_area"]),
+            breakdown.medfee_total_fen,
+            breakdown.full_own_pay_fen,
+            breakdown.over_limit_self_pay_fen,
+            breakdown.pre_self_pay_fen,
+            breakdown.in_scope_fen,
+            breakdown.deductible_applied_fen,
+            breakdown.basic_fund_fen,
+            breakdown.ratio_bp,
+            breakdown.critical_illness_fen,
+            breakdown.medical_assistance_fen,
+            breakdown.fund_total_fen,
+            breakdown.personal_part_fen,
+            breakdown.personal_account_fen,
+            breakdown.cash_fen,
+            breakdown.balance_after_fen,
+        )
+        await post_journal(
+            conn,
+            payment_id,
+            "settlement",
+            settlement_postings(
+                insured_province=insured_province,
+                institution_code=row["institution_code"],
+                fund_total_fen=breakdown.fund_total_fen,
+                personal_account_fen=breakdown.personal_account_fen,
+                cash_fen=breakdown.cash_fen,
+                medical_fee_total_fen=breakdown.medfee_total_fen,
+            ),
+        )
+        await conn.execute(queries.SET_STATE, payment_id, "settled", None, None, None)
+        await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, "accepted")
+        await enqueue_notification(conn, payment_id, "payment.settled")
         return True
 
     async def _mark_unknown(self, payment_id: uuid.UUID, msgid: str, exc: ClearingError) -> None:
         async with transaction(self._pool) as conn:
             state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
-            if state == "unknown":
+            if state != "settling":  # already unknown, or already final by a callback
                 return
             check_transition(state, "unknown")
-            await conn.execute(queries.SET_STATE, payment_id, "unknown", exc.code, exc.message)
+            await conn.execute(
+                queries.SET_STATE,
+                payment_id,
+                "unknown",
+                exc.code,
+                exc.message,
+                dt.datetime.now(dt.UTC),
+            )
             await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, "unknown")
 
     async def _fail(
         self,
         payment_id: uuid.UUID,
-        expected_state: str,
         code: str,
         detail: str | None,
         *,
         msgid: str | None = None,
         outcome: str | None = None,
-    ) -> None:
+    ) -> bool:
         async with transaction(self._pool) as conn:
-            state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
-            assert state == expected_state, (
-                f"payment {payment_id} is {state}, expected {expected_state}"
+            return await self.record_failed_in(
+                conn, payment_id, code, detail, msgid=msgid, outcome=outcome
             )
-            check_transition(state, "failed")
-            await conn.execute(queries.SET_STATE, payment_id, "failed", code, detail)
-            if msgid is not None:
-                await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, outcome)
+
+    async def record_failed_in(
+        self,
+        conn: asyncpg.Connection,
+        payment_id: uuid.UUID,
+        code: str,
+        detail: str | None,
+        *,
+        msgid: str | None = None,
+        outcome: str | None = None,
+    ) -> bool:
+        """Record that the payment did not settle; False when it was already final."""
+        state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
+        if state in FINAL_STATES or state in ("settled", "reversing"):
+            return False
+        check_transition(state, "failed")
+        await conn.execute(queries.SET_STATE, payment_id, "failed", code, detail, None)
+        if msgid is not None:
+            await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, outcome)
+        await enqueue_notification(conn, payment_id, "payment.failed")
+        return True
 
     async def _reload(self, payment_id: uuid.UUID) -> PaymentView:
         row = await self._pool.fetchrow(queries.PAYMENT_BY_ID, payment_id)
         assert row is not None
-        return _view(row)
+        return payment_view(row)
 
     # --- reverse ----------------------------------------------------------------------------
 
@@ -544,83 +637,153 @@ class PaymentFlow:
         """Reverse a settled payment (2208); balance and year-to-date totals return exactly."""
         row = await _owned_row(self._pool, payment_id, app_id=app_id, psn_no=psn_no)
         key: uuid.UUID = row["payment_id"]
-        if row["state"] == "reversed":
-            return PaymentOutcome(payment=_view(row))
-        if row["state"] not in ("settled", "reversing"):
+        if row["state"] in ("reversed", "reversing"):
+            return PaymentOutcome(payment=payment_view(row))
+        if row["state"] != "settled":
             raise ProblemError(
                 409,
                 "payment_not_reversible",
                 "Only a settled payment can be reversed",
-                f"The payment is {_view(row).state}.",
+                f"The payment is {payment_view(row).state}.",
             )
         adapter = self._provinces.adapter_for(row["insured_area"])
         institution = await find_institution(self._pool, row["institution_code"])
         assert institution is not None
         async with transaction(self._pool) as conn:
             state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, key)
-            existing = await conn.fetchrow(
-                settlement_queries.MESSAGE_OF_PAYMENT, key, INFNO_REVERSE
-            )
-            if state == "settled":
-                # Earlier attempts, if any, were refused or never arrived: a new msgid is safe.
-                check_transition(state, "reversing")
-                assert existing is None, f"payment {key} is settled with a live reversal message"
-                msgid = await self._allocate_msgid(
-                    conn,
-                    key,
-                    row["institution_code"],
-                    INFNO_REVERSE,
-                    province_of(row["insured_area"]),
-                )
-                await conn.execute(queries.SET_STATE, key, "reversing", None, None)
-            elif state == "reversing":
-                assert existing is not None
-                msgid = existing["msgid"]
-            else:
+            if state != "settled":
                 return PaymentOutcome(payment=await self._reload(key))
-        request = ReversalRequest(
-            msgid=msgid,
-            psn_no=row["psn_no"],
-            insured_area=row["insured_area"],
-            treatment_area=row["treatment_area"],
-            institution_code=row["institution_code"],
-            institution_name=institution.name,
-            settlement_id=row["setl_id"],
-            visit_id=key.hex,
-        )
+            # Earlier attempts, if any, were refused or never arrived: a new msgid is safe.
+            check_transition(state, "reversing")
+            request = await self._new_message(
+                conn,
+                key,
+                row["institution_code"],
+                INFNO_REVERSE,
+                province_of(row["insured_area"]),
+                lambda msgid: ReversalRequest(
+                    msgid=msgid,
+                    psn_no=row["psn_no"],
+                    insured_area=row["insured_area"],
+                    treatment_area=row["treatment_area"],
+                    institution_code=row["institution_code"],
+                    institution_name=institution.name,
+                    settlement_id=row["setl_id"],
+                    visit_id=key.hex,
+                ),
+            )
+            await conn.execute(
+                queries.SET_STATE, key, "reversing", None, None, self._check_after_grace()
+            )
+        assert isinstance(request, ReversalRequest)
+        return await self._send_reversal(key, request, adapter)
+
+    async def _send_reversal(
+        self, payment_id: uuid.UUID, request: ReversalRequest, adapter: ClearingAdapter
+    ) -> PaymentOutcome:
         try:
             await adapter.reverse(request)
         except OutcomeUnknown:
-            return PaymentOutcome(payment=await self._reload(key))  # stays reversing until resolved
+            return PaymentOutcome(
+                payment=await self._reload(payment_id)
+            )  # reversing until resolved
         except ClearingError as exc:
-            await self._back_to_settled(key, msgid, exc)
-            return PaymentOutcome(payment=await self._reload(key), problem=_problem_for(exc))
-        await self.record_reversed(key, msgid)
-        return PaymentOutcome(payment=await self._reload(key))
+            await self._back_to_settled(payment_id, request.msgid, exc)
+            return PaymentOutcome(payment=await self._reload(payment_id), problem=_problem_for(exc))
+        await self.record_reversed(payment_id, request.msgid)
+        return PaymentOutcome(payment=await self._reload(payment_id))
 
     async def record_reversed(self, payment_id: uuid.UUID, msgid: str) -> bool:
-        """Record a confirmed reversal and its mirror journal in one transaction."""
+        """Record a confirmed reversal; False when it was already recorded."""
         async with transaction(self._pool) as conn:
-            state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
-            if state == "reversed":
-                return False
-            check_transition(state, "reversed")
-            settlement = await conn.fetch(queries.SETTLEMENT_POSTINGS, payment_id)
-            await post_journal(
-                conn,
-                payment_id,
-                "reversal",
-                reversal_postings([(p["account"], p["amount_fen"]) for p in settlement]),
-            )
-            await conn.execute(queries.INSERT_REVERSAL, payment_id)
-            await conn.execute(queries.SET_STATE, payment_id, "reversed", None, None)
-            await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, "accepted")
+            return await self.record_reversed_in(conn, payment_id, msgid)
+
+    async def record_reversed_in(
+        self, conn: asyncpg.Connection, payment_id: uuid.UUID, msgid: str
+    ) -> bool:
+        """The reversal, its mirror journal, the message outcome and the notification."""
+        state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
+        if state != "reversing":
+            return False
+        check_transition(state, "reversed")
+        settlement = await conn.fetch(queries.SETTLEMENT_POSTINGS, payment_id)
+        await post_journal(
+            conn,
+            payment_id,
+            "reversal",
+            reversal_postings([(p["account"], p["amount_fen"]) for p in settlement]),
+        )
+        await conn.execute(queries.INSERT_REVERSAL, payment_id)
+        await conn.execute(queries.SET_STATE, payment_id, "reversed", None, None, None)
+        await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, "accepted")
+        await enqueue_notification(conn, payment_id, "payment.reversed")
         return True
 
     async def _back_to_settled(self, payment_id: uuid.UUID, msgid: str, exc: ClearingError) -> None:
         async with transaction(self._pool) as conn:
             state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
+            if state != "reversing":
+                return
             check_transition(state, "settled")
-            await conn.execute(queries.SET_STATE, payment_id, "settled", None, None)
+            await conn.execute(queries.SET_STATE, payment_id, "settled", None, None, None)
             outcome = "unavailable" if isinstance(exc, ProvinceUnavailable) else "rejected"
             await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, outcome)
+
+    # --- resolve (used by the resolver) ------------------------------------------------------
+
+    async def resolve(self, payment_id: uuid.UUID) -> str:
+        """Take one unfinished payment a step towards a final state; return its state after.
+
+        ``received`` (the process died before sending): continue it. ``settling`` or
+        ``unknown``: ask the province what the msgid did (6301); if it never arrived,
+        re-send the very same request under the same msgid. ``reversing``: likewise
+        for the reversal.
+        """
+        row = await self._pool.fetchrow(queries.PAYMENT_BY_ID, payment_id)
+        assert row is not None
+        state = row["state"]
+        if state == "received":
+            return (await self._continue(row)).payment.state
+        if state in ("settling", "unknown"):
+            await self._resolve_message(row, INFNO_SETTLE)
+        elif state == "reversing":
+            await self._resolve_message(row, INFNO_REVERSE)
+        return str(await self._pool.fetchval(queries.PAYMENT_STATE, payment_id))
+
+    async def _resolve_message(self, row: asyncpg.Record, infno: str) -> None:
+        from medpay.settlement.adapters.base import QueryRequest
+
+        payment_id: uuid.UUID = row["payment_id"]
+        message = await self._pool.fetchrow(
+            settlement_queries.MESSAGE_OF_PAYMENT, payment_id, infno
+        )
+        assert message is not None, (
+            f"payment {payment_id} is unfinished without a live {infno} message"
+        )
+        adapter = self._provinces.adapter_for(row["insured_area"])
+        serial = await self._pool.fetchval(settlement_queries.ALLOCATE_MSGID_SERIAL)
+        stored = message["request"]
+        query = QueryRequest(
+            msgid=new_msgid(row["institution_code"], self._clock(), int(serial) % 10000),
+            ref_msgid=message["msgid"],
+            insured_area=row["insured_area"],
+            treatment_area=row["treatment_area"],
+            institution_code=row["institution_code"],
+            institution_name=stored["institution_name"],
+        )
+        result = await adapter.query(query)  # a ClearingError here: try again later
+        if result.status == "settled" and infno == INFNO_SETTLE:
+            assert result.breakdown is not None
+            await self.record_settled(payment_id, message["msgid"], result.breakdown)
+        elif result.status == "reversed":
+            if infno == INFNO_REVERSE:
+                await self.record_reversed(payment_id, message["msgid"])
+        elif result.status == "not_found" and infno == INFNO_SETTLE:
+            request = _settlement_request_decoder.decode(_request_encoder.encode(stored))
+            await self._send_settlement(payment_id, request, adapter)
+        elif result.status == "not_found" or (
+            result.status == "settled" and infno == INFNO_REVERSE
+        ):
+            request = _reversal_request_decoder.decode(_request_encoder.encode(stored))
+            await self._send_reversal(payment_id, request, adapter)
+        # "processing": the province has it; wait for its callback or the next look.

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from medpay.payments.schemas import PaymentState
 
-__all__ = ["ALLOWED_TRANSITIONS", "IllegalTransition", "check_transition"]
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "FINAL_STATES",
+    "UNFINISHED_STATES",
+    "IllegalTransition",
+    "check_transition",
+]
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     "received": frozenset({"settling", "failed"}),
@@ -23,6 +29,12 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     "reversed": frozenset(),
     "failed": frozenset(),
 }
+
+
+#: States a payment ends in; nothing moves it out of them.
+FINAL_STATES = frozenset({"reversed", "failed"})
+#: States the resolver watches until they end.
+UNFINISHED_STATES = frozenset({"received", "settling", "unknown", "reversing"})
 
 
 class IllegalTransition(AssertionError):

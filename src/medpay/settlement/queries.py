@@ -7,6 +7,7 @@ __all__ = [
     "CATALOGUE_ENTRIES",
     "INSERT_CATALOGUE_ENTRY",
     "INSERT_PROVINCE_MESSAGE",
+    "MESSAGE_BY_MSGID",
     "MESSAGE_OF_PAYMENT",
     "SET_MESSAGE_OUTCOME",
 ]
@@ -28,12 +29,16 @@ ON CONFLICT (catalogue_area, item_code) DO NOTHING
 ALLOCATE_MSGID_SERIAL = "SELECT nextval('msgid_serial')"
 
 INSERT_PROVINCE_MESSAGE = """
-INSERT INTO province_messages (msgid, payment_id, infno, province) VALUES ($1, $2, $3, $4)
+INSERT INTO province_messages (msgid, payment_id, infno, province, request) VALUES ($1, $2, $3, $4, $5)
 """
+
+MESSAGE_BY_MSGID = (
+    "SELECT msgid, payment_id, infno, province, outcome FROM province_messages WHERE msgid = $1"
+)
 
 # The live or accepted message of a payment for one transaction (see the partial unique index).
 MESSAGE_OF_PAYMENT = """
-SELECT msgid, outcome FROM province_messages
+SELECT msgid, outcome, request FROM province_messages
  WHERE payment_id = $1 AND infno = $2 AND (outcome IS NULL OR outcome IN ('accepted', 'unknown'))
 """
 

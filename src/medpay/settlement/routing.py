@@ -47,6 +47,10 @@ class ProvinceDirectory:
             raise ProvinceNotConnected(province)
         return adapter
 
+    def for_province(self, province: str) -> ClearingAdapter | None:
+        """The adapter of ``province`` (a code like 330000), or None."""
+        return self._adapters.get(province)
+
     @property
     def provinces(self) -> list[str]:
         """The provinces with an adapter."""

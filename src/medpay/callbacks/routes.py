@@ -1,0 +1,64 @@
+"""HTTP for provincial callbacks: ``POST /v1/callbacks/{province}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, post
+from litestar.params import FromPath
+
+from medpay.callbacks.service import CallbackOutcome, apply_callback
+from medpay.security.problems import ProblemError, problem_responses
+
+try:
+    from medpay.settlement.adapters.base import CallbackRejected
+except ImportError:  # TEMPORARY until the adapter side lands (issue 5)
+
+    class CallbackRejected(Exception):  # type: ignore[no-redef]
+        code = "callback_signature_invalid"
+
+
+__all__ = ["CallbackAck", "receive_callback"]
+
+
+class CallbackAck(msgspec.Struct, frozen=True, kw_only=True):
+    """Our acknowledgement: any 2xx tells the province to stop delivering this callback."""
+
+    callback_id: str
+    result: CallbackOutcome
+
+
+@post(
+    "/v1/callbacks/{province:str}",
+    operation_id="receiveProvinceCallback",
+    tags=["callbacks"],
+    summary="A provincial platform reports a settlement or reversal result",
+    status_code=200,
+    responses=problem_responses(400, 401, 403, 404, 413),
+    security=[{"ProvinceSignature": []}],
+)
+async def receive_callback(request: Request[Any, Any, Any], province: FromPath[str]) -> CallbackAck:
+    """Signed by the province's key over X-Province-Timestamp and the body; taken exactly once.
+
+    Provinces key their deliveries by ``callback_id``, not by Idempotency-Key.
+    """
+    adapter = request.app.state.provinces.for_province(province)
+    if adapter is None:
+        raise ProblemError(
+            404, "province_unknown", "No such connected province", f"{province!r} is not connected."
+        )
+    body = await request.body()
+    try:
+        callback = adapter.parse_callback(
+            body,
+            request.headers.get("x-province-timestamp"),
+            request.headers.get("x-province-signature"),
+        )
+    except CallbackRejected as exc:
+        status = 400 if exc.code == "callback_malformed" else 401
+        raise ProblemError(status, exc.code, "The callback was refused", str(exc)) from exc
+    outcome = await apply_callback(
+        request.app.state.pool, request.app.state.payment_flow, province, callback, body
+    )
+    return CallbackAck(callback_id=callback.callback_id, result=outcome)

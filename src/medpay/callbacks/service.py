@@ -1,0 +1,109 @@
+"""Provincial callbacks, each taken exactly once (issue: exactly once under faults).
+
+A province may report a result late, twice, before its synchronous answer, or after
+the payment was reversed. The callback is recorded under its (province, callback_id)
+and applied in the same transaction: a duplicate finds the row and does nothing; a
+result for a payment already final is acknowledged and kept (``already_final``, or
+``conflict`` when it contradicts what we recorded); one for a msgid we never sent is
+kept as ``unmatched`` for reconciliation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+from medpay.callbacks import queries
+from medpay.db.pool import transaction
+from medpay.payments.queries import LOCK_PAYMENT_STATE
+from medpay.security.problems import ProblemError
+from medpay.settlement import queries as settlement_queries
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from medpay.payments.service import PaymentFlow
+    from medpay.settlement.adapters.base import ProvinceCallback
+
+__all__ = ["CallbackOutcome", "apply_callback"]
+
+CallbackOutcome = Literal["applied", "duplicate", "already_final", "unmatched", "conflict"]
+
+#: The states consistent with each reported result, once the payment is final.
+_CONSISTENT = {
+    "settled": frozenset({"settled", "reversing", "reversed"}),
+    "failed": frozenset({"failed"}),
+    "reversed": frozenset({"reversed"}),
+}
+
+
+async def apply_callback(
+    pool: asyncpg.Pool, flow: PaymentFlow, province: str, callback: ProvinceCallback, body: bytes
+) -> CallbackOutcome:
+    """Record ``callback`` from ``province`` and apply it, all in one transaction."""
+    raw = msgspec.json.decode(body)
+    async with transaction(pool) as conn:
+        message = await conn.fetchrow(settlement_queries.MESSAGE_BY_MSGID, callback.ref_msgid)
+        if message is None:
+            inserted = await conn.fetchval(
+                queries.INSERT_CALLBACK,
+                province,
+                callback.callback_id,
+                callback.ref_msgid,
+                None,
+                callback.result,
+                "unmatched",
+                raw,
+            )
+            return "unmatched" if inserted is not None else "duplicate"
+        if message["province"] != province:
+            raise ProblemError(
+                403,
+                "callback_wrong_province",
+                "A province may only report on its own settlements",
+                f"msgid {callback.ref_msgid} was sent to {message['province']}, not {province}.",
+            )
+        payment_id = message["payment_id"]
+        row = await conn.fetchval(
+            queries.INSERT_CALLBACK,
+            province,
+            callback.callback_id,
+            callback.ref_msgid,
+            payment_id,
+            callback.result,
+            "applied",
+            raw,
+        )
+        if row is None:
+            return "duplicate"
+        applied = False
+        msgid = message["msgid"]
+        if message["infno"] == "2207" and callback.kind == "settlement":
+            if callback.result == "settled" and callback.breakdown is not None:
+                applied = await flow.record_settled_in(conn, payment_id, msgid, callback.breakdown)
+            elif callback.result == "failed":
+                applied = await flow.record_failed_in(
+                    conn,
+                    payment_id,
+                    callback.error_code or "province_error",
+                    callback.message,
+                    msgid=msgid,
+                    outcome="rejected",
+                )
+        elif (
+            message["infno"] == "2208"
+            and callback.kind == "reversal"
+            and callback.result == "reversed"
+        ):
+            applied = await flow.record_reversed_in(conn, payment_id, msgid)
+        if applied:
+            return "applied"
+        state = await conn.fetchval(LOCK_PAYMENT_STATE, payment_id)
+        outcome: CallbackOutcome = (
+            "already_final"
+            if state in _CONSISTENT.get(callback.result, frozenset())
+            else "conflict"
+        )
+        await conn.execute(queries.SET_CALLBACK_OUTCOME, row, outcome)
+        return outcome

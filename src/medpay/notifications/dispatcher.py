@@ -1,0 +1,110 @@
+"""Deliver outbox events to patient apps' webhooks: signed, retried, in order per payment.
+
+Each POST carries ``X-Medpay-Event-Id`` (apps deduplicate by it: a delivery whose
+acknowledgement was lost is sent again), ``X-Medpay-Timestamp`` and
+``X-Medpay-Signature``: base64 Ed25519 over ``TIMESTAMP\\nHEX(SHA-256(BODY))`` with the
+gateway's key. An event is sent only after every earlier event of the same payment
+was acknowledged; failures back off exponentially (1 s doubling to 5 minutes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import httpx
+import msgspec
+
+from medpay.notifications import queries
+from medpay.notifications.outbox import PaymentEvent
+from medpay.wire.signing import body_signature_headers
+
+if TYPE_CHECKING:
+    import asyncpg
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+__all__ = ["NotificationDispatcher", "backoff_seconds"]
+
+_log = logging.getLogger("medpay.notifications")
+_encoder = msgspec.json.Encoder()
+MAX_BACKOFF_SECONDS = 300.0
+#: How long a claimed event is reserved for the dispatcher that claimed it.
+LEASE_SECONDS = 30.0
+
+
+def backoff_seconds(attempts: int) -> float:
+    """1, 2, 4, ... seconds, at most five minutes."""
+    return float(min(2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
+
+
+class NotificationDispatcher:
+    """Sends due outbox events; run ``run_forever`` in the app's lifespan."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: httpx.AsyncClient,
+        signing_key: Ed25519PrivateKey,
+        *,
+        interval_seconds: float = 1.0,
+        batch: int = 50,
+        timeout_seconds: float = 5.0,
+    ) -> None:
+        self._pool = pool
+        self._client = client
+        self._key = signing_key
+        self._interval = interval_seconds
+        self._batch = batch
+        self._timeout = timeout_seconds
+
+    async def run_once(self) -> int:
+        """Deliver what is due now; return how many were acknowledged."""
+        rows = await self._pool.fetch(queries.CLAIM_DUE, self._batch, LEASE_SECONDS)
+        results = await asyncio.gather(*(self._deliver(row) for row in rows))
+        return sum(results)
+
+    async def _deliver(self, row: asyncpg.Record) -> bool:
+        event = PaymentEvent(
+            event_id=row["event_id"],
+            event_type=row["event_type"],
+            sequence=row["sequence"],
+            payment=row["payload"],
+        )
+        body = _encoder.encode(event)
+        signed = body_signature_headers(body, self._key)
+        headers = {
+            "Content-Type": "application/json",
+            "X-Medpay-Event-Id": str(event.event_id),
+            "X-Medpay-Timestamp": next(v for k, v in signed.items() if "Timestamp" in k),
+            "X-Medpay-Signature": next(v for k, v in signed.items() if "Signature" in k),
+        }
+        error: str
+        try:
+            response = await self._client.post(
+                row["webhook_url"], content=body, headers=headers, timeout=self._timeout
+            )
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            if 200 <= response.status_code < 300:
+                await self._pool.execute(queries.MARK_DELIVERED, row["event_id"])
+                return True
+            error = f"HTTP {response.status_code}"
+        await self._pool.execute(
+            queries.MARK_FAILED_ATTEMPT,
+            row["event_id"],
+            backoff_seconds(row["attempts"]),
+            error[:500],
+        )
+        return False
+
+    async def run_forever(self) -> None:
+        """Deliver until cancelled; a database hiccup is logged and retried."""
+        while True:
+            try:
+                while await self.run_once():
+                    pass
+            except Exception:
+                _log.exception("notification dispatch failed; will try again")
+            await asyncio.sleep(self._interval)

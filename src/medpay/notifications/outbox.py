@@ -1,0 +1,54 @@
+"""The transactional outbox: a final state's notification is written with the state.
+
+A payment's final state (settled, failed, reversed) and the event telling its app
+are committed in one transaction, so a crash can neither lose the event nor send it
+for a state that was rolled back. The dispatcher delivers it afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+from medpay.notifications import queries
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["EventType", "PaymentEvent", "enqueue_notification"]
+
+EventType = Literal["payment.settled", "payment.failed", "payment.reversed"]
+
+
+class PaymentEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """What an app's webhook receives (JSON body)."""
+
+    event_id: uuid.UUID
+    event_type: EventType
+    sequence: int  # per payment, 1, 2, ...: apply in this order
+    payment: dict[str, object]  # the payment as GET /v1/payments/{id} shows it
+
+
+async def enqueue_notification(
+    conn: asyncpg.Connection, payment_id: uuid.UUID, event_type: EventType
+) -> None:
+    """Write the event for ``payment_id``'s new state, inside the caller's transaction.
+
+    Nothing is written for an app without a webhook URL.
+    """
+    from medpay.payments.queries import PAYMENT_BY_ID
+    from medpay.payments.service import payment_view
+
+    assert conn.is_in_transaction(), (
+        "a notification is written in the same transaction as its state"
+    )
+    target = await conn.fetchrow(queries.PAYMENT_FOR_NOTIFICATION, payment_id)
+    if target is None or not target["webhook_url"]:
+        return
+    row = await conn.fetchrow(PAYMENT_BY_ID, payment_id)
+    payload = msgspec.to_builtins(payment_view(row))
+    await conn.execute(
+        queries.ENQUEUE, uuid.uuid4(), payment_id, target["app_id"], event_type, payload
+    )

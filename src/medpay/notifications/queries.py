@@ -1,0 +1,49 @@
+"""SQL for the notification outbox."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CLAIM_DUE",
+    "ENQUEUE",
+    "MARK_DELIVERED",
+    "MARK_FAILED_ATTEMPT",
+    "PAYMENT_FOR_NOTIFICATION",
+]
+
+PAYMENT_FOR_NOTIFICATION = """
+SELECT p.app_id, a.webhook_url FROM payments p JOIN apps a USING (app_id) WHERE p.payment_id = $1
+"""
+
+# The payment row is locked by the caller, so max(sequence) + 1 cannot race.
+ENQUEUE = """
+INSERT INTO notification_outbox (event_id, payment_id, app_id, sequence, event_type, payload)
+SELECT $1, $2, $3, coalesce(max(sequence), 0) + 1, $4, $5
+  FROM notification_outbox WHERE payment_id = $2
+"""
+
+# Due events whose earlier events for the same payment are all delivered (order per
+# payment), claimed for a lease so that several dispatchers never send one twice at once.
+CLAIM_DUE = """
+UPDATE notification_outbox o
+   SET next_attempt_at = now() + make_interval(secs => $2), attempts = o.attempts + 1
+  FROM (SELECT event_id FROM notification_outbox e
+         WHERE e.delivered_at IS NULL AND e.next_attempt_at <= now()
+           AND NOT EXISTS (SELECT 1 FROM notification_outbox before
+                            WHERE before.payment_id = e.payment_id AND before.sequence < e.sequence
+                              AND before.delivered_at IS NULL)
+         ORDER BY e.next_attempt_at
+         LIMIT $1
+           FOR UPDATE SKIP LOCKED) due
+ WHERE o.event_id = due.event_id
+RETURNING o.event_id, o.payment_id, o.sequence, o.event_type, o.payload, o.attempts,
+          (SELECT webhook_url FROM apps WHERE apps.app_id = o.app_id) AS webhook_url
+"""
+
+MARK_DELIVERED = (
+    "UPDATE notification_outbox SET delivered_at = now(), last_error = NULL WHERE event_id = $1"
+)
+
+MARK_FAILED_ATTEMPT = """
+UPDATE notification_outbox SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3
+ WHERE event_id = $1
+"""

@@ -1,0 +1,92 @@
+"""The resolver: every unfinished payment ends settled, failed or reversed.
+
+It watches payments left ``received`` (the process died before sending), ``settling``
+(no answer within the grace period), ``unknown`` (a timeout, a reset, a 5xx) and
+``reversing``, asks the province what their msgid did and records it, re-sending the
+*same* request under the *same* msgid when the province never saw it. Its schedule
+lives in the payments table (``next_check_at``), so a restarted resolver, or another
+gateway process, picks up where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from medpay.payments import queries
+from medpay.settlement.adapters.base import ClearingError
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from medpay.payments.service import PaymentFlow
+
+__all__ = ["PaymentResolver", "backoff_seconds"]
+
+_log = logging.getLogger("medpay.resolver")
+#: How long a claimed payment is reserved for the resolver that claimed it.
+LEASE_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = 60.0
+
+
+def backoff_seconds(attempts: int) -> float:
+    """1, 2, 4, ... seconds between looks at one payment, at most a minute."""
+    return float(min(2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
+
+
+class PaymentResolver:
+    """Resolves unfinished payments in the background."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        flow: PaymentFlow,
+        *,
+        interval_seconds: float = 1.0,
+        batch: int = 20,
+    ) -> None:
+        self._pool = pool
+        self._flow = flow
+        self._interval = interval_seconds
+        self._batch = batch
+
+    async def run_once(self) -> int:
+        """Look at every payment that is due; return how many ended in a final state."""
+        claimed = await self._pool.fetch(queries.CLAIM_UNFINISHED, self._batch, LEASE_SECONDS)
+        finished = await asyncio.gather(
+            *(self._resolve(row["payment_id"], row["check_attempts"]) for row in claimed)
+        )
+        return sum(finished)
+
+    async def _resolve(self, payment_id: object, attempts: int) -> bool:
+        try:
+            state = await self._flow.resolve(payment_id)  # type: ignore[arg-type]
+        except ClearingError as exc:  # the province could not tell us now
+            _log.info(
+                "payment %s still unresolved (%s); next look in %.0f s",
+                payment_id,
+                exc.code,
+                backoff_seconds(attempts),
+            )
+            state = None
+        except Exception:
+            _log.exception("resolving payment %s failed", payment_id)
+            state = None
+        if state in ("settled", "failed", "reversed"):
+            return True
+        await self._pool.execute(queries.RESCHEDULE, payment_id, backoff_seconds(attempts))
+        return False
+
+    async def run_forever(self) -> None:
+        """Resolve until cancelled."""
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                _log.exception("resolver pass failed; will try again")
+            await asyncio.sleep(self._interval)
+
+    async def unfinished(self) -> int:
+        """How many payments are not yet in a final state (for operators and the chaos run)."""
+        return int(await self._pool.fetchval(queries.COUNT_UNFINISHED))
