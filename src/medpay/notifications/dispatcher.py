@@ -1,4 +1,4 @@
-"""Deliver outbox events to patient apps' webhooks: signed, retried, in order per payment.
+r"""Deliver outbox events to patient apps' webhooks: signed, retried, in order per payment.
 
 Each POST carries ``X-Medpay-Event-Id`` (apps deduplicate by it: a delivery whose
 acknowledgement was lost is sent again), ``X-Medpay-Timestamp`` and

@@ -1,0 +1,198 @@
+"""Benchmark the gateway: throughput and latency percentiles, as ratios to a baseline.
+
+These machines are noisy, so absolute figures drift; each run therefore measures a
+baseline in the same run, on the same server: ``GET /health`` (the HTTP stack and one
+database round trip). Then:
+
+* ``signed read``: ``GET /v1/payments/{id}``, i.e. app signature, nonce spent in
+  PostgreSQL, identity token, lookup: the price of our security on every request;
+* ``payment``: ``POST /v1/payments``, a full cross-provincial settlement through the
+  simulator over HTTP (classification, msgid, province round trip, ledger).
+
+Everything on loopback; every phase is bounded by a request count and a time limit.
+``--server granian`` serves the gateway with granian instead of uvicorn, to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import PERSONS, System
+
+from medpay.client import AppSignatureAuth
+
+ORDER = {
+    "institution_code": "H11010800124",
+    "treatment_area": "110108",
+    "visit_type": "online_revisit",
+    "items": [
+        {"item_code": "001101000010000-IR01", "quantity": 1, "unit_price_fen": 2500},
+        {"item_code": "XA10BAA075A001010101445", "quantity": 3, "unit_price_fen": 1200},
+    ],
+    "personal_account_allowed": True,
+}
+
+
+async def phase(
+    name: str, requests: int, concurrency: int, time_limit: float, send
+) -> dict[str, float]:
+    """Run ``send(i)`` ``requests`` times with ``concurrency`` in flight; time each."""
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(i)
+    deadline = time.monotonic() + time_limit
+
+    async def worker() -> None:
+        nonlocal errors
+        while not queue.empty() and time.monotonic() < deadline:
+            i = queue.get_nowait()
+            started = time.perf_counter()
+            ok = await send(i)
+            latencies.append(time.perf_counter() - started)
+            errors += 0 if ok else 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    return {
+        "name": name,  # type: ignore[dict-item]
+        "requests": len(latencies),
+        "errors": errors,
+        "throughput": len(latencies) / elapsed,
+        "p50": pct(0.50),
+        "p95": pct(0.95),
+        "p99": pct(0.99),
+        "mean": statistics.fmean(latencies) * 1000,
+    }
+
+
+async def main(args: argparse.Namespace) -> int:
+    gateway_args = None
+    if args.server == "granian":
+        granian = str(Path(sys.executable).with_name("granian"))
+        gateway_args = [
+            granian,
+            "--interface",
+            "asgi",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "PORT",
+            "--workers",
+            str(args.workers),
+            "medpay.asgi:create_app_from_environment",
+        ]
+    system = await System.start(
+        read_timeout_s=10.0,
+        gateway_env={"MEDPAY_POOL_MAX_SIZE": "20"},
+        gateway_args=gateway_args,
+        keep=args.keep,
+    )
+    try:
+        tokens = {psn: system.issuer.issue(psn, ttl_seconds=3600) for psn in PERSONS}
+        auth = {
+            psn: AppSignatureAuth(system.app.app_id, system.app.private_key_pem, t)
+            for psn, t in tokens.items()
+        }
+        limits = httpx.Limits(
+            max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+        )
+        async with httpx.AsyncClient(
+            base_url=system.gateway_url, timeout=30.0, limits=limits
+        ) as http:
+            warm = await http.post(
+                "/v1/payments",
+                json=ORDER,
+                headers={"Idempotency-Key": "bench-warm-up"},
+                auth=auth[PERSONS[0]],
+            )
+            payment_id = warm.json()["payment_id"]
+
+            async def health(_: int) -> bool:
+                return (await http.get("/health")).status_code == 200
+
+            async def signed_read(i: int) -> bool:
+                response = await http.get(f"/v1/payments/{payment_id}", auth=auth[PERSONS[0]])
+                return response.status_code == 200
+
+            async def payment(i: int) -> bool:
+                psn = PERSONS[i % len(PERSONS)]
+                response = await http.post(
+                    "/v1/payments",
+                    json=ORDER,
+                    auth=auth[psn],
+                    headers={"Idempotency-Key": f"bench-{i}-{secrets.token_hex(4)}"},
+                )
+                return response.status_code == 201
+
+            results = [
+                await phase(
+                    "baseline: GET /health",
+                    args.requests,
+                    args.concurrency,
+                    args.time_limit,
+                    health,
+                ),
+                await phase(
+                    "signed read", args.requests, args.concurrency, args.time_limit, signed_read
+                ),
+                await phase(
+                    "payment (settled)", args.payments, args.concurrency, args.time_limit, payment
+                ),
+            ]
+        base = results[0]["throughput"]
+        print(
+            f"medpay bench: server {args.server}, concurrency {args.concurrency}, loopback, one machine"
+        )
+        print(
+            f"{'phase':<24}{'requests':>9}{'errors':>7}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+            f"{'vs baseline':>13}"
+        )
+        for r in results:
+            print(
+                f"{r['name']:<24}{r['requests']:>9.0f}{r['errors']:>7.0f}{r['throughput']:>9.1f}{r['p50']:>9.1f}"
+                f"{r['p95']:>9.1f}{r['p99']:>9.1f}{r['throughput'] / base:>12.2f}x"
+            )
+        return 0 if all(r["errors"] == 0 for r in results) else 1
+    finally:
+        await system.close()
+
+
+def cli() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--requests", type=int, default=2000, help="requests in the baseline and signed-read phases"
+    )
+    parser.add_argument(
+        "--payments", type=int, default=500, help="payments in the settlement phase"
+    )
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds at most per phase")
+    parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
+    parser.add_argument("--workers", type=int, default=1, help="granian workers")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    return asyncio.run(asyncio.wait_for(main(args), timeout=4 * args.time_limit + 180))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

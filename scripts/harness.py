@@ -1,0 +1,240 @@
+"""A whole medpay on loopback, for the chaos run and the benchmark.
+
+An embedded PostgreSQL in a temporary folder, migrated and seeded; the provincial
+platform simulator and the gateway as child processes of ours (so that one can be
+killed and restarted); a registered patient app and a development identity issuer.
+``System.close()`` stops every process by its pid and removes the folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import msgspec
+
+from medpay.channels.service import RegisteredApp, register_app
+from medpay.db.embedded import EmbeddedPostgres, free_port
+from medpay.db.pool import create_pool
+from medpay.db.runtime import migrate
+from medpay.security.identity import DevelopmentIssuer
+from medpay.seed import seed_sample_data
+from medpay.settlement.adapters.registry import ClearingConfig, simulator_endpoints
+from medpay.simulator.config import (
+    SimulatorConfig,
+    default_config,
+    save_config,
+    simulator_public_keys,
+)
+from medpay.simulator.seed import seed_sample_persons
+from medpay.simulator.store import SIMULATOR_MIGRATIONS, SIMULATOR_SCHEMA
+from medpay.wire.signing import (
+    generate_private_key,
+    load_private_key,
+    private_key_pem,
+    public_key_pem,
+)
+
+MEDPAY = str(Path(sys.executable).with_name("medpay"))
+PERSONS = [
+    "33000000000000000001",
+    "44000000000000000002",
+    "11000000000000000003",
+    "51000000000000000004",
+    "31000000000000000005",
+    "32000000000000000006",
+    "41000000000000000007",
+    "42000000000000000008",
+    "54000000000000000009",
+    "65000000000000000010",
+    "33000000000000000011",
+    "37000000000000000012",
+]
+UNFINISHED = (
+    "SELECT count(*) FROM payments WHERE state IN ('received', 'settling', 'unknown', 'reversing')"
+)
+
+
+class Process:
+    """A child process we own, stopped by its pid."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.name, self.args, self.env, self.log = name, args, env, log
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.popen = subprocess.Popen(
+                self.args,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no goodbye."""
+        assert self.popen is not None
+        self.popen.kill()
+        self.popen.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it will not go."""
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(15)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(5)
+
+
+async def wait_healthy(url: str, deadline_s: float = 60.0) -> None:
+    """Wait until ``url``/health answers 200."""
+    async with httpx.AsyncClient(timeout=2.0) as http:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(f"{url}/health")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not become healthy within {deadline_s} s")
+
+
+class System:
+    """Database, simulator and gateway on loopback; build with ``await System.start(...)``."""
+
+    def __init__(self, folder: Path, keep: bool) -> None:
+        self.folder = folder
+        self.keep = keep
+        self.server = EmbeddedPostgres(folder / "pgdata", durable=True)
+        self.processes: list[Process] = []
+        self.pool: asyncpg.Pool
+        self.app: RegisteredApp
+        self.issuer = DevelopmentIssuer.generate()
+        self.gateway_url = f"http://127.0.0.1:{free_port()}"
+        self.simulator_url = f"http://127.0.0.1:{free_port()}"
+        self.gateway: Process
+        self.simulator: Process
+
+    @classmethod
+    async def start(
+        cls,
+        *,
+        faults: dict[str, Any] | None = None,
+        callbacks: bool = False,
+        read_timeout_s: float = 2.0,
+        gateway_env: dict[str, str] | None = None,
+        gateway_args: list[str] | None = None,
+        seed: int = 1,
+        keep: bool = False,
+    ) -> System:
+        system = cls(Path(tempfile.mkdtemp(prefix="medpay-run-")), keep)
+        try:
+            await system._start(
+                faults or {}, callbacks, read_timeout_s, gateway_env or {}, gateway_args, seed
+            )
+        except BaseException:
+            await system.close()
+            raise
+        return system
+
+    async def _start(
+        self,
+        faults: dict[str, Any],
+        callbacks: bool,
+        read_timeout_s: float,
+        gateway_env: dict[str, str],
+        gateway_args: list[str] | None,
+        seed: int,
+    ) -> None:
+        self.server.start()
+        admin = await asyncpg.connect(self.server.dsn())
+        await admin.execute("CREATE DATABASE medpay")
+        await admin.close()
+        dsn = self.server.dsn("medpay")
+        await migrate(dsn, extra=((SIMULATOR_MIGRATIONS, SIMULATOR_SCHEMA),))
+        self.pool = await create_pool(dsn, min_size=1, max_size=4)
+        await seed_sample_data(self.pool)
+        await seed_sample_persons(self.pool)
+        self.app = await register_app(self.pool, "Load patient app")
+        gateway_key = private_key_pem(generate_private_key())
+        config = self._simulator_config(gateway_key, faults, callbacks, seed)
+        save_config(config, self.folder / "simulator.json")
+        clearing = ClearingConfig(
+            signing_key_pem=gateway_key,
+            provinces=simulator_endpoints(
+                self.simulator_url, simulator_public_keys(config), read_timeout_s=read_timeout_s
+            ),
+        )
+        (self.folder / "clearing.json").write_bytes(msgspec.json.encode(clearing))
+        env = {**os.environ, "DATABASE_URL": dsn, "MEDPAY_DATA_DIR": str(self.folder / "data")}
+        port = self.simulator_url.rsplit(":", 1)[1]
+        self.simulator = Process(
+            "simulator",
+            [MEDPAY, "simulator", "--config", str(self.folder / "simulator.json"), "--port", port],
+            env,
+            self.folder / "simulator.log",
+        )
+        env_gateway = {
+            **env,
+            "MEDPAY_PORT": self.gateway_url.rsplit(":", 1)[1],
+            "MEDPAY_CLEARING_CONFIG_FILE": str(self.folder / "clearing.json"),
+            "MEDPAY_IDENTITY_ISSUERS": json.dumps([msgspec.to_builtins(self.issuer.trusted())]),
+            **gateway_env,
+        }
+        gateway_port = self.gateway_url.rsplit(":", 1)[1]
+        args = (
+            [gateway_port if a == "PORT" else a for a in gateway_args]
+            if gateway_args
+            else [MEDPAY, "serve"]
+        )
+        self.gateway = Process("gateway", args, env_gateway, self.folder / "gateway.log")
+        self.processes = [self.simulator, self.gateway]
+        self.simulator.start()
+        await wait_healthy(self.simulator_url)
+        self.gateway.start()
+        await wait_healthy(self.gateway_url)
+
+    def _simulator_config(
+        self, gateway_key: str, faults: dict[str, Any], callbacks: bool, seed: int
+    ) -> SimulatorConfig:
+        config = default_config(
+            gateway_public_keys=[public_key_pem(load_private_key(gateway_key))], seed=seed
+        )
+        data = msgspec.to_builtins(config)
+        for province in data["provinces"]:
+            province["faults"] = {**province.get("faults", {}), **faults}
+        if callbacks:
+            data["callback_base_url"] = self.gateway_url
+        return msgspec.convert(data, SimulatorConfig)
+
+    async def unfinished(self) -> int:
+        """Payments not yet settled, failed or reversed."""
+        return int(await self.pool.fetchval(UNFINISHED))
+
+    async def close(self) -> None:
+        """Stop everything we started, by pid, and remove the folder (unless kept)."""
+        for process in reversed(self.processes):
+            process.stop()
+        with contextlib.suppress(Exception):
+            await self.pool.close()
+        self.server.stop()
+        if self.keep:
+            print(f"kept {self.folder}")
+        else:
+            shutil.rmtree(self.folder, ignore_errors=True)
