@@ -235,7 +235,7 @@ async def main(args: argparse.Namespace) -> int:
             print(f"chaos: {line}")
         settle_started = time.monotonic()
         # Polling another process's progress through the database; no event to wait on.
-        while time.monotonic() - settle_started < args.settle_deadline:  # noqa: ASYNC110
+        while time.monotonic() - settle_started < args.settle_deadline:
             if not await system.unfinished():
                 break
             await asyncio.sleep(0.5)
