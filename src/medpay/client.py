@@ -15,7 +15,12 @@ import httpx
 
 from medpay.security.signatures import signature_headers
 
-__all__ = ["AgencySignatureAuth", "AppSignatureAuth", "OperatorSignatureAuth"]
+__all__ = [
+    "AgencySignatureAuth",
+    "AppSignatureAuth",
+    "InstitutionSignatureAuth",
+    "OperatorSignatureAuth",
+]
 
 
 class AppSignatureAuth(httpx.Auth):
@@ -73,3 +78,12 @@ class OperatorSignatureAuth(AppSignatureAuth):
 
     def __init__(self, operator_id: str, private_key_pem: str, **kwargs: Any) -> None:
         super().__init__(operator_id, private_key_pem, None, **kwargs)
+
+
+class InstitutionSignatureAuth(AppSignatureAuth):
+    """Signs as a designated institution (X-Institution-Id), e.g. issuing a prescription."""
+
+    id_header = "X-Institution-Id"
+
+    def __init__(self, institution_code: str, private_key_pem: str, **kwargs: Any) -> None:
+        super().__init__(institution_code, private_key_pem, None, **kwargs)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from medpay.channels.service import find_app
 from medpay.parties.service import SigningParty, find_agency, find_operator
+from medpay.prescriptions.institution_keys import find_institution_signer
 from medpay.security import queries
 from medpay.security.identity import IdentityVerifier, PatientIdentity, require_face
 from medpay.security.signatures import (
@@ -28,13 +29,16 @@ if TYPE_CHECKING:
 
     from medpay.channels.service import PatientApp
     from medpay.config import Settings
+    from medpay.prescriptions.institution_keys import InstitutionSigner
 
 __all__ = [
     "agency_guard",
     "current_agency",
     "current_app",
+    "current_institution",
     "current_operator",
     "current_patient",
+    "institution_guard",
     "operator_guard",
     "patient_identity_guard",
     "patient_payment_guard",
@@ -150,6 +154,16 @@ async def operator_guard(
     )
 
 
+async def institution_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """A request from a registered designated institution with its own key (X-Institution-Id)."""
+    request = cast("Request[Any, Any, Any]", connection)
+    request.state.institution = await verify_signed_request(
+        request, id_header="x-institution-id", kind="institution", lookup=find_institution_signer
+    )
+
+
 async def patient_identity_guard(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
@@ -183,3 +197,8 @@ def current_agency(request: Request[Any, Any, Any]) -> SigningParty:
 def current_operator(request: Request[Any, Any, Any]) -> SigningParty:
     """The operator that signed this request (set by ``operator_guard``)."""
     return cast("SigningParty", request.state.operator)
+
+
+def current_institution(request: Request[Any, Any, Any]) -> InstitutionSigner:
+    """The institution that signed this request (set by ``institution_guard``)."""
+    return cast("InstitutionSigner", request.state.institution)
