@@ -35,6 +35,11 @@ from medpay.notifications.outbox import enqueue_notification
 from medpay.payments import queries
 from medpay.payments.schemas import FeeItem, FeeItemView, PaymentOrder, PaymentView, SettlementView
 from medpay.payments.states import FINAL_STATES, check_transition
+from medpay.prescriptions.service import (
+    confirm_redemption,
+    release_redemption,
+    reserve_prescription,
+)
 from medpay.relationships.service import insurer_on
 from medpay.security.idempotency import IdempotencyKeyReused
 from medpay.security.problems import ProblemError
@@ -284,7 +289,11 @@ class PaymentFlow:
             except ProblemError as refusal:
                 await self._fail(payment_id, refusal.code, refusal.detail)
                 return PaymentOutcome(payment=await self._reload(payment_id), problem=refusal)
-            request = await self._start_settling(row, prepared)
+            try:
+                request = await self._start_settling(row, prepared)
+            except ProblemError as refusal:  # the prescription could not be redeemed
+                await self._fail(payment_id, refusal.code, refusal.detail)
+                return PaymentOutcome(payment=await self._reload(payment_id), problem=refusal)
             if request is None:  # someone else started it meanwhile
                 return PaymentOutcome(payment=await self._reload(payment_id))
             return await self._send_settlement(payment_id, request, prepared.adapter)
@@ -459,6 +468,21 @@ class PaymentFlow:
             if state != "received":
                 return None
             check_transition(state, "settling")
+            if row["prescription_id"] is not None:
+                # Redeemed once, in this transaction: two pharmacies racing, one wins (DOMAIN.md 4).
+                await reserve_prescription(
+                    conn,
+                    prescription_id=row["prescription_id"],
+                    psn_no=row["psn_no"],
+                    pharmacy_code=row["institution_code"],
+                    items=[
+                        (item.code, item.quantity)
+                        for item in prepared.items
+                        if not item.non_medical
+                    ],
+                    payment_id=payment_id,
+                    on=row["service_date"],
+                )
             request = await self._new_message(
                 conn,
                 payment_id,
@@ -572,6 +596,7 @@ class PaymentFlow:
         )
         await conn.execute(queries.SET_STATE, payment_id, "settled", None, None, None)
         await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, "accepted")
+        await confirm_redemption(conn, payment_id)
         await enqueue_notification(conn, payment_id, "payment.settled")
         return True
 
@@ -623,6 +648,7 @@ class PaymentFlow:
         await conn.execute(queries.SET_STATE, payment_id, "failed", code, detail, None)
         if msgid is not None:
             await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, outcome)
+        await release_redemption(conn, payment_id)
         await enqueue_notification(conn, payment_id, "payment.failed")
         return True
 
@@ -716,6 +742,8 @@ class PaymentFlow:
         await conn.execute(queries.INSERT_REVERSAL, payment_id)
         await conn.execute(queries.SET_STATE, payment_id, "reversed", None, None, None)
         await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, "accepted")
+        # The fund paid nothing in the end: the prescription may be redeemed again.
+        await release_redemption(conn, payment_id)
         await enqueue_notification(conn, payment_id, "payment.reversed")
         return True
 
