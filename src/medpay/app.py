@@ -21,6 +21,7 @@ from medpay.payments.resolver import PaymentResolver
 from medpay.payments.routes import PaymentController
 from medpay.payments.service import PaymentFlow
 from medpay.prescriptions.routes import PrescriptionController
+from medpay.relationships.routes import relationships_router
 from medpay.security import queries as security_queries
 from medpay.security.idempotency import Idempotency
 from medpay.security.identity import IdentityVerifier
@@ -128,7 +129,13 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
             await app.state.pool.close()
 
     app = Litestar(
-        route_handlers=[health, receive_callback, PaymentController, PrescriptionController],
+        route_handlers=[
+            health,
+            receive_callback,
+            PaymentController,
+            PrescriptionController,
+            relationships_router,
+        ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(medpay_version()),

@@ -14,6 +14,15 @@ Accounts of a settlement (DOMAIN.md sections 3 and 7):
 | ``institution_payable:<fixmedins_code>`` | what the treating institution is owed in all |
 
 A reversal posts the exact mirror of the settlement.
+
+A relationship transfer (DOMAIN.md section 6) moves the personal account balance
+from the old coordination area to the new one, as a journal of kind
+``account_transfer`` about the transfer rather than a payment:
+
+| account | meaning |
+| --- | --- |
+| ``personal_account:<new area>`` | debited: the balance the new area now holds |
+| ``personal_account:<old area>`` | credited: the balance the old area handed over |
 """
 
 from __future__ import annotations
@@ -27,7 +36,13 @@ if TYPE_CHECKING:
 
     import asyncpg
 
-__all__ = ["Posting", "post_journal", "reversal_postings", "settlement_postings"]
+__all__ = [
+    "Posting",
+    "account_transfer_postings",
+    "post_journal",
+    "reversal_postings",
+    "settlement_postings",
+]
 
 Posting = tuple[str, int]  # (account, signed amount in fen)
 
@@ -56,19 +71,42 @@ def reversal_postings(settlement: list[Posting]) -> list[Posting]:
     return [(account, -amount) for account, amount in settlement]
 
 
-async def post_journal(
-    conn: asyncpg.Connection, payment_id: uuid.UUID, kind: str, postings: list[Posting]
-) -> int | None:
-    """Write one balanced journal for ``payment_id``; None if this kind was already posted.
+def account_transfer_postings(*, old_area: str, new_area: str, balance_fen: int) -> list[Posting]:
+    """The journal of a personal account balance moved by a relationship transfer."""
+    assert balance_fen > 0, "a zero balance moves nothing and has no journal"
+    return [
+        (f"personal_account:{new_area}", balance_fen),
+        (f"personal_account:{old_area}", -balance_fen),
+    ]
 
-    Must run inside the caller's transaction, beside the state change it records.
+
+async def post_journal(
+    conn: asyncpg.Connection,
+    payment_id: uuid.UUID | None,
+    kind: str,
+    postings: list[Posting],
+    *,
+    transfer_id: uuid.UUID | None = None,
+) -> int | None:
+    """Write one balanced journal for ``payment_id`` (or ``transfer_id``); None if already posted.
+
+    A journal is about exactly one payment or one relationship transfer, at most one
+    of each kind. Must run inside the caller's transaction, beside the state change
+    it records.
     """
     assert conn.is_in_transaction(), (
         "a journal is written in the same transaction as its state change"
     )
+    assert (payment_id is None) != (transfer_id is None), (
+        "a journal is about one payment or one transfer"
+    )
     assert sum(amount for _, amount in postings) == 0, f"unbalanced journal: {postings}"
     assert all(amount != 0 for _, amount in postings)
-    journal_id: int | None = await conn.fetchval(queries.INSERT_JOURNAL, payment_id, kind)
+    journal_id: int | None
+    if transfer_id is None:
+        journal_id = await conn.fetchval(queries.INSERT_JOURNAL, payment_id, kind)
+    else:
+        journal_id = await conn.fetchval(queries.INSERT_TRANSFER_JOURNAL, transfer_id, kind)
     if journal_id is None:
         return None
     await conn.execute(

@@ -22,14 +22,14 @@ import ipaddress
 import itertools
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import asyncpg
 import msgspec
 from litestar import Litestar, Request, Response, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, JSONBody
 
@@ -59,7 +59,13 @@ if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
     from litestar.handlers.base import BaseRouteHandler
 
-__all__ = ["PersonView", "SimulatorState", "YearTotalsView", "create_simulator_app"]
+__all__ = [
+    "EnrolmentChange",
+    "PersonView",
+    "SimulatorState",
+    "YearTotalsView",
+    "create_simulator_app",
+]
 
 logger = logging.getLogger("medpay.simulator")
 
@@ -85,6 +91,14 @@ class PersonView(msgspec.Struct, frozen=True, kw_only=True):
     acct_balance_fen: int
     maf_eligible: bool
     totals: list[YearTotalsView]
+
+
+class EnrolmentChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A person's new insured area, scheme and personal account balance (admin)."""
+
+    insuplc_admdvs: Annotated[str, msgspec.Meta(pattern=r"^[1-6][0-9]{5}$")]
+    insutype: Literal["310", "390"]
+    acct_balance_fen: Annotated[int, msgspec.Meta(ge=0)]
 
 
 class SimulatorState:
@@ -296,6 +310,46 @@ async def get_person(psn_no: FromPath[str], sim: Sim) -> PersonView:
     )
 
 
+@put(
+    "/admin/persons/{psn_no:str}/enrolment",
+    guards=[_loopback_only],
+    operation_id="adminMoveEnrolment",
+    tags=["admin (loopback only)"],
+)
+async def move_enrolment(
+    psn_no: FromPath[str], data: JSONBody[EnrolmentChange], sim: Sim
+) -> PersonView:
+    """Enrol a person in another insured area, with the balance that moved there.
+
+    This stands for the provinces' own systems, outside medpay: once a relationship
+    transfer is accepted (DOMAIN.md section 6), the new province holds the person's
+    record and the old one no longer settles for them.
+    """
+    if data.insutype == "390" and data.acct_balance_fen:
+        raise ValidationException("residents (390) hold no personal account balance")
+    assert sim.pool is not None
+    async with sim.pool.acquire() as conn, conn.transaction():
+        person = await store.move_enrolment(
+            conn,
+            psn_no,
+            insuplc_admdvs=data.insuplc_admdvs,
+            insutype=data.insutype,
+            acct_balance_fen=data.acct_balance_fen,
+        )
+        if person is None:
+            raise NotFoundException(f"person {psn_no} unknown")
+        totals = await store.list_year_totals(conn, psn_no)
+    return PersonView(
+        psn_no=person.psn_no,
+        name=person.name,
+        insuplc_admdvs=person.insuplc_admdvs,
+        insutype=person.insutype,
+        acct_balance_fen=person.acct_balance_fen,
+        maf_eligible=person.maf_eligible,
+        totals=[YearTotalsView(**msgspec.structs.asdict(t)) for t in totals],
+    )
+
+
 @get("/health", operation_id="health", tags=["health"])
 async def health(sim: Sim) -> dict[str, Any]:
     """Liveness, and the number of provinces served."""
@@ -323,7 +377,7 @@ def create_simulator_app(config: SimulatorConfig, database: str | asyncpg.Pool) 
             await pool.close()
 
     return Litestar(
-        route_handlers=[province_api, set_faults, get_faults, get_person, health],
+        route_handlers=[province_api, set_faults, get_faults, get_person, move_enrolment, health],
         dependencies={"sim": Provide(_state, sync_to_thread=False)},
         state=State({"simulator": sim}),
         lifespan=[lifespan],

@@ -44,6 +44,7 @@ __all__ = [
     "log_response",
     "mark_reversed",
     "migrate",
+    "move_enrolment",
     "next_serial",
     "upsert_persons",
 ]
@@ -170,6 +171,30 @@ async def get_person(
 ) -> PersonRow | None:
     """The person ``psn_no``; with ``for_update``, locked until the transaction ends."""
     row = await conn.fetchrow(_LOCK_PERSON if for_update else _GET_PERSON, psn_no)
+    return None if row is None else PersonRow(**dict(row))
+
+
+_MOVE_ENROLMENT = """
+UPDATE simulator.persons SET insuplc_admdvs = $2, insutype = $3, acct_balance_fen = $4
+ WHERE psn_no = $1
+RETURNING psn_no, name, insuplc_admdvs, province, insutype, acct_balance_fen, maf_eligible
+"""
+
+
+async def move_enrolment(
+    conn: asyncpg.Connection,
+    psn_no: str,
+    *,
+    insuplc_admdvs: str,
+    insutype: str,
+    acct_balance_fen: int,
+) -> PersonRow | None:
+    """Enrol the person in another insured area with its balance (DOMAIN.md section 6).
+
+    What the provinces' own systems do once a relationship transfer is accepted; the
+    year-to-date totals stay as they are. None if the person is unknown.
+    """
+    row = await conn.fetchrow(_MOVE_ENROLMENT, psn_no, insuplc_admdvs, insutype, acct_balance_fen)
     return None if row is None else PersonRow(**dict(row))
 
 
