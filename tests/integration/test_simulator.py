@@ -386,6 +386,8 @@ async def test_order_query_tracks_settlement_then_reversal(province):
         "ord_stas": "not_found",
         "setlinfo": None,
         "setldetail": [],
+        "err_code": None,
+        "err_msg": None,
     }
     settled = await province.call("2207", zj_settlement(), msgid=settle_msgid)
     query = await province.call("6301", {"ref_msgid": settle_msgid})

@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from medpay.settlement.adapters.base import (
+    CallbackRejected,
     ClassifiedItem,
     ClearingAdapter,
     OutcomeUnknown,
@@ -20,6 +21,7 @@ from medpay.settlement.adapters.base import (
     ProvinceUnavailable,
     QueryRequest,
     ReversalRequest,
+    SettlementPending,
     SettlementRequest,
 )
 from medpay.settlement.adapters.national_http import NationalHttpAdapter
@@ -34,6 +36,7 @@ from medpay.wire.national import (
     ResponseEnvelope,
     SetlDetail,
     SetlInfo,
+    SettlementCallback,
     SettlementInput,
     SettlementOutput,
     encode,
@@ -310,6 +313,209 @@ async def test_order_query_maps_the_status(adapter, province, answer, status, ha
     }
     assert result.status == status
     assert (result.breakdown is not None) == has_breakdown
+
+
+def query_request() -> QueryRequest:
+    return QueryRequest(
+        msgid="H33010600001202503010900000002",
+        ref_msgid="H33010600001202503010830050001",
+        insured_area="330106",
+        treatment_area="330106",
+        institution_code="H33010600001",
+        institution_name="h",
+    )
+
+
+# --- asynchronous provinces ------------------------------------------------------------------------
+
+
+async def test_settlement_accepted_for_processing_is_pending(adapter, province):
+    province.post(URL).mock(return_value=reply({"ord_stas": "processing"}))
+
+    with pytest.raises(SettlementPending) as caught:
+        await adapter.settle(settlement_request())
+
+    assert isinstance(caught.value, OutcomeUnknown)
+    assert not caught.value.outcome_known
+    assert caught.value.code == "settlement_pending"
+    assert (caught.value.province, caught.value.msgid) == (
+        "330000",
+        "H33010600001202503010830050001",
+    )
+
+
+async def test_settlement_answer_with_ord_stas_settled_maps_as_before(adapter, province):
+    answer = {"ord_stas": "settled", **msgspec.to_builtins(output())}
+    province.post(URL).mock(return_value=reply(answer))
+    result = await adapter.settle(settlement_request())
+    assert result.breakdown.basic_fund_fen == 3_171
+
+
+async def test_pre_settlement_is_never_processing(adapter, province):
+    province.post(URL).mock(return_value=reply({"ord_stas": "processing"}))
+    with pytest.raises(ProvinceResponseInvalid):
+        await adapter.pre_settle(settlement_request())
+
+
+async def test_processing_with_figures_is_invalid(adapter, province):
+    answer = {"ord_stas": "processing", **msgspec.to_builtins(output())}
+    province.post(URL).mock(return_value=reply(answer))
+    with pytest.raises(ProvinceResponseInvalid):
+        await adapter.settle(settlement_request())
+
+
+async def test_order_query_on_a_settlement_still_processing(adapter, province):
+    province.post(URL).mock(return_value=reply({"ord_stas": "processing"}))
+
+    result = await adapter.query(query_request())
+
+    assert result.status == "processing"
+    assert result.breakdown is None
+    assert result.error_code is None
+
+
+async def test_order_query_on_a_failed_settlement_gives_the_reason(adapter, province):
+    province.post(URL).mock(
+        return_value=reply({"ord_stas": "failed", "err_code": -2, "err_msg": "not insured here"})
+    )
+
+    result = await adapter.query(query_request())
+
+    assert result.status == "failed"
+    assert result.breakdown is None
+    assert result.error_code == "person_unknown_to_province"
+    assert result.message == "not insured here"
+
+
+@pytest.mark.parametrize("err_code", [None, 0, 3])
+async def test_failed_without_a_negative_err_code_is_invalid(adapter, province, err_code):
+    province.post(URL).mock(return_value=reply({"ord_stas": "failed", "err_code": err_code}))
+    with pytest.raises(ProvinceResponseInvalid, match="err_code"):
+        await adapter.query(query_request())
+
+
+# --- callbacks ---------------------------------------------------------------------------------------
+
+NOW = 1_740_789_006  # 2025-03-01 08:30:06 Beijing
+
+
+def callback_body(**overrides: Any) -> bytes:
+    fields: dict[str, Any] = {
+        "callback_id": "CB330000202503010830060000000007",
+        "ref_msgid": "H33010600001202503010830050001",
+        "infno": "2207",
+        "ord_stas": "settled",
+        "setlinfo": setlinfo(),
+        "setldetail": output().setldetail,
+        "callback_time": "20250301083006123",
+    }
+    fields.update(overrides)
+    return encode(SettlementCallback(**fields))
+
+
+def signed_headers(body: bytes, key: Any = PROVINCE_KEY, at: int = NOW) -> tuple[str, str]:
+    headers = body_signature_headers(body, key, timestamp=at)
+    return headers["X-Province-Timestamp"], headers["X-Province-Signature"]
+
+
+def test_signed_settlement_callback_maps_to_domain_names(adapter):
+    body = callback_body()
+
+    callback = adapter.parse_callback(body, *signed_headers(body), now=NOW + 10)
+
+    assert callback.callback_id == "CB330000202503010830060000000007"
+    assert callback.ref_msgid == "H33010600001202503010830050001"
+    assert (callback.kind, callback.result) == ("settlement", "settled")
+    assert callback.breakdown is not None
+    assert callback.breakdown.settlement_id == "330000202503010000000001"
+    assert callback.breakdown.basic_fund_fen == 3_171
+    assert [(f.fund_type, f.paid_fen) for f in callback.breakdown.funds] == [("310100", 3_171)]
+    assert callback.error_code is None
+    assert callback.sent_at == dt.datetime(2025, 3, 1, 0, 30, 6, 123_000, tzinfo=dt.UTC)
+
+
+def test_reversal_callback_is_kind_reversal(adapter):
+    body = callback_body(infno="2208", ord_stas="reversed")
+    callback = adapter.parse_callback(body, *signed_headers(body), now=NOW)
+    assert (callback.kind, callback.result) == ("reversal", "reversed")
+    assert callback.breakdown is not None
+
+
+@pytest.mark.parametrize(
+    ("err_code", "code"), [(-2, "person_unknown_to_province"), (-99, "province_error")]
+)
+def test_failed_callback_maps_the_reason_to_a_problem_code(adapter, err_code, code):
+    body = callback_body(
+        ord_stas="failed", setlinfo=None, setldetail=[], err_code=err_code, err_msg="why"
+    )
+    callback = adapter.parse_callback(body, *signed_headers(body), now=NOW)
+    assert (callback.result, callback.error_code, callback.message) == ("failed", code, "why")
+    assert callback.breakdown is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ((None, None), "callback_signature_invalid"),
+        ((str(NOW), None), "callback_signature_invalid"),
+        (("soon", "c2ln"), "callback_signature_invalid"),
+        ((str(NOW), "not base64!"), "callback_signature_invalid"),
+        ((str(NOW - 301), "c2ln"), "callback_timestamp_out_of_window"),
+        ((str(NOW + 301), "c2ln"), "callback_timestamp_out_of_window"),
+    ],
+)
+def test_callback_headers_are_checked(adapter, headers, code):
+    with pytest.raises(CallbackRejected) as caught:
+        adapter.parse_callback(callback_body(), *headers, now=NOW)
+    assert caught.value.code == code
+    assert caught.value.province == "330000"
+
+
+def test_callback_signed_by_another_key_is_refused(adapter):
+    body = callback_body()
+    with pytest.raises(CallbackRejected) as caught:
+        adapter.parse_callback(body, *signed_headers(body, generate_private_key()), now=NOW)
+    assert caught.value.code == "callback_signature_invalid"
+
+
+def test_callback_tampered_after_signing_is_refused(adapter):
+    body = callback_body()
+    headers = signed_headers(body)
+    with pytest.raises(CallbackRejected) as caught:
+        adapter.parse_callback(body.replace(b"3171", b"3172", 1), *headers, now=NOW)
+    assert caught.value.code == "callback_signature_invalid"
+
+
+def test_stale_signature_is_refused_even_if_it_verifies(adapter):
+    body = callback_body()
+    with pytest.raises(CallbackRejected) as caught:
+        adapter.parse_callback(body, *signed_headers(body, at=NOW - 600), now=NOW)
+    assert caught.value.code == "callback_timestamp_out_of_window"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"{}",
+        b'{"callback_id": "x", "ref_msgid": "y"}',
+        # signed, decodes, but its figures do not add up
+        callback_body(setlinfo=setlinfo(psn_cash_pay=700)),
+    ],
+)
+def test_signed_but_malformed_callback_is_refused(adapter, body):
+    with pytest.raises(CallbackRejected) as caught:
+        adapter.parse_callback(body, *signed_headers(body), now=NOW)
+    assert caught.value.code == "callback_malformed"
+
+
+def test_callback_window_uses_the_adapter_clock_by_default(client):
+    clock_at = dt.datetime.fromtimestamp(NOW, dt.UTC)
+    clocked = NationalHttpAdapter(
+        URL, "330000", GATEWAY_KEY, PROVINCE_KEY.public_key(), client, clock=lambda: clock_at
+    )
+    body = callback_body()
+    assert clocked.parse_callback(body, *signed_headers(body)).result == "settled"
 
 
 # --- province errors ------------------------------------------------------------------------------

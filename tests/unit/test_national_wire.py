@@ -13,10 +13,15 @@ from medpay.wire.national import (
     CHINA_TZ,
     FeeDetail,
     OrderQueryInput,
+    OrderQueryOutput,
     RequestEnvelope,
     ResponseEnvelope,
+    SettlementCallback,
     SettlementInput,
+    SettlementOrderOutput,
     SettlementOutput,
+    callback_decoder,
+    callback_path,
     decode_input,
     encode,
     format_inf_time,
@@ -24,6 +29,7 @@ from medpay.wire.national import (
     new_msgid,
     new_refmsgid,
     parse_inf_time,
+    parse_ref_time,
     province_of,
     request_decoder,
     response_decoder,
@@ -339,3 +345,117 @@ def test_response_envelope_decodes_typed_output():
     assert isinstance(answer, ResponseEnvelope)
     assert answer.infcode == -2
     assert answer.output is None
+
+
+# --- asynchronous answers and callbacks ---------------------------------------------------------
+
+SETLINFO = {
+    "setl_id": "330000202503010000000001",
+    "psn_no": "33000000000000000001",
+    "mdtrt_id": "V1",
+    "medfee_sumamt": 3_800,
+    "fulamt_ownpay_amt": 800,
+    "overlmt_selfpay": 0,
+    "preselfpay_amt": 0,
+    "inscp_scp_amt": 3_000,
+    "act_pay_dedc": 0,
+    "hifp_pay": 2_100,
+    "pool_prop_selfpay": 7_000,
+    "hifmi_pay": 0,
+    "maf_pay": 0,
+    "fund_pay_sumamt": 2_100,
+    "psn_part_amt": 1_700,
+    "acct_pay": 900,
+    "psn_cash_pay": 800,
+    "balc": 99_100,
+    "insutype": "310",
+    "setl_time": "2025-03-01 08:30:06",
+}
+
+
+def callback(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "callback_id": "CB330000202503010830060000000007",
+        "ref_msgid": "H33010600001202503010830050001",
+        "infno": "2207",
+        "ord_stas": "settled",
+        "setlinfo": SETLINFO,
+        "callback_time": "20250301083006123",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_settlement_answer_without_ord_stas_reads_as_settled():
+    body = msgspec.json.encode({"setlinfo": SETLINFO, "setldetail": []})
+    answer = msgspec.json.decode(body, type=SettlementOrderOutput)
+    assert answer.ord_stas == "settled"
+    assert answer.setlinfo is not None
+
+
+def test_processing_answer_has_no_figures():
+    answer = msgspec.json.decode(b'{"ord_stas": "processing"}', type=SettlementOrderOutput)
+    assert answer.setlinfo is None
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(
+            msgspec.json.encode({"ord_stas": "processing", "setlinfo": SETLINFO}),
+            type=SettlementOrderOutput,
+        )
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(b'{"ord_stas": "settled"}', type=SettlementOrderOutput)
+
+
+def test_order_query_may_answer_processing_or_failed():
+    failed = msgspec.json.decode(
+        b'{"ord_stas": "failed", "err_code": -2, "err_msg": "no"}', type=OrderQueryOutput
+    )
+    assert (failed.ord_stas, failed.err_code) == ("failed", -2)
+    assert (
+        msgspec.json.decode(b'{"ord_stas": "processing"}', type=OrderQueryOutput).err_code is None
+    )
+
+
+def test_callback_decodes_with_its_figures():
+    decoded = callback_decoder().decode(msgspec.json.encode(callback()))
+    assert isinstance(decoded, SettlementCallback)
+    assert decoded.setlinfo is not None
+    assert decoded.setlinfo.hifp_pay == 2_100
+
+
+def test_failed_callback_carries_a_negative_err_code_and_no_figures():
+    decoded = callback_decoder().decode(
+        msgspec.json.encode(
+            callback(ord_stas="failed", setlinfo=None, err_code=-2, err_msg="unknown")
+        )
+    )
+    assert decoded.err_code == -2
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"infno": "2208", "ord_stas": "settled"},  # a reversal reports "reversed" or "failed"
+        {"infno": "2207", "ord_stas": "reversed"},
+        {"infno": "2206"},
+        {"ord_stas": "failed"},  # no err_code, and figures
+        {"ord_stas": "failed", "setlinfo": None, "err_code": 0},
+        {"setlinfo": None},  # settled without figures
+        {"setlinfo": {**SETLINFO, "setl_id": None}},
+        {"err_code": -1},  # settled with an error
+        {"callback_time": "2025-03-01 08:30:06"},
+        {"ref_msgid": "short"},
+        {"callback_id": ""},
+        {"setlinfo": {**SETLINFO, "hifp_pay": 21.0}},  # money is integer fen
+    ],
+)
+def test_inconsistent_callback_is_refused(overrides):
+    with pytest.raises(msgspec.ValidationError):
+        callback_decoder().decode(msgspec.json.encode(callback(**overrides)))
+
+
+def test_callback_path_and_ref_time():
+    assert callback_path("330000") == "/v1/callbacks/330000"
+    moment = dt.datetime(2025, 3, 1, 0, 30, 6, 123_000, tzinfo=dt.UTC)
+    assert parse_ref_time(format_ref_time(moment)) == moment
+    with pytest.raises(ValueError, match="yyyyMMddHHmmssSSS"):
+        parse_ref_time("2025030108300612")

@@ -9,6 +9,13 @@ malformed request gets a clear error envelope, never a 500. Only two other statu
 404 (with an unsigned envelope) for a province not simulated here, and 504 from the
 ``drop`` fault.
 
+Late, twice, or never (our profile of section 8): an asynchronous province answers a
+2207 "processing" and settles it ``async_delay_ms`` later in a background task; with a
+``callback_base_url``, every settlement, reversal and asynchronous outcome is also
+reported by a signed callback, sent after the commit by :mod:`.callbacks`. Background
+tasks belong to the app's lifespan: cancelled at shutdown, and asynchronous work
+still "processing" in the database is picked up again at the next start.
+
 The ``/admin`` endpoints exist for tests and chaos runs: **loopback only, no
 authentication**. Never expose the simulator beyond the loopback interface.
 """
@@ -31,12 +38,19 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from medpay.db.pool import create_pool
 from medpay.simulator import store
-from medpay.simulator.config import FaultKnobs, SimulatorConfig
-from medpay.simulator.service import Call, ProvinceError, encode_response, process
+from medpay.simulator.callbacks import CallbackDelivery, CallbackSender, TaskGroup
+from medpay.simulator.config import FaultKnobs, SimulatorConfig, check_loopback_url
+from medpay.simulator.service import (
+    Call,
+    ProvinceError,
+    complete_async,
+    encode_response,
+    process,
+)
 from medpay.wire.national import (
     ERROR_MESSAGES,
     SIGNTYPE,
@@ -60,8 +74,13 @@ if TYPE_CHECKING:
     from litestar.handlers.base import BaseRouteHandler
 
 __all__ = [
+    "CallbackDeliveriesView",
+    "CallbackTarget",
     "EnrolmentChange",
     "PersonView",
+    "ProvinceSettings",
+    "SettlementsSummary",
+    "SettlementsView",
     "SimulatorState",
     "YearTotalsView",
     "create_simulator_app",
@@ -101,8 +120,52 @@ class EnrolmentChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     acct_balance_fen: Annotated[int, msgspec.Meta(ge=0)]
 
 
+class ProvinceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A province's runtime settings (admin): synchronous or asynchronous 2207."""
+
+    async_mode: bool
+
+
+class CallbackTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where callbacks go (admin): a loopback base URL, or None for no callbacks."""
+
+    callback_base_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.callback_base_url is not None:
+            check_loopback_url(self.callback_base_url)
+
+
+class CallbackDeliveriesView(msgspec.Struct, frozen=True, kw_only=True):
+    """The callback deliveries, oldest first (admin; the newest 10000 are kept)."""
+
+    deliveries: list[CallbackDelivery]
+
+
+class SettlementsSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """Counts and sums by state, and asynchronous 2207s by state (province filter only)."""
+
+    settled: store.StateTotals
+    reversed: store.StateTotals
+    async_processing: int
+    async_settled: int
+    async_failed: int
+
+
+class SettlementsView(msgspec.Struct, frozen=True, kw_only=True):
+    """A page of settlements for a reconciliation, and the summary of the whole filter."""
+
+    settlements: list[store.ReconciliationRow]
+    next_after: str | None  # pass as ``after`` for the next page; None: last page
+    summary: SettlementsSummary
+
+
+#: How often an asynchronous settlement is tried when the database fails (then: at restart).
+_ASYNC_ATTEMPTS = 5
+
+
 class SimulatorState:
-    """Runtime state: keys loaded once, fault knobs (changeable at runtime), the pool."""
+    """Runtime state: keys, knobs and settings (changeable at runtime), pool, tasks, callbacks."""
 
     def __init__(self, config: SimulatorConfig, pool: asyncpg.Pool | None = None) -> None:
         self.config = config
@@ -114,6 +177,12 @@ class SimulatorState:
             self.signing_keys[province.admdvs] = load_private_key(province.private_key_pem)
         self.gateway_keys = [load_public_key(pem) for pem in config.gateway_public_keys]
         self.faults: dict[str, FaultKnobs] = {p.admdvs: p.faults for p in config.provinces}
+        self.async_modes: dict[str, bool] = {p.admdvs: p.async_mode for p in config.provinces}
+        self.policies = {p.admdvs: p.policy for p in config.provinces}
+        self.tasks = TaskGroup()
+        self.callbacks = CallbackSender(
+            config, self.signing_keys, self.tasks, lambda admdvs: self.faults[admdvs]
+        )
         self.randoms = {
             p.admdvs: random.Random(None if config.seed is None else f"{config.seed}:{p.admdvs}")  # noqa: S311 - fault draws, not secrets
             for p in config.provinces
@@ -124,6 +193,41 @@ class SimulatorState:
     def serial(self) -> int:
         """A serial for answers made without the database (refusals before any work)."""
         return next(self._serials)
+
+    def complete_later(self, admdvs: str, msgid: str, delay_s: float) -> None:
+        """Settle the asynchronous 2207 ``msgid`` in ``delay_s``, then send its callback."""
+        self.tasks.spawn(self._complete(admdvs, msgid, delay_s), name=f"async 2207 {msgid}")
+
+    async def _complete(self, admdvs: str, msgid: str, delay_s: float) -> None:
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)  # no transaction is open while waiting
+        for attempt in range(_ASYNC_ATTEMPTS):
+            assert self.pool is not None, "the pool is opened by the lifespan"
+            try:
+                callback = await complete_async(self.pool, msgid, self.policies)
+            except Exception:
+                logger.exception("asynchronous 2207 %s failed (attempt %d)", msgid, attempt + 1)
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            if callback is not None:
+                self.callbacks.send(admdvs, callback)
+            return
+        logger.error("asynchronous 2207 %s left processing until the next start", msgid)
+
+    async def resume_async(self) -> int:
+        """Schedule the asynchronous 2207s still processing (after a restart); return how many."""
+        assert self.pool is not None
+        async with self.pool.acquire() as conn:
+            pending = await store.list_processing_async(conn)
+        now = dt.datetime.now(dt.UTC)
+        resumed = 0
+        for row in pending:
+            if row.province in self.provinces:
+                self.complete_later(
+                    row.province, row.msgid, max(0.0, (row.due_at - now).total_seconds())
+                )
+                resumed += 1
+        return resumed
 
     def answer(
         self, admdvs: str, received_at: dt.datetime, infcode: InfCode, message: str | None = None
@@ -225,8 +329,9 @@ async def province_api(
         return sim.answer(admdvs, received_at, InfCode.MALFORMED, f"malformed input: {exc}")
 
     rng = sim.randoms[admdvs]
-    inject_error = rng.random() < faults.error_rate  # both draws every time: reproducible
+    inject_error = rng.random() < faults.error_rate  # every draw every time: reproducible
     drop = rng.random() < faults.drop_rate
+    slow = rng.random() < faults.slow_rate
     if inject_error:
         return sim.answer(admdvs, received_at, InfCode.GENERIC, "injected fault: province error")
 
@@ -241,21 +346,32 @@ async def province_api(
         input=typed_input,
         input_builtins=input_builtins,
         received_at=received_at,
+        async_mode=sim.async_modes[admdvs],
+        async_delay_ms=faults.async_delay_ms,
     )
     assert sim.pool is not None, "the pool is opened by the lifespan"
     try:
-        _, answer = await process(sim.pool, call)
+        processed = await process(sim.pool, call)
     except ProvinceError as exc:  # raised outside a savepoint: nothing was done
         return sim.answer(admdvs, received_at, exc.infcode, exc.message)
     except Exception:
         logger.exception("province %s failed on %s %s", admdvs, envelope.infno, envelope.msgid)
         return sim.answer(admdvs, received_at, InfCode.GENERIC, "province internal error")
+    # Committed: from here on, the callback may well overtake the answer.
+    if processed.callback is not None:
+        sim.callbacks.send(admdvs, processed.callback)
+    if processed.accepted_async:
+        sim.complete_later(admdvs, envelope.msgid, faults.async_delay_ms / 1000)
     if drop:
         # The work is committed; the answer is lost, as when a network drops it.
         logger.info("dropping the answer to %s (fault)", envelope.msgid)
         await asyncio.sleep(faults.drop_hold_s)
         return Response(b"", status_code=504)
-    return sim.signed(admdvs, answer)
+    if slow:
+        # The work is committed; the answer comes, but later than the gateway waits.
+        logger.info("answering %s after %d ms (fault)", envelope.msgid, faults.slow_ms)
+        await asyncio.sleep(faults.slow_ms / 1000)
+    return sim.signed(admdvs, processed.body)
 
 
 @put(
@@ -350,6 +466,124 @@ async def move_enrolment(
     )
 
 
+@put(
+    "/admin/provinces/{admdvs:str}/settings",
+    guards=[_loopback_only],
+    operation_id="adminSetProvinceSettings",
+    tags=["admin (loopback only)"],
+)
+async def set_settings(
+    admdvs: FromPath[str], data: JSONBody[ProvinceSettings], sim: Sim
+) -> ProvinceSettings:
+    """Switch a province between synchronous and asynchronous 2207 at runtime."""
+    if admdvs not in sim.async_modes:
+        raise NotFoundException(f"province {admdvs} is not simulated here")
+    sim.async_modes[admdvs] = data.async_mode
+    return data
+
+
+@get(
+    "/admin/provinces/{admdvs:str}/settings",
+    guards=[_loopback_only],
+    operation_id="adminGetProvinceSettings",
+    tags=["admin (loopback only)"],
+)
+async def get_settings(admdvs: FromPath[str], sim: Sim) -> ProvinceSettings:
+    """A province's current runtime settings."""
+    if admdvs not in sim.async_modes:
+        raise NotFoundException(f"province {admdvs} is not simulated here")
+    return ProvinceSettings(async_mode=sim.async_modes[admdvs])
+
+
+@put(
+    "/admin/callbacks/target",
+    guards=[_loopback_only],
+    operation_id="adminSetCallbackTarget",
+    tags=["admin (loopback only)"],
+)
+async def set_callback_target(data: JSONBody[CallbackTarget], sim: Sim) -> CallbackTarget:
+    """Send later callbacks to another loopback base URL, or none (null)."""
+    sim.callbacks.set_base_url(data.callback_base_url)
+    return data
+
+
+@get(
+    "/admin/callbacks/target",
+    guards=[_loopback_only],
+    operation_id="adminGetCallbackTarget",
+    tags=["admin (loopback only)"],
+)
+async def get_callback_target(sim: Sim) -> CallbackTarget:
+    """Where callbacks go now."""
+    return CallbackTarget(callback_base_url=sim.callbacks.base_url)
+
+
+@get(
+    "/admin/callbacks",
+    guards=[_loopback_only],
+    operation_id="adminListCallbackDeliveries",
+    tags=["admin (loopback only)"],
+)
+async def list_callback_deliveries(
+    sim: Sim,
+    province: FromQuery[str | None] = None,
+    ref_msgid: FromQuery[str | None] = None,
+    callback_id: FromQuery[str | None] = None,
+) -> CallbackDeliveriesView:
+    """Every callback delivery, dropped and duplicated ones included, oldest first."""
+    return CallbackDeliveriesView(
+        deliveries=[
+            delivery
+            for delivery in sim.callbacks.log
+            if (province is None or delivery.province == province)
+            and (ref_msgid is None or delivery.ref_msgid == ref_msgid)
+            and (callback_id is None or delivery.callback_id == callback_id)
+        ]
+    )
+
+
+@get(
+    "/admin/settlements",
+    guards=[_loopback_only],
+    operation_id="adminListSettlements",
+    tags=["admin (loopback only)"],
+)
+async def list_settlements(
+    sim: Sim,
+    province: FromQuery[str | None] = None,
+    mdtrt_id: FromQuery[str | None] = None,
+    psn_no: FromQuery[str | None] = None,
+    after: FromQuery[str | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
+) -> SettlementsView:
+    """Every settlement the simulator made and whether it was reversed, for reconciliation.
+
+    One row per 2207 settled (``msgid``), with its 2208 (``reversal_msgid``) once
+    reversed: what the chaos run compares with the gateway's records (DOMAIN.md
+    section 7). Pages in ``setl_id`` order: pass ``next_after`` as ``after``.
+    """
+    assert sim.pool is not None
+    filters = {"province": province, "mdtrt_id": mdtrt_id, "psn_no": psn_no}
+    async with (
+        sim.pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):  # one snapshot: the page and the summary agree
+        rows = await store.list_settlements(conn, **filters, after=after, limit=limit)
+        totals = await store.settlement_totals(conn, **filters)
+        counts = await store.async_counts(conn, province=province)
+    return SettlementsView(
+        settlements=rows,
+        next_after=rows[-1].setl_id if len(rows) == limit else None,
+        summary=SettlementsSummary(
+            settled=totals["settled"],
+            reversed=totals["reversed"],
+            async_processing=counts["processing"],
+            async_settled=counts["settled"],
+            async_failed=counts["failed"],
+        ),
+    )
+
+
 @get("/health", operation_id="health", tags=["health"])
 async def health(sim: Sim) -> dict[str, Any]:
     """Liveness, and the number of provinces served."""
@@ -366,18 +600,36 @@ def create_simulator_app(config: SimulatorConfig, database: str | asyncpg.Pool) 
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        if owned_dsn is None:
-            yield
-            return
-        sim.pool = await create_pool(owned_dsn, min_size=1, max_size=10)
+        if owned_dsn is not None:
+            sim.pool = await create_pool(owned_dsn, min_size=1, max_size=10)
+        sim.tasks.open()
+        await sim.callbacks.start()
         try:
+            await sim.resume_async()
             yield
         finally:
-            pool, sim.pool = sim.pool, None
-            await pool.close()
+            await sim.tasks.close()  # before the pool and the client they use
+            await sim.callbacks.stop()
+            if owned_dsn is not None:
+                pool, sim.pool = sim.pool, None
+                assert pool is not None
+                await pool.close()
 
     return Litestar(
-        route_handlers=[province_api, set_faults, get_faults, get_person, move_enrolment, health],
+        route_handlers=[
+            province_api,
+            set_faults,
+            get_faults,
+            set_settings,
+            get_settings,
+            set_callback_target,
+            get_callback_target,
+            list_callback_deliveries,
+            list_settlements,
+            get_person,
+            move_enrolment,
+            health,
+        ],
         dependencies={"sim": Provide(_state, sync_to_thread=False)},
         state=State({"simulator": sim}),
         lifespan=[lifespan],

@@ -10,19 +10,29 @@ across restarts. Example::
       "seed": 7,
       "require_signature": true,
       "gateway_public_keys": ["-----BEGIN PUBLIC KEY-----\n..."],
+      "callback_base_url": "http://127.0.0.1:8000",
       "provinces": [
         {"admdvs": "330000", "name": "Zhejiang",
          "policy": {"refuse_without_filing": true, "employee_deductible_fen": 100000},
-         "faults": {"latency_ms": 50, "error_rate": 0.01}}
+         "faults": {"latency_ms": 50, "error_rate": 0.01}},
+        {"admdvs": "440000", "async_mode": true,
+         "faults": {"async_delay_ms": 500, "callback_duplicate_rate": 0.1}}
       ]
     }
+
+With ``callback_base_url`` set, every province also POSTs a signed callback to
+``{callback_base_url}/v1/callbacks/{admdvs}`` after each 2207 it settles and each
+2208 it reverses (DOMAIN.md section 8, our profile). The simulator has no business
+calling anywhere else: only loopback URLs are accepted.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -40,6 +50,7 @@ __all__ = [
     "FaultKnobs",
     "ProvinceConfig",
     "SimulatorConfig",
+    "check_loopback_url",
     "default_config",
     "load_config",
     "parse_config",
@@ -48,31 +59,72 @@ __all__ = [
 ]
 
 Rate = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Millis = Annotated[int, msgspec.Meta(ge=0, le=600_000)]
 ProvinceCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2}0000$")]
+
+
+def check_loopback_url(url: str) -> str:
+    """``url`` if it is an http(s) URL on a loopback host; ValueError otherwise.
+
+    The simulator sends callbacks only to a gateway on the same machine: it is a test
+    double with unauthenticated admin endpoints, never a client of real systems.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"callback_base_url must be an http(s) URL: {url!r}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError(f"callback_base_url takes no credentials, query or fragment: {url!r}")
+    host = parts.hostname
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"callback_base_url must be on a loopback address, not {host!r}")
+    return url
 
 
 class FaultKnobs(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Faults one province injects, to test the gateway against an unreliable platform.
 
-    ``error_rate``: answer infcode -1 and do nothing. ``drop_rate``: do the work and
-    commit, then send no answer: hold the request ``drop_hold_s`` seconds and close
-    with HTTP 504, the case that leaves the gateway with an unknown outcome.
+    Answers: ``error_rate``: answer infcode -1 and do nothing. ``drop_rate``: do the
+    work and commit, then send no answer: hold the request ``drop_hold_s`` seconds
+    and close with HTTP 504, the case that leaves the gateway with an unknown
+    outcome. ``slow_rate``: do the work and commit, then answer only after
+    ``slow_ms`` (past the gateway's read timeout, typically): the answer is still sent.
+
+    Callbacks: ``callback_drop_rate``: never sent; ``callback_duplicate_rate``: the
+    same callback (same ``callback_id``) delivered twice; ``callback_delay_ms``: sent
+    this late. ``async_delay_ms``: how long an asynchronous province (see
+    ``ProvinceConfig.async_mode``) takes to process a 2207 it accepted.
     """
 
-    latency_ms: Annotated[int, msgspec.Meta(ge=0, le=600_000)] = 0
+    latency_ms: Millis = 0
     error_rate: Rate = 0.0
     drop_rate: Rate = 0.0
     drop_hold_s: Annotated[float, msgspec.Meta(ge=0.0, le=3600.0)] = 30.0
+    slow_rate: Rate = 0.0
+    slow_ms: Millis = 0
+    callback_drop_rate: Rate = 0.0
+    callback_duplicate_rate: Rate = 0.0
+    callback_delay_ms: Millis = 0
+    async_delay_ms: Millis = 200
 
 
 class ProvinceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One simulated province."""
+    """One simulated province.
+
+    ``async_mode``: a 2207 is answered at once with ``ord_stas`` "processing",
+    settled ``faults.async_delay_ms`` later, and its outcome sent by callback (and
+    told by 6301). 2206, 2208 and 6301 stay synchronous.
+    """
 
     admdvs: ProvinceCode
     name: str = ""
     policy: Policy = msgspec.field(default_factory=Policy)
     private_key_pem: str | None = None  # None in a file: generated at load time
     faults: FaultKnobs = msgspec.field(default_factory=FaultKnobs)
+    async_mode: bool = False
 
 
 class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -80,12 +132,26 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
     ``gateway_public_keys`` verify ``cainfo``; with none, requests are accepted
     unsigned only when ``require_signature`` is false (local experiments).
+    ``callback_base_url`` (loopback only; None: no callbacks) is where callbacks go;
+    each is tried at most ``callback_max_attempts`` times until a 2xx, waiting
+    ``callback_retry_ms`` after the first failure and twice as long after each next
+    one (at most ``callback_retry_max_ms``), each attempt bounded by
+    ``callback_timeout_s``.
     """
 
     provinces: list[ProvinceConfig]
     gateway_public_keys: list[str] = msgspec.field(default_factory=list)
     require_signature: bool = True
     seed: int | None = None  # fault draws are reproducible when set
+    callback_base_url: str | None = None
+    callback_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 8
+    callback_retry_ms: Annotated[int, msgspec.Meta(ge=1, le=600_000)] = 200
+    callback_retry_max_ms: Annotated[int, msgspec.Meta(ge=1, le=600_000)] = 10_000
+    callback_timeout_s: Annotated[float, msgspec.Meta(gt=0.0, le=300.0)] = 5.0
+
+    def __post_init__(self) -> None:
+        if self.callback_base_url is not None:
+            check_loopback_url(self.callback_base_url)
 
     def province(self, admdvs: str) -> ProvinceConfig | None:
         """The province ``admdvs``, if simulated."""

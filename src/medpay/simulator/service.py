@@ -6,6 +6,13 @@ transaction that takes an advisory lock on its msgid, answers a repeat from the
 msgid log, and otherwise does the work and logs the answer before committing. A
 refusal (negative infcode) is logged too, but any work it started is rolled back
 to a savepoint first, so a negative answer always means "nothing was done".
+
+An asynchronous province (our profile of DOMAIN.md section 8) logs a 2207's
+acceptance ("processing") and records the request; :func:`complete_async` later
+settles it with the same code, in a transaction of its own, replaces the logged
+acceptance by the outcome, and returns the callback that reports it. Every fresh
+settlement and reversal also yields its callback, for the caller to send after the
+commit (never from inside a transaction).
 """
 
 from __future__ import annotations
@@ -44,8 +51,11 @@ from medpay.wire.national import (
     ReversalOutput,
     SetlDetail,
     SetlInfo,
+    SettlementCallback,
     SettlementInput,
+    SettlementOrderOutput,
     SettlementOutput,
+    decode_input,
     encode,
     format_inf_time,
     format_ref_time,
@@ -54,13 +64,21 @@ from medpay.wire.national import (
 from medpay.wire.signing import canonical_string
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
 
     import asyncpg
 
     from medpay.simulator.policy import Policy
 
-__all__ = ["Call", "ProvinceError", "encode_response", "process", "request_digest"]
+__all__ = [
+    "Call",
+    "Processed",
+    "ProvinceError",
+    "complete_async",
+    "encode_response",
+    "process",
+    "request_digest",
+]
 
 _CLASSES = {"01": "A", "02": "B", "03": "C"}
 
@@ -88,6 +106,8 @@ class Call:
     input: Any  # the typed input Struct of ``infno``
     input_builtins: Any  # the input as received, for the record and the digest
     received_at: dt.datetime
+    async_mode: bool = False  # answer a 2207 "processing" and settle it later
+    async_delay_ms: int = 0  # how much later
 
     @property
     def digest(self) -> str:
@@ -140,15 +160,30 @@ def encode_response(
     )
 
 
-async def process(pool: asyncpg.Pool, call: Call) -> tuple[int, bytes]:
-    """Answer ``call``: replay a logged answer, or do the work; return (infcode, body)."""
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """What :func:`process` did: the answer, and what the caller does after the commit.
+
+    ``callback`` reports a settlement or reversal done just now (None for a replay,
+    a refusal or anything else); ``accepted_async`` says a 2207 was accepted to be
+    settled later by :func:`complete_async`.
+    """
+
+    infcode: int
+    body: bytes
+    callback: SettlementCallback | None = None
+    accepted_async: bool = False
+
+
+async def process(pool: asyncpg.Pool, call: Call) -> Processed:
+    """Answer ``call``: replay a logged answer, accept it for later, or do the work."""
     handler = _HANDLERS[call.infno]
     digest = call.digest
     async with pool.acquire() as conn, conn.transaction():
         await store.lock_msgid(conn, call.msgid)
         logged = await store.find_logged(conn, call.msgid)
         if logged is not None and logged.request_digest == digest:
-            return logged.infcode, logged.response_body.encode()
+            return Processed(logged.infcode, logged.response_body.encode())
         serial = await store.next_serial(conn)
         if logged is not None:
             conflict = ProvinceError(InfCode.MSGID_CONFLICT)
@@ -159,10 +194,14 @@ async def process(pool: asyncpg.Pool, call: Call) -> tuple[int, bytes]:
                 infcode=conflict.infcode,
                 err_msg=conflict.message,
             )
-            return conflict.infcode, body  # not logged: the msgid keeps its first answer
+            return Processed(conflict.infcode, body)  # not logged: the msgid keeps its answer
+        if call.infno == INFNO_SETTLE and call.async_mode:
+            return await _accept(conn, call, serial, digest)
+        callback = None
         try:
             async with conn.transaction():  # a savepoint: a refusal leaves nothing behind
                 output = await handler(conn, call, serial)
+                callback = await _callback_for(conn, call, output, serial)
         except ProvinceError as refusal:
             infcode = int(refusal.infcode)
             body = encode_response(
@@ -180,7 +219,161 @@ async def process(pool: asyncpg.Pool, call: Call) -> tuple[int, bytes]:
             infcode=infcode,
             response_body=body,
         )
-        return infcode, body
+        return Processed(infcode, body, callback)
+
+
+async def _accept(conn: asyncpg.Connection, call: Call, serial: int, digest: str) -> Processed:
+    """An asynchronous 2207: log the acceptance (a repeat gets it too) and record the work."""
+    body = encode_response(
+        call.province,
+        call.received_at,
+        serial,
+        output=SettlementOrderOutput(ord_stas="processing"),
+    )
+    await store.log_response(
+        conn,
+        msgid=call.msgid,
+        province=call.province,
+        infno=call.infno,
+        request_digest=digest,
+        infcode=0,
+        response_body=body,
+    )
+    await store.insert_async_settlement(
+        conn,
+        msgid=call.msgid,
+        province=call.province,
+        infno=call.infno,
+        insuplc_admdvs=call.insuplc_admdvs,
+        mdtrtarea_admvs=call.mdtrtarea_admvs,
+        fixmedins_code=call.fixmedins_code,
+        input_builtins=call.input_builtins,
+        received_at=call.received_at,
+        due_at=call.received_at + dt.timedelta(milliseconds=call.async_delay_ms),
+    )
+    return Processed(0, body, accepted_async=True)
+
+
+async def complete_async(
+    pool: asyncpg.Pool, msgid: str, policies: Mapping[str, Policy]
+) -> SettlementCallback | None:
+    """Settle the asynchronous 2207 ``msgid`` now; return the callback reporting the outcome.
+
+    The settlement runs in a savepoint like a synchronous one: a refusal leaves
+    nothing behind and becomes a "failed" outcome with its infcode. The logged
+    acceptance is replaced by the outcome's envelope, so a re-send under the msgid
+    now learns it. None when there is nothing to do (finished already, unknown).
+    Any other exception rolls everything back: the request stays "processing".
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        await store.lock_msgid(conn, msgid)
+        pending = await store.find_async_settlement(conn, msgid, for_update=True)
+        if pending is None or pending.state != "processing":
+            return None
+        serial = await store.next_serial(conn)
+        now = dt.datetime.now(dt.UTC)
+        try:
+            async with conn.transaction():
+                call = _call_of(pending, policies)
+                output = await _settle(conn, call, serial)
+        except ProvinceError as refusal:
+            infcode = int(refusal.infcode)
+            await store.mark_async_failed(conn, msgid, infcode, refusal.message, now)
+            body = encode_response(
+                pending.province,
+                pending.received_at,
+                serial,
+                infcode=infcode,
+                err_msg=refusal.message,
+            )
+            callback = _callback(
+                pending.province,
+                msgid,
+                INFNO_SETTLE,
+                serial,
+                ord_stas="failed",
+                err_code=infcode,
+                err_msg=refusal.message,
+            )
+        else:
+            assert output.setlinfo.setl_id is not None
+            await store.mark_async_settled(conn, msgid, output.setlinfo.setl_id, now)
+            infcode = 0
+            body = encode_response(pending.province, pending.received_at, serial, output=output)
+            callback = _callback(
+                pending.province, msgid, INFNO_SETTLE, serial, ord_stas="settled", output=output
+            )
+        await store.replace_logged_response(conn, msgid, infcode, body)
+        return callback
+
+
+def _call_of(pending: store.AsyncSettlementRow, policies: Mapping[str, Policy]) -> Call:
+    policy = policies.get(pending.province)
+    if policy is None:
+        raise ProvinceError(InfCode.WRONG_PROVINCE, f"province {pending.province} not served")
+    try:
+        typed = decode_input(pending.infno, encode(pending.input))
+    except (KeyError, msgspec.ValidationError) as exc:
+        raise ProvinceError(InfCode.MALFORMED, f"malformed input: {exc}") from exc
+    return Call(
+        province=pending.province,
+        policy=policy,
+        infno=pending.infno,
+        msgid=pending.msgid,
+        insuplc_admdvs=pending.insuplc_admdvs,
+        mdtrtarea_admvs=pending.mdtrtarea_admvs,
+        fixmedins_code=pending.fixmedins_code,
+        input=typed,
+        input_builtins=pending.input,
+        received_at=pending.received_at,
+    )
+
+
+# --- callbacks ---------------------------------------------------------------------------------
+
+
+def _callback(
+    province: str,
+    msgid: str,
+    infno: str,
+    serial: int,
+    *,
+    ord_stas: str,
+    output: SettlementOutput | None = None,
+    err_code: int | None = None,
+    err_msg: str | None = None,
+) -> SettlementCallback:
+    """A callback about ``msgid``; its id is unique because ``serial`` is (one per work done)."""
+    now = dt.datetime.now(dt.UTC)
+    return SettlementCallback(
+        callback_id=f"CB{new_refmsgid(province, now, serial)}",
+        ref_msgid=msgid,
+        infno=infno,  # type: ignore[arg-type]
+        ord_stas=ord_stas,  # type: ignore[arg-type]
+        setlinfo=None if output is None else output.setlinfo,
+        setldetail=[] if output is None else output.setldetail,
+        err_code=err_code,
+        err_msg=err_msg,
+        callback_time=format_ref_time(now),
+    )
+
+
+async def _callback_for(
+    conn: asyncpg.Connection, call: Call, output: Any, serial: int
+) -> SettlementCallback | None:
+    """The callback of a 2207 just settled or a 2208 just reversed (the settlement's figures)."""
+    if call.infno == INFNO_SETTLE:
+        return _callback(
+            call.province, call.msgid, INFNO_SETTLE, serial, ord_stas="settled", output=output
+        )
+    if call.infno == INFNO_REVERSE:
+        settlement = await store.find_settlement_by_msgid(conn, call.msgid, call.province)
+        assert settlement is not None and settlement.reversal_msgid == call.msgid
+        settled = msgspec.convert(settlement.response, SettlementOutput)
+        return _callback(
+            call.province, call.msgid, INFNO_REVERSE, serial, ord_stas="reversed", output=settled
+        )
+    return None
 
 
 # --- the transactions ------------------------------------------------------------------------
@@ -386,11 +579,23 @@ async def _reverse(conn: asyncpg.Connection, call: Call, serial: int) -> Reversa
 
 
 async def _query(conn: asyncpg.Connection, call: Call, serial: int) -> OrderQueryOutput:
-    """6301: what an earlier 2207/2208 did; waits for that msgid if it is in flight."""
+    """6301: what an earlier 2207/2208 did; waits for that msgid if it is in flight.
+
+    An asynchronous 2207 answers "processing" until done, then "settled" (or
+    "reversed"), or "failed" with the refusal's infcode.
+    """
     inp: OrderQueryInput = call.input
     await store.lock_msgid(conn, inp.ref_msgid)
     settlement = await store.find_settlement_by_msgid(conn, inp.ref_msgid, call.province)
     if settlement is None:
+        pending = await store.find_async_settlement(conn, inp.ref_msgid)
+        if pending is not None and pending.province == call.province:
+            if pending.state == "processing":
+                return OrderQueryOutput(ord_stas="processing")
+            if pending.state == "failed":
+                return OrderQueryOutput(
+                    ord_stas="failed", err_code=pending.err_code, err_msg=pending.err_msg
+                )
         return OrderQueryOutput(ord_stas="not_found")
     settled = msgspec.convert(settlement.response, SettlementOutput)
     status = settlement.state if settlement.msgid == inp.ref_msgid else "reversed"

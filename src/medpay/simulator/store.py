@@ -24,28 +24,40 @@ if TYPE_CHECKING:
 __all__ = [
     "SIMULATOR_MIGRATIONS",
     "SIMULATOR_SCHEMA",
+    "AsyncSettlementRow",
     "LoggedResponse",
     "PersonRecord",
     "PersonRow",
+    "ReconciliationRow",
     "SettlementRow",
+    "StateTotals",
     "YearTotals",
     "add_to_balance",
     "add_to_totals",
+    "async_counts",
+    "find_async_settlement",
     "find_logged",
     "find_settlement_by_msgid",
     "get_person",
     "get_year_totals",
+    "insert_async_settlement",
     "insert_settlement",
+    "list_processing_async",
+    "list_settlements",
     "list_year_totals",
     "live_settlement_for_charge",
     "lock_msgid",
     "lock_settlement",
     "lock_year_totals",
     "log_response",
+    "mark_async_failed",
+    "mark_async_settled",
     "mark_reversed",
     "migrate",
     "move_enrolment",
     "next_serial",
+    "replace_logged_response",
+    "settlement_totals",
     "upsert_persons",
 ]
 
@@ -111,6 +123,59 @@ class SettlementRow(msgspec.Struct, frozen=True, kw_only=True):
     settled_at: dt.datetime
     reversal_msgid: str | None
     reversed_at: dt.datetime | None
+
+
+class AsyncSettlementRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A 2207 accepted by an asynchronous province, and what became of it."""
+
+    msgid: str
+    province: str
+    infno: str
+    insuplc_admdvs: str
+    mdtrtarea_admvs: str
+    fixmedins_code: str
+    input: Any  # the 2207 input as received
+    received_at: dt.datetime
+    due_at: dt.datetime
+    state: Literal["processing", "settled", "failed"]
+    setl_id: str | None
+    err_code: int | None
+    err_msg: str | None
+    finished_at: dt.datetime | None
+
+
+class ReconciliationRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One settlement as a reconciliation compares it (national names, integer fen)."""
+
+    setl_id: str
+    msgid: str  # of the 2207
+    province: str
+    psn_no: str
+    mdtrt_id: str
+    chrg_bchno: str
+    fixmedins_code: str
+    insutype: str
+    state: str  # settled | reversed
+    medfee_sumamt: int
+    hifp_pay: int
+    hifmi_pay: int
+    maf_pay: int
+    fund_pay_sumamt: int
+    acct_pay: int
+    psn_cash_pay: int
+    settled_at: dt.datetime
+    reversal_msgid: str | None  # of the 2208
+    reversed_at: dt.datetime | None
+
+
+class StateTotals(msgspec.Struct, frozen=True, kw_only=True):
+    """Count and sums of the settlements in one state."""
+
+    count: int = 0
+    medfee_sumamt: int = 0
+    fund_pay_sumamt: int = 0
+    acct_pay: int = 0
+    psn_cash_pay: int = 0
 
 
 class LoggedResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -389,6 +454,171 @@ async def find_settlement_by_msgid(
     return None if row is None else SettlementRow(**dict(row))
 
 
+# --- reconciliation ------------------------------------------------------------------------
+
+_LIST_SETTLEMENTS = """
+SELECT setl_id, msgid, province, psn_no, mdtrt_id, chrg_bchno, fixmedins_code, insutype, state,
+       medfee_total_fen AS medfee_sumamt, basic_fund_fen AS hifp_pay,
+       critical_illness_fen AS hifmi_pay, medical_assistance_fen AS maf_pay,
+       fund_total_fen AS fund_pay_sumamt, personal_account_fen AS acct_pay,
+       cash_fen AS psn_cash_pay, settled_at, reversal_msgid, reversed_at
+  FROM simulator.settlements
+ WHERE ($1::text IS NULL OR province = $1)
+   AND ($2::text IS NULL OR mdtrt_id = $2)
+   AND ($3::text IS NULL OR psn_no = $3)
+   AND ($4::text IS NULL OR setl_id > $4)
+ ORDER BY setl_id
+ LIMIT $5
+"""
+_SETTLEMENT_TOTALS = """
+SELECT state, count(*) AS count,
+       sum(medfee_total_fen)::bigint AS medfee_sumamt,
+       sum(fund_total_fen)::bigint AS fund_pay_sumamt,
+       sum(personal_account_fen)::bigint AS acct_pay,
+       sum(cash_fen)::bigint AS psn_cash_pay
+  FROM simulator.settlements
+ WHERE ($1::text IS NULL OR province = $1)
+   AND ($2::text IS NULL OR mdtrt_id = $2)
+   AND ($3::text IS NULL OR psn_no = $3)
+ GROUP BY state
+"""
+_ASYNC_COUNTS = """
+SELECT state, count(*) AS count FROM simulator.async_settlements
+ WHERE ($1::text IS NULL OR province = $1)
+ GROUP BY state
+"""
+
+
+async def list_settlements(
+    conn: asyncpg.Connection,
+    *,
+    province: str | None = None,
+    mdtrt_id: str | None = None,
+    psn_no: str | None = None,
+    after: str | None = None,
+    limit: int = 1000,
+) -> list[ReconciliationRow]:
+    """Settlements in ``setl_id`` order, after ``after`` (a cursor), at most ``limit``."""
+    rows = await conn.fetch(_LIST_SETTLEMENTS, province, mdtrt_id, psn_no, after, limit)
+    return [ReconciliationRow(**dict(row)) for row in rows]
+
+
+async def settlement_totals(
+    conn: asyncpg.Connection,
+    *,
+    province: str | None = None,
+    mdtrt_id: str | None = None,
+    psn_no: str | None = None,
+) -> dict[str, StateTotals]:
+    """Count and sums by state (settled, reversed) of the settlements matching the filter."""
+    rows = await conn.fetch(_SETTLEMENT_TOTALS, province, mdtrt_id, psn_no)
+    totals = {"settled": StateTotals(), "reversed": StateTotals()}
+    for row in rows:
+        fields = dict(row)
+        state = fields.pop("state")
+        totals[state] = StateTotals(**fields)
+    return totals
+
+
+async def async_counts(conn: asyncpg.Connection, *, province: str | None = None) -> dict[str, int]:
+    """How many asynchronous 2207s are processing, settled and failed."""
+    counts = {"processing": 0, "settled": 0, "failed": 0}
+    for row in await conn.fetch(_ASYNC_COUNTS, province):
+        counts[row["state"]] = int(row["count"])
+    return counts
+
+
+# --- asynchronous settlements ---------------------------------------------------------------
+
+_INSERT_ASYNC = """
+INSERT INTO simulator.async_settlements (
+    msgid, province, infno, insuplc_admdvs, mdtrtarea_admvs, fixmedins_code, input,
+    received_at, due_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+"""
+_FIND_ASYNC = """
+SELECT msgid, province, infno, insuplc_admdvs, mdtrtarea_admvs, fixmedins_code, input,
+       received_at, due_at, state, setl_id, err_code, err_msg, finished_at
+  FROM simulator.async_settlements
+ WHERE msgid = $1
+"""
+_LOCK_ASYNC = _FIND_ASYNC + " FOR UPDATE"
+_PROCESSING_ASYNC = """
+SELECT msgid, province, infno, insuplc_admdvs, mdtrtarea_admvs, fixmedins_code, input,
+       received_at, due_at, state, setl_id, err_code, err_msg, finished_at
+  FROM simulator.async_settlements
+ WHERE state = 'processing'
+ ORDER BY due_at
+"""
+_MARK_ASYNC_SETTLED = """
+UPDATE simulator.async_settlements
+   SET state = 'settled', setl_id = $2, finished_at = $3
+ WHERE msgid = $1 AND state = 'processing'
+"""
+_MARK_ASYNC_FAILED = """
+UPDATE simulator.async_settlements
+   SET state = 'failed', err_code = $2, err_msg = $3, finished_at = $4
+ WHERE msgid = $1 AND state = 'processing'
+"""
+
+
+async def insert_async_settlement(
+    conn: asyncpg.Connection,
+    *,
+    msgid: str,
+    province: str,
+    infno: str,
+    insuplc_admdvs: str,
+    mdtrtarea_admvs: str,
+    fixmedins_code: str,
+    input_builtins: Any,
+    received_at: dt.datetime,
+    due_at: dt.datetime,
+) -> None:
+    """Record an accepted 2207 as processing (after its acceptance is logged)."""
+    await conn.execute(
+        _INSERT_ASYNC,
+        msgid,
+        province,
+        infno,
+        insuplc_admdvs,
+        mdtrtarea_admvs,
+        fixmedins_code,
+        input_builtins,
+        received_at,
+        due_at,
+    )
+
+
+async def find_async_settlement(
+    conn: asyncpg.Connection, msgid: str, *, for_update: bool = False
+) -> AsyncSettlementRow | None:
+    """The asynchronous 2207 under ``msgid``; with ``for_update``, locked."""
+    row = await conn.fetchrow(_LOCK_ASYNC if for_update else _FIND_ASYNC, msgid)
+    return None if row is None else AsyncSettlementRow(**dict(row))
+
+
+async def list_processing_async(conn: asyncpg.Connection) -> list[AsyncSettlementRow]:
+    """Every asynchronous 2207 still processing, the most due first."""
+    return [AsyncSettlementRow(**dict(row)) for row in await conn.fetch(_PROCESSING_ASYNC)]
+
+
+async def mark_async_settled(
+    conn: asyncpg.Connection, msgid: str, setl_id: str, finished_at: dt.datetime
+) -> None:
+    """The asynchronous 2207 ``msgid`` settled as ``setl_id``."""
+    status = await conn.execute(_MARK_ASYNC_SETTLED, msgid, setl_id, finished_at)
+    assert status == "UPDATE 1", (msgid, status)
+
+
+async def mark_async_failed(
+    conn: asyncpg.Connection, msgid: str, err_code: int, err_msg: str, finished_at: dt.datetime
+) -> None:
+    """The asynchronous 2207 ``msgid`` failed and did nothing."""
+    status = await conn.execute(_MARK_ASYNC_FAILED, msgid, err_code, err_msg, finished_at)
+    assert status == "UPDATE 1", (msgid, status)
+
+
 # --- msgid log -------------------------------------------------------------------------------
 
 _LOCK_MSGID = f"SELECT pg_advisory_xact_lock({_MSGID_LOCK_SPACE}, hashtext($1))"
@@ -398,6 +628,9 @@ SELECT infno, request_digest, infcode, response_body FROM simulator.msgid_log WH
 _LOG_RESPONSE = """
 INSERT INTO simulator.msgid_log (msgid, province, infno, request_digest, infcode, response_body)
 VALUES ($1, $2, $3, $4, $5, $6)
+"""
+_REPLACE_LOGGED = """
+UPDATE simulator.msgid_log SET infcode = $2, response_body = $3 WHERE msgid = $1
 """
 
 
@@ -430,3 +663,11 @@ async def log_response(
     await conn.execute(
         _LOG_RESPONSE, msgid, province, infno, request_digest, infcode, response_body.decode()
     )
+
+
+async def replace_logged_response(
+    conn: asyncpg.Connection, msgid: str, infcode: int, response_body: bytes
+) -> None:
+    """Replace the answer to ``msgid``: an asynchronous 2207's acceptance by its outcome."""
+    status = await conn.execute(_REPLACE_LOGGED, msgid, infcode, response_body.decode())
+    assert status == "UPDATE 1", (msgid, status)

@@ -21,6 +21,17 @@ settlement, ``2208`` reversal, ``6301`` order query. ``infcode`` 0 is success an
 negative value an error from :class:`InfCode`; every negative answer means the
 province did **nothing** for that request.
 
+**Asynchronous provinces and callbacks** (our profile): a province may accept a 2207
+with ``ord_stas`` "processing" and no figures (:class:`SettlementOrderOutput`),
+settle later, and report the outcome with a :class:`SettlementCallback` POSTed to
+the gateway at :data:`CALLBACK_PATH`, its raw body signed by the province's key
+like an answer (``X-Province-Timestamp``, ``X-Province-Signature``; see
+:mod:`medpay.wire.signing`). Any province may also send callbacks for its
+synchronous 2207 and 2208, so a callback can arrive before or after the answer, and
+more than once (a repeat keeps its ``callback_id``). 6301 answers "processing"
+while such a settlement is under way, then "settled", or "failed" with the
+``err_code`` that the callback carries.
+
 Fund codes in ``setldetail.fund_pay_type`` (the national fund type codes):
 ``310100`` employee basic medical insurance pooled fund, ``390100`` resident basic
 medical insurance fund, ``390200`` resident critical-illness insurance fund,
@@ -38,6 +49,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import msgspec
 
 __all__ = [
+    "CALLBACK_PATH",
     "CHINA_TZ",
     "ERROR_MESSAGES",
     "FUND_BASIC_EMPLOYEE",
@@ -69,8 +81,12 @@ __all__ = [
     "ReversalOutput",
     "SetlDetail",
     "SetlInfo",
+    "SettlementCallback",
     "SettlementInput",
+    "SettlementOrderOutput",
     "SettlementOutput",
+    "callback_decoder",
+    "callback_path",
     "decode_input",
     "encode",
     "format_inf_time",
@@ -79,6 +95,7 @@ __all__ = [
     "new_msgid",
     "new_refmsgid",
     "parse_inf_time",
+    "parse_ref_time",
     "province_of",
     "request_decoder",
     "response_decoder",
@@ -94,6 +111,9 @@ INFNO_PRE_SETTLE = "2206"
 INFNO_SETTLE = "2207"
 INFNO_REVERSE = "2208"
 INFNO_ORDER_QUERY = "6301"
+
+#: Where a province POSTs its callbacks, under the gateway's callback base URL.
+CALLBACK_PATH = "/v1/callbacks/{admdvs}"
 
 INSUTYPE_EMPLOYEE = "310"  # employee basic medical insurance
 INSUTYPE_RESIDENT = "390"  # urban and rural resident basic medical insurance
@@ -186,6 +206,8 @@ MsgId = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Z]{12}[0-9]{18}$")]
 InfNo = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}$")]
 FixmedinsCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Z]{12}$")]
 InfTime = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")]
+RefTime = Annotated[str, msgspec.Meta(pattern=r"^\d{17}$")]  # yyyyMMddHHmmssSSS
+ErrMsg = Annotated[str, msgspec.Meta(max_length=1000)]
 Text = Annotated[str, msgspec.Meta(max_length=200)]
 Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
@@ -320,10 +342,29 @@ class SetlDetail(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SettlementOutput(msgspec.Struct, frozen=True, kw_only=True):
-    """Output of 2206 and 2207."""
+    """Output of 2206, and of a 2207 settled synchronously."""
 
     setlinfo: SetlInfo
     setldetail: list[SetlDetail] = msgspec.field(default_factory=list)
+
+
+class SettlementOrderOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """Output of 2207 as the gateway reads it: settled now, or accepted and processing.
+
+    A synchronous province sends :class:`SettlementOutput` (no ``ord_stas``: settled);
+    an asynchronous one answers ``ord_stas`` "processing" with no figures and reports
+    the outcome by :class:`SettlementCallback` (and 6301).
+    """
+
+    ord_stas: Literal["settled", "processing"] = "settled"
+    setlinfo: SetlInfo | None = None
+    setldetail: list[SetlDetail] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if (self.setlinfo is None) != (self.ord_stas == "processing"):
+            raise ValueError(f"ord_stas {self.ord_stas!r} with setlinfo {self.setlinfo!r}")
+        if self.ord_stas == "processing" and self.setldetail:
+            raise ValueError("setldetail on a settlement still processing")
 
 
 # --- 2208 ---------------------------------------------------------------------------------
@@ -361,11 +402,63 @@ class OrderQueryInput(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OrderQueryOutput(msgspec.Struct, frozen=True, kw_only=True):
-    """Output of 6301: what the referenced request did, as of now."""
+    """Output of 6301: what the referenced request did, as of now.
 
-    ord_stas: Literal["settled", "reversed", "not_found"]
+    ``processing``: an asynchronous 2207 accepted and not finished; ``failed``: it
+    finished without effect, ``err_code`` (an :class:`InfCode`) and ``err_msg`` say why.
+    ``not_found``: no settlement under that msgid (a re-send under the same msgid
+    gets the answer once given to it, if any).
+    """
+
+    ord_stas: Literal["settled", "reversed", "not_found", "processing", "failed"]
     setlinfo: SetlInfo | None = None
     setldetail: list[SetlDetail] = msgspec.field(default_factory=list)
+    err_code: int | None = None
+    err_msg: ErrMsg | None = None
+
+
+# --- callbacks (our profile: asynchronous provinces) -----------------------------------------
+
+
+class SettlementCallback(msgspec.Struct, frozen=True, kw_only=True):
+    """What a province POSTs to :data:`CALLBACK_PATH` about one 2207 or 2208 it finished.
+
+    ``callback_id`` is unique per callback; a repeated delivery of the same callback
+    keeps it. ``ref_msgid`` is the msgid of the request reported on. "settled" and
+    "reversed" carry the settlement's figures (for a reversal: those of the
+    settlement reversed); "failed" carries ``err_code`` (a negative :class:`InfCode`)
+    and means the province did nothing.
+    """
+
+    callback_id: Ident
+    ref_msgid: MsgId
+    infno: Literal["2207", "2208"]
+    ord_stas: Literal["settled", "failed", "reversed"]
+    setlinfo: SetlInfo | None = None
+    setldetail: list[SetlDetail] = msgspec.field(default_factory=list)
+    err_code: int | None = None
+    err_msg: ErrMsg | None = None
+    callback_time: RefTime  # yyyyMMddHHmmssSSS, Beijing time
+
+    def __post_init__(self) -> None:
+        allowed = ("settled", "failed") if self.infno == INFNO_SETTLE else ("reversed", "failed")
+        if self.ord_stas not in allowed:
+            raise ValueError(f"ord_stas {self.ord_stas!r} does not report a {self.infno}")
+        if self.ord_stas == "failed":
+            if self.err_code is None or self.err_code >= 0:
+                raise ValueError("a failure needs a negative err_code")
+            if self.setlinfo is not None or self.setldetail:
+                raise ValueError("a failure carries no figures")
+        else:
+            if self.setlinfo is None or self.setlinfo.setl_id is None:
+                raise ValueError(f"ord_stas {self.ord_stas!r} needs setlinfo with a setl_id")
+            if self.err_code is not None:
+                raise ValueError(f"ord_stas {self.ord_stas!r} with err_code {self.err_code}")
+
+
+def callback_path(admdvs: str) -> str:
+    """The path a province's callbacks are POSTed to: ``/v1/callbacks/{admdvs}``."""
+    return CALLBACK_PATH.format(admdvs=admdvs)
 
 
 INPUT_TYPES: dict[str, type[msgspec.Struct]] = {
@@ -376,7 +469,7 @@ INPUT_TYPES: dict[str, type[msgspec.Struct]] = {
 }
 OUTPUT_TYPES: dict[str, type[msgspec.Struct]] = {
     INFNO_PRE_SETTLE: SettlementOutput,
-    INFNO_SETTLE: SettlementOutput,
+    INFNO_SETTLE: SettlementOrderOutput,
     INFNO_REVERSE: ReversalOutput,
     INFNO_ORDER_QUERY: OrderQueryOutput,
 }
@@ -401,6 +494,14 @@ def request_decoder(input_type: Any = msgspec.Raw) -> msgspec.json.Decoder[Any]:
 def response_decoder(output_type: Any = msgspec.Raw) -> msgspec.json.Decoder[Any]:
     """The decoder of ``ResponseEnvelope[output_type]``, built once per type."""
     return msgspec.json.Decoder(ResponseEnvelope[output_type])
+
+
+_CALLBACK_DECODER = msgspec.json.Decoder(SettlementCallback)
+
+
+def callback_decoder() -> msgspec.json.Decoder[SettlementCallback]:
+    """The decoder of :class:`SettlementCallback` (raises DecodeError / ValidationError)."""
+    return _CALLBACK_DECODER
 
 
 @functools.cache
@@ -466,6 +567,14 @@ def format_ref_time(now: dt.datetime) -> str:
     """``refmsg_time`` / ``respond_time``: ``yyyyMMddHHmmssSSS`` in Beijing time."""
     local = _beijing(now)
     return f"{local:%Y%m%d%H%M%S}{local.microsecond // 1000:03d}"
+
+
+def parse_ref_time(text: str) -> dt.datetime:
+    """Read a ``yyyyMMddHHmmssSSS`` time (``respond_time``, ``callback_time``) as aware."""
+    if len(text) != 17 or not text.isascii() or not text.isdigit():
+        raise ValueError(f"not a yyyyMMddHHmmssSSS time: {text!r}")
+    moment = dt.datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=CHINA_TZ)
+    return moment.replace(microsecond=int(text[14:]) * 1000)
 
 
 def province_of(admdvs: str) -> str:

@@ -20,6 +20,15 @@ flow must treat differently:
   province did). Resolve these by re-sending the **same** request under the **same**
   msgid (the province answers a repeat from its msgid log, with no second effect)
   or by an order query (6301); never by a new msgid, which could settle twice.
+  :class:`SettlementPending` is the same family, raised when an asynchronous
+  province accepted a settlement and will report its outcome later: by a
+  callback (:meth:`ClearingAdapter.parse_callback`) or an order query.
+
+Callbacks: a province may POST the outcome of a settlement or reversal to the
+gateway, signed with its key (DOMAIN.md section 8, our profile). The adapter checks
+and reads one into a :class:`ProvinceCallback`, or raises :class:`CallbackRejected`.
+A callback can arrive before or after the synchronous answer, twice (same
+``callback_id``) or never; the gateway must take each one idempotently.
 """
 
 from __future__ import annotations
@@ -30,6 +39,9 @@ from typing import Annotated, ClassVar, Literal, Protocol, runtime_checkable
 import msgspec
 
 __all__ = [
+    "CALLBACK_MALFORMED",
+    "CALLBACK_SIGNATURE_INVALID",
+    "CALLBACK_TIMESTAMP_OUT_OF_WINDOW",
     "PROBLEM_CHARGE_ALREADY_SETTLED",
     "PROBLEM_FILING_REQUIRED",
     "PROBLEM_MSGID_CONFLICT",
@@ -41,6 +53,9 @@ __all__ = [
     "PROBLEM_SETTLEMENT_ALREADY_REVERSED",
     "PROBLEM_SETTLEMENT_UNKNOWN",
     "PROBLEM_WRONG_PROVINCE",
+    "CallbackKind",
+    "CallbackRejected",
+    "CallbackResult",
     "ClassifiedItem",
     "ClearingAdapter",
     "ClearingError",
@@ -48,6 +63,7 @@ __all__ = [
     "FundPayment",
     "ItemClass",
     "OutcomeUnknown",
+    "ProvinceCallback",
     "ProvinceRejected",
     "ProvinceResponseInvalid",
     "ProvinceUnavailable",
@@ -57,6 +73,7 @@ __all__ = [
     "ReversalResult",
     "Scheme",
     "SettlementBreakdown",
+    "SettlementPending",
     "SettlementRequest",
     "SettlementResult",
 ]
@@ -80,6 +97,14 @@ PROBLEM_PROVINCE_REFUSED_REQUEST = "province_refused_request"
 PROBLEM_WRONG_PROVINCE = "wrong_province"
 PROBLEM_PERSON_MISMATCH = "person_record_mismatch"
 PROBLEM_CHARGE_ALREADY_SETTLED = "charge_already_settled"
+
+# Codes of a CallbackRejected (stable; the callback endpoint answers them).
+CALLBACK_SIGNATURE_INVALID = "callback_signature_invalid"
+CALLBACK_TIMESTAMP_OUT_OF_WINDOW = "callback_timestamp_out_of_window"
+CALLBACK_MALFORMED = "callback_malformed"
+
+CallbackKind = Literal["settlement", "reversal"]
+CallbackResult = Literal["settled", "failed", "reversed"]
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -240,13 +265,40 @@ class ReversalResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class QueryResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What the request ``ref_msgid`` did, as the province sees it now."""
+    """What the request ``ref_msgid`` did, as the province sees it now.
+
+    ``processing``: an asynchronous province accepted it and has not finished (ask
+    again, or wait for the callback). ``failed``: it finished with no effect;
+    ``error_code`` is the ``PROBLEM_*`` code of the province's reason. ``not_found``:
+    no settlement under ``ref_msgid``; re-send the same request under the same msgid.
+    """
 
     msgid: str
     province_msgid: str
     ref_msgid: str
-    status: Literal["settled", "reversed", "not_found"]  # ord_stas
+    status: Literal["settled", "reversed", "not_found", "processing", "failed"]  # ord_stas
     breakdown: SettlementBreakdown | None = None
+    error_code: str | None = None  # PROBLEM_* for "failed"
+    message: str | None = None  # err_msg for "failed"
+
+
+class ProvinceCallback(msgspec.Struct, frozen=True, kw_only=True):
+    """A province's signed report on one settlement or reversal, checked and mapped.
+
+    ``kind`` "settlement" reports on a 2207 (``result`` settled or failed), "reversal"
+    on a 2208 (reversed or failed). ``breakdown`` is the settlement's (for a reversal:
+    the settlement reversed); ``error_code`` is a ``PROBLEM_*`` code for "failed",
+    after which the province did nothing.
+    """
+
+    callback_id: str  # callback_id: a repeated delivery keeps it
+    ref_msgid: str  # ref_msgid: our msgid of the 2207 / 2208
+    kind: CallbackKind  # infno: 2207 settlement, 2208 reversal
+    result: CallbackResult  # ord_stas
+    breakdown: SettlementBreakdown | None = None  # setlinfo + setldetail
+    error_code: str | None = None  # from err_code
+    message: str | None = None  # err_msg
+    sent_at: dt.datetime | None = None  # callback_time
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -310,6 +362,32 @@ class ProvinceResponseInvalid(OutcomeUnknown):
     code = "province_response_invalid"
 
 
+class SettlementPending(OutcomeUnknown):
+    """An asynchronous province accepted the settlement and is processing it.
+
+    The outcome comes by callback, or from an order query on the same msgid
+    ("processing" until it is known). Never re-send under a new msgid.
+    """
+
+    code = "settlement_pending"
+
+
+class CallbackRejected(Exception):
+    """A callback that cannot be believed or read; ``code`` is a ``CALLBACK_*`` constant.
+
+    ``callback_signature_invalid``: headers missing or malformed, or not signed by
+    the province's key. ``callback_timestamp_out_of_window``: a well-formed timestamp
+    more than 300 s from now (a replay, or a clock to fix). ``callback_malformed``:
+    signed, but not a valid callback. None of them says anything about the payment.
+    """
+
+    def __init__(self, code: str, message: str, *, province: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.province = province
+
+
 # --- the interface ----------------------------------------------------------------------------
 
 
@@ -333,4 +411,15 @@ class ClearingAdapter(Protocol):
 
     async def query(self, request: QueryRequest) -> QueryResult:
         """What an earlier settlement or reversal did (6301)."""
+        ...
+
+    def parse_callback(
+        self,
+        body: bytes,
+        timestamp: str | None,
+        signature: str | None,
+        *,
+        now: float | None = None,
+    ) -> ProvinceCallback:
+        """Check a callback's signature (this province's key) and read it; or CallbackRejected."""
         ...

@@ -5,6 +5,11 @@ The request envelope is signed (``cainfo``); the answer's body signature is
 verified before anything in it is believed. Transport failures are classified by
 whether the request can have reached the province (see ``base``): only a failure to
 connect (or to get a pooled connection) proves it did not.
+
+An asynchronous province answers a 2207 with ``ord_stas`` "processing": the adapter
+raises :class:`SettlementPending`, and the outcome arrives as a callback, which
+:meth:`NationalHttpAdapter.parse_callback` checks against the same province key as
+the answers, or from 6301.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ import httpx
 import msgspec
 
 from medpay.settlement.adapters.base import (
+    CALLBACK_MALFORMED,
+    CALLBACK_SIGNATURE_INVALID,
+    CALLBACK_TIMESTAMP_OUT_OF_WINDOW,
     PROBLEM_CHARGE_ALREADY_SETTLED,
     PROBLEM_FILING_REQUIRED,
     PROBLEM_MSGID_CONFLICT,
@@ -27,8 +35,10 @@ from medpay.settlement.adapters.base import (
     PROBLEM_SETTLEMENT_ALREADY_REVERSED,
     PROBLEM_SETTLEMENT_UNKNOWN,
     PROBLEM_WRONG_PROVINCE,
+    CallbackRejected,
     FundPayment,
     OutcomeUnknown,
+    ProvinceCallback,
     ProvinceRejected,
     ProvinceResponseInvalid,
     ProvinceUnavailable,
@@ -37,6 +47,7 @@ from medpay.settlement.adapters.base import (
     ReversalRequest,
     ReversalResult,
     SettlementBreakdown,
+    SettlementPending,
     SettlementRequest,
     SettlementResult,
 )
@@ -55,14 +66,18 @@ from medpay.wire.national import (
     SetlDetail,
     SetlInfo,
     SettlementInput,
+    SettlementOrderOutput,
     SettlementOutput,
+    callback_decoder,
     encode,
     format_inf_time,
     parse_inf_time,
+    parse_ref_time,
     province_of,
     response_decoder,
 )
 from medpay.wire.signing import (
+    DEFAULT_MAX_SKEW_S,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     SignatureError,
@@ -103,6 +118,15 @@ INFCODE_PROBLEMS: dict[int, tuple[str, bool]] = {
     InfCode.DUPLICATE_CHARGE: (PROBLEM_CHARGE_ALREADY_SETTLED, False),
 }
 
+_UNKNOWN_PROBLEM = (PROBLEM_PROVINCE_ERROR, False)
+
+
+def _problem_of(infcode: int) -> str:
+    """The ``PROBLEM_*`` code of a negative infcode (unknown ones: province_error)."""
+    return INFCODE_PROBLEMS.get(infcode, _UNKNOWN_PROBLEM)[0]
+
+
+_CALLBACK_KINDS = {INFNO_SETTLE: "settlement", INFNO_REVERSE: "reversal"}
 _CLASS_LEVELS = {"A": "01", "B": "02", "C": "03"}
 _INSUTYPES = {"employee": "310", "resident": "390"}
 
@@ -181,7 +205,11 @@ class NationalHttpAdapter:
         return await self._settlement(INFNO_PRE_SETTLE, request)
 
     async def settle(self, request: SettlementRequest) -> SettlementResult:
-        """2207: settle with the province."""
+        """2207: settle with the province.
+
+        Raises:
+            SettlementPending: an asynchronous province accepted it and is processing.
+        """
         return await self._settlement(INFNO_SETTLE, request)
 
     async def reverse(self, request: ReversalRequest) -> ReversalResult:
@@ -214,25 +242,104 @@ class NationalHttpAdapter:
             INFNO_ORDER_QUERY, request, OrderQueryInput(ref_msgid=request.ref_msgid)
         )
         refmsgid, output = await self._call(envelope, OrderQueryOutput)
-        breakdown = None
-        if output.ord_stas != "not_found":
+        breakdown = error_code = message = None
+        if output.ord_stas in ("settled", "reversed"):
             if output.setlinfo is None:
                 raise self._invalid(request.msgid, f"ord_stas {output.ord_stas} without setlinfo")
             breakdown = self._breakdown(request.msgid, output.setlinfo, output.setldetail)
+        elif output.ord_stas == "failed":
+            if output.err_code is None or output.err_code >= 0:
+                raise self._invalid(request.msgid, "ord_stas failed without a negative err_code")
+            error_code = _problem_of(output.err_code)
+            message = output.err_msg or f"infcode {output.err_code}"
         return QueryResult(
             msgid=request.msgid,
             province_msgid=refmsgid,
             ref_msgid=request.ref_msgid,
             status=output.ord_stas,
             breakdown=breakdown,
+            error_code=error_code,
+            message=message,
         )
+
+    # --- callbacks ------------------------------------------------------------------------------
+
+    def parse_callback(
+        self,
+        body: bytes,
+        timestamp: str | None,
+        signature: str | None,
+        *,
+        now: float | None = None,
+    ) -> ProvinceCallback:
+        """Check a callback's body signature with this province's key, then read it.
+
+        ``timestamp`` and ``signature`` are the ``X-Province-Timestamp`` and
+        ``X-Province-Signature`` headers; the timestamp must lie within 300 s of
+        ``now`` (default: the adapter's clock).
+
+        Raises:
+            CallbackRejected: ``callback_signature_invalid``,
+                ``callback_timestamp_out_of_window`` or ``callback_malformed``.
+        """
+        current = self._clock().timestamp() if now is None else now
+        if not timestamp or not signature:
+            raise self._rejected(CALLBACK_SIGNATURE_INVALID, "signature headers missing")
+        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+            raise self._rejected(CALLBACK_SIGNATURE_INVALID, "timestamp is not unix seconds")
+        if abs(current - int(timestamp)) > DEFAULT_MAX_SKEW_S:
+            raise self._rejected(
+                CALLBACK_TIMESTAMP_OUT_OF_WINDOW,
+                f"timestamp {timestamp} is more than {DEFAULT_MAX_SKEW_S} s from now",
+            )
+        try:
+            verify_body_signature(body, timestamp, signature, self._province_key, now=current)
+        except SignatureError as exc:
+            raise self._rejected(CALLBACK_SIGNATURE_INVALID, str(exc)) from exc
+        try:
+            callback = callback_decoder().decode(body)
+            sent_at = parse_ref_time(callback.callback_time)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            raise self._rejected(CALLBACK_MALFORMED, f"not a valid callback: {exc}") from exc
+        breakdown = error_code = message = None
+        if callback.setlinfo is not None:
+            try:
+                breakdown = self._breakdown(
+                    callback.ref_msgid, callback.setlinfo, callback.setldetail
+                )
+            except ProvinceResponseInvalid as exc:
+                raise self._rejected(CALLBACK_MALFORMED, exc.message) from exc
+        if callback.err_code is not None:
+            error_code = _problem_of(callback.err_code)
+            message = callback.err_msg or f"infcode {callback.err_code}"
+        return ProvinceCallback(
+            callback_id=callback.callback_id,
+            ref_msgid=callback.ref_msgid,
+            kind=_CALLBACK_KINDS[callback.infno],  # type: ignore[arg-type]
+            result=callback.ord_stas,
+            breakdown=breakdown,
+            error_code=error_code,
+            message=message,
+            sent_at=sent_at,
+        )
+
+    def _rejected(self, code: str, message: str) -> CallbackRejected:
+        return CallbackRejected(code, message, province=self.province_code)
 
     # --- mapping ------------------------------------------------------------------------------
 
     async def _settlement(self, infno: str, request: SettlementRequest) -> SettlementResult:
         envelope = self._envelope(infno, request, self._settlement_input(request))
-        refmsgid, output = await self._call(envelope, SettlementOutput)
+        output_type = SettlementOrderOutput if infno == INFNO_SETTLE else SettlementOutput
+        refmsgid, output = await self._call(envelope, output_type)
+        if getattr(output, "ord_stas", "settled") == "processing":
+            raise SettlementPending(
+                f"province accepted the settlement and is processing it ({refmsgid})",
+                province=self.province_code,
+                msgid=request.msgid,
+            )
         info = output.setlinfo
+        assert info is not None  # SettlementOrderOutput: "settled" always carries setlinfo
         if info.psn_no != request.psn_no or info.mdtrt_id != request.visit_id:
             raise self._invalid(request.msgid, "answer is about another person or visit")
         if info.medfee_sumamt != request.medfee_total_fen:
@@ -375,7 +482,7 @@ class NationalHttpAdapter:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise self._invalid(msgid, f"malformed answer: {exc}") from exc
         if answer.infcode < 0:
-            code, retryable = INFCODE_PROBLEMS.get(answer.infcode, (PROBLEM_PROVINCE_ERROR, False))
+            code, retryable = INFCODE_PROBLEMS.get(answer.infcode, _UNKNOWN_PROBLEM)
             raise ProvinceRejected(
                 code,
                 answer.infcode,

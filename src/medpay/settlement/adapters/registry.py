@@ -38,7 +38,7 @@ class ProvinceEndpoint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     admdvs: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2}0000$")]
     kind: str = "national_http"
     url: str
-    public_key_pem: str  # verifies the province's answers (and, later, its callbacks)
+    public_key_pem: str  # verifies the province's answers and its callbacks
     connect_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
     read_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
 
