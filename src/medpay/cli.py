@@ -246,6 +246,10 @@ async def _run(settings: Settings, *, simulator_port: int) -> None:
             await seed_sample_data(pool)
             await seed_sample_persons(pool)
             record = await ensure_dev_app(pool, data_dir)
+            # The simulator reports results by callback too, to the gateway's port.
+            simulator_config = msgspec.structs.replace(
+                simulator_config, callback_base_url=f"http://{settings.host}:{settings.port}"
+            )
             simulator = await start_server(
                 create_simulator_app(simulator_config, pool), settings.host, simulator_port
             )

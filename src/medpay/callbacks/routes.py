@@ -10,14 +10,7 @@ from litestar.params import FromPath
 
 from medpay.callbacks.service import CallbackOutcome, apply_callback
 from medpay.security.problems import ProblemError, problem_responses
-
-try:
-    from medpay.settlement.adapters.base import CallbackRejected
-except ImportError:  # TEMPORARY until the adapter side lands (issue 5)
-
-    class CallbackRejected(Exception):  # type: ignore[no-redef]
-        code = "callback_signature_invalid"
-
+from medpay.settlement.adapters.base import CallbackRejected
 
 __all__ = ["CallbackAck", "receive_callback"]
 
@@ -57,7 +50,7 @@ async def receive_callback(request: Request[Any, Any, Any], province: FromPath[s
         )
     except CallbackRejected as exc:
         status = 400 if exc.code == "callback_malformed" else 401
-        raise ProblemError(status, exc.code, "The callback was refused", str(exc)) from exc
+        raise ProblemError(status, exc.code, "The callback was refused", exc.message) from exc
     outcome = await apply_callback(
         request.app.state.pool, request.app.state.payment_flow, province, callback, body
     )

@@ -510,15 +510,22 @@ class PaymentFlow:
         return request
 
     async def _send_settlement(
-        self, payment_id: uuid.UUID, request: SettlementRequest, adapter: ClearingAdapter
+        self,
+        payment_id: uuid.UUID,
+        request: SettlementRequest,
+        adapter: ClearingAdapter,
+        *,
+        resend: bool = False,
     ) -> PaymentOutcome:
-        """Send (or re-send, under the same msgid) and record whatever came back."""
+        """Send (or, with ``resend``, send again under the same msgid) and record what came back."""
         try:
             result = await adapter.settle(request)
         except OutcomeUnknown as exc:
             await self._mark_unknown(payment_id, request.msgid, exc)
             return PaymentOutcome(payment=await self._reload(payment_id))
         except ProvinceUnavailable as exc:
+            if resend:  # the first sending may still arrive: only the province's word ends it
+                raise
             await self._fail(
                 payment_id, exc.code, exc.message, msgid=request.msgid, outcome="unavailable"
             )
@@ -705,15 +712,20 @@ class PaymentFlow:
         return await self._send_reversal(key, request, adapter)
 
     async def _send_reversal(
-        self, payment_id: uuid.UUID, request: ReversalRequest, adapter: ClearingAdapter
+        self,
+        payment_id: uuid.UUID,
+        request: ReversalRequest,
+        adapter: ClearingAdapter,
+        *,
+        resend: bool = False,
     ) -> PaymentOutcome:
         try:
             await adapter.reverse(request)
-        except OutcomeUnknown:
-            return PaymentOutcome(
-                payment=await self._reload(payment_id)
-            )  # reversing until resolved
+        except OutcomeUnknown:  # reversing until resolved
+            return PaymentOutcome(payment=await self._reload(payment_id))
         except ClearingError as exc:
+            if resend and isinstance(exc, ProvinceUnavailable):
+                raise  # the first sending may still arrive
             await self._back_to_settled(payment_id, request.msgid, exc)
             return PaymentOutcome(payment=await self._reload(payment_id), problem=_problem_for(exc))
         await self.record_reversed(payment_id, request.msgid)
@@ -800,7 +812,16 @@ class PaymentFlow:
             institution_name=stored["institution_name"],
         )
         result = await adapter.query(query)  # a ClearingError here: try again later
-        if result.status == "settled" and infno == INFNO_SETTLE:
+        if result.status == "failed" and infno == INFNO_SETTLE:
+            # An asynchronous province refused it (its failure callback may have been lost).
+            await self._fail(
+                payment_id,
+                result.error_code or "province_error",
+                result.message,
+                msgid=message["msgid"],
+                outcome="rejected",
+            )
+        elif result.status == "settled" and infno == INFNO_SETTLE:
             assert result.breakdown is not None
             await self.record_settled(payment_id, message["msgid"], result.breakdown)
         elif result.status == "reversed":
@@ -808,10 +829,10 @@ class PaymentFlow:
                 await self.record_reversed(payment_id, message["msgid"])
         elif result.status == "not_found" and infno == INFNO_SETTLE:
             request = _settlement_request_decoder.decode(_request_encoder.encode(stored))
-            await self._send_settlement(payment_id, request, adapter)
+            await self._send_settlement(payment_id, request, adapter, resend=True)
         elif result.status == "not_found" or (
             result.status == "settled" and infno == INFNO_REVERSE
         ):
             request = _reversal_request_decoder.decode(_request_encoder.encode(stored))
-            await self._send_reversal(payment_id, request, adapter)
+            await self._send_reversal(payment_id, request, adapter, resend=True)
         # "processing": the province has it; wait for its callback or the next look.
