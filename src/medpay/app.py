@@ -15,6 +15,8 @@ from litestar.datastructures import State
 from medpay.callbacks.routes import receive_callback
 from medpay.config import Settings
 from medpay.db.pool import create_pool
+from medpay.filings.routes import FilingController
+from medpay.institutions.routes import InstitutionController
 from medpay.notifications.dispatcher import NotificationDispatcher
 from medpay.openapi_doc import openapi_config
 from medpay.payments.resolver import PaymentResolver
@@ -134,6 +136,8 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
             receive_callback,
             PaymentController,
             PrescriptionController,
+            FilingController,
+            InstitutionController,
             relationships_router,
         ],
         lifespan=[lifespan],

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from medpay.institutions.service import Institution, register_institution
+from medpay.institutions.service import Institution, register_institution, sign_sample_agreement
 from medpay.relationships.service import register_person
 from medpay.settlement.catalogue import CatalogueEntry, add_catalogue_entry
 
@@ -30,6 +30,8 @@ PROVINCES = (
 ).split()
 _INSUTYPE_SCHEME = {"310": "employee", "390": "resident"}
 SAMPLE_SEGMENT_START = dt.date(2020, 1, 1)
+#: Every sample institution is designated from this day, with no agreed end.
+SAMPLE_AGREEMENT_START = dt.date(2020, 1, 1)
 
 
 class _CityOverride(CatalogueEntry, frozen=True, kw_only=True):
@@ -64,6 +66,7 @@ async def seed_sample_data(pool: asyncpg.Pool) -> None:
     # Physical institutions first: an internet hospital refers to the one it relies on.
     for institution in sorted(institutions, key=lambda i: i.relies_on is not None):
         await register_institution(pool, institution)
+        await sign_sample_agreement(pool, institution.institution_code, SAMPLE_AGREEMENT_START)
     catalogue = msgspec.json.decode(
         _read("medpay.settlement", "sample_catalogue.json"), type=_SampleCatalogue
     )
