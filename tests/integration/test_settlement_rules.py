@@ -147,3 +147,48 @@ async def test_a_prescription_freed_by_a_province_refusal_can_be_redeemed_again(
     retried = await _pay(client, signed, _purchase(rx), "rx-pay-0008")
     assert problem(refused)["code"] == "province_error"
     assert retried.status_code == 201, retried.text
+
+
+# --- relationships: routed by the relationship valid on the service date -------------------------
+
+
+async def _transfer_to_guangdong(
+    client, zhejiang_agency, guangdong_agency, *, accept: bool, **certificate
+):
+    from .test_relationship_transfers import _accept, _certified
+
+    transfer_id = await _certified(client, guangdong_agency, zhejiang_agency, **certificate)
+    if accept:
+        response = await _accept(client, guangdong_agency, transfer_id, waiting_months=3)
+        assert response.status_code == 200, response.text
+    return transfer_id
+
+
+async def test_before_acceptance_the_old_area_still_settles(
+    client, signed, zhejiang_agency, guangdong_agency
+):
+    """The certificate is issued but Guangdong has not accepted: Zhejiang answers for the person."""
+    from medpay.demo import DEMO_ORDER
+
+    await _transfer_to_guangdong(client, zhejiang_agency, guangdong_agency, accept=False)
+    paid = await _pay(client, signed, DEMO_ORDER, "transfer-pay-0001")
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["insured_area"] == "330106"
+    assert paid.json()["settlement"]["settlement_id"].startswith("330000")
+
+
+async def test_waiting_period_refuses_fund_payment_and_nothing_settles(
+    client, signed, zhejiang_agency, guangdong_agency, db_pool
+):
+    """Contributions stopped five months ago: a gap over 3 months, so Guangdong sets a waiting period."""
+    from medpay.demo import DEMO_ORDER
+    from medpay.prescriptions.service import CHINA
+
+    stopped = dt.datetime.now(CHINA).date() - dt.timedelta(days=150)
+    await _transfer_to_guangdong(
+        client, zhejiang_agency, guangdong_agency, accept=True, stopped_on=stopped
+    )
+    refused = await _pay(client, signed, DEMO_ORDER, "transfer-pay-0002")
+    assert refused.status_code == 422, refused.text
+    assert problem(refused)["code"] == "insurance_waiting_period"
+    await _nothing_settled_for(db_pool, problem(refused)["payment_id"])

@@ -40,7 +40,7 @@ from medpay.prescriptions.service import (
     release_redemption,
     reserve_prescription,
 )
-from medpay.relationships.service import insurer_on
+from medpay.relationships.service import insurer_on, require_fund_payable
 from medpay.security.idempotency import IdempotencyKeyReused
 from medpay.security.problems import ProblemError
 from medpay.settlement import queries as settlement_queries
@@ -379,6 +379,7 @@ class PaymentFlow:
                 "The person has no insurance relationship on the service date",
                 f"No basic medical insurance is recorded for {psn_no} on {service_date}.",
             )
+        require_fund_payable(relationship, service_date)
         institution = await find_institution(self._pool, institution_code)
         if institution is None:
             raise ProblemError(
