@@ -6,7 +6,23 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-__all__ = ["openapi_config"]
+__all__ = [
+    "AGENCY_OR_OPERATOR",
+    "AGENCY_SECURITY",
+    "INSTITUTION_SECURITY",
+    "OPERATOR_SECURITY",
+    "openapi_config",
+]
+
+_SIGNED = {"AppTimestamp": [], "AppNonce": [], "AppSignature": []}
+#: Signed by an insurance agency's key (X-Agency-Id and the same three headers as apps).
+AGENCY_SECURITY: list[dict[str, list[str]]] = [{"AgencyId": [], **_SIGNED}]
+#: Signed by a medpay operator's key (X-Operator-Id).
+OPERATOR_SECURITY: list[dict[str, list[str]]] = [{"OperatorId": [], **_SIGNED}]
+#: Either of the two.
+AGENCY_OR_OPERATOR: list[dict[str, list[str]]] = AGENCY_SECURITY + OPERATOR_SECURITY
+#: Signed by a designated institution's key (X-Institution-Id).
+INSTITUTION_SECURITY: list[dict[str, list[str]]] = [{"InstitutionId": [], **_SIGNED}]
 
 DESCRIPTION = """\
 medpay lets insured people pay for "Internet plus" care (online revisits, pharmacy
@@ -52,6 +68,10 @@ Each failure is a 401 `application/problem+json` with its own `code`:
 `signature_missing`, `timestamp_invalid`, `timestamp_out_of_window`, `nonce_invalid`,
 `app_unknown`, `app_suspended`, `signature_invalid`, `nonce_replayed`.
 
+Insurance agencies (`X-Agency-Id`), medpay operators (`X-Operator-Id`) and designated
+institutions issuing e-prescriptions (`X-Institution-Id`) sign the same way, each
+against its own registry of keys: a patient app's key opens none of their endpoints.
+
 ## The patient
 `Authorization: Bearer <JWT>` from a trusted identity service: EdDSA or ES256 only;
 `iss`, `aud`, `exp`, `nbf` enforced; `sub` is the person number (`psn_no`). Paying
@@ -88,6 +108,16 @@ def openapi_config(version: str) -> OpenAPIConfig:
         components=Components(
             security_schemes={
                 "AppId": _header_key("X-App-Id", "The patient app's registered id."),
+                "AgencyId": _header_key(
+                    "X-Agency-Id", "An insurance agency's registered id; signs like an app."
+                ),
+                "OperatorId": _header_key(
+                    "X-Operator-Id", "A medpay operator's registered id; signs like an app."
+                ),
+                "InstitutionId": _header_key(
+                    "X-Institution-Id",
+                    "A designated institution's code (fixmedins_code); signs like an app.",
+                ),
                 "AppTimestamp": _header_key(
                     "X-Timestamp", "Unix seconds, within 300 s of the server."
                 ),

@@ -192,3 +192,83 @@ async def test_waiting_period_refuses_fund_payment_and_nothing_settles(
     assert refused.status_code == 422, refused.text
     assert problem(refused)["code"] == "insurance_waiting_period"
     await _nothing_settled_for(db_pool, problem(refused)["payment_id"])
+
+
+# --- institutions: designated on the service date ---------------------------------------------------
+
+
+async def _dissolve_today(client, operator, code: str) -> None:
+    from medpay.prescriptions.service import CHINA
+
+    from .conftest import operator_auth
+
+    auth = operator_auth(operator)
+    institution = await client.get(f"/v1/institutions/{code}", auth=auth)
+    agreement_id = institution.json()["agreements"][-1]["agreement_id"]
+    today = dt.datetime.now(CHINA).date().isoformat()
+    response = await client.post(
+        f"/v1/institutions/{code}/agreements/{agreement_id}/dissolution",
+        json={"effective_from": today},
+        headers={"Idempotency-Key": f"dissolve-{code}"},
+        auth=auth,
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_a_dissolved_institution_is_refused_and_nothing_settles(client, signed, operator, db_pool):
+    from medpay.demo import DEMO_ORDER
+
+    await _dissolve_today(client, operator, "H11010800124")
+    response = await _pay(client, signed, DEMO_ORDER, "dissolved-0001")
+    assert response.status_code == 422
+    assert problem(response)["code"] == "institution_dissolved"
+    await _nothing_settled_for(db_pool, problem(response)["payment_id"])
+
+
+async def test_an_internet_hospital_falls_with_its_physical_institution(client, signed, operator, db_pool):
+    from medpay.demo import DEMO_ORDER
+
+    await _dissolve_today(client, operator, "H11010800123")  # the physical hospital behind H11010800124
+    response = await _pay(client, signed, DEMO_ORDER, "dissolved-0002")
+    assert response.status_code == 422
+    assert problem(response)["code"] == "physical_institution_dissolved"
+    await _nothing_settled_for(db_pool, problem(response)["payment_id"])
+
+
+# --- filings: the province adjusts the ratio ---------------------------------------------------------
+
+
+async def _file(client, zhejiang_agency, filing_type: str) -> None:
+    from medpay.prescriptions.service import CHINA
+
+    from .conftest import agency_auth
+
+    today = dt.datetime.now(CHINA).date().isoformat()  # a temporary filing lasts 6 months from its start
+    body = {"psn_no": ZHEJIANG_EMPLOYEE, "treatment_area": "110000", "filing_type": filing_type,
+            "valid_from": today}
+    response = await client.post("/v1/filings", json=body, headers={"Idempotency-Key": f"file-{filing_type}"},
+                                 auth=agency_auth(zhejiang_agency))
+    assert response.status_code == 201, response.text
+
+
+async def test_without_a_filing_the_off_site_ratio_is_reduced_by_20_points(client, signed) -> None:
+    from medpay.demo import DEMO_ORDER
+
+    paid = await _pay(client, signed, DEMO_ORDER, "filing-none")
+    assert paid.json()["settlement"]["reimbursement_ratio_bp"] == 7000 - 2000
+
+
+async def test_a_long_term_filing_keeps_the_full_ratio(client, signed, zhejiang_agency) -> None:
+    from medpay.demo import DEMO_ORDER
+
+    await _file(client, zhejiang_agency, "resettled_retiree")
+    paid = await _pay(client, signed, DEMO_ORDER, "filing-long-term")
+    assert paid.json()["settlement"]["reimbursement_ratio_bp"] == 7000
+
+
+async def test_a_referral_filing_reduces_the_ratio_by_10_points(client, signed, zhejiang_agency) -> None:
+    from medpay.demo import DEMO_ORDER
+
+    await _file(client, zhejiang_agency, "referral")
+    paid = await _pay(client, signed, DEMO_ORDER, "filing-referral")
+    assert paid.json()["settlement"]["reimbursement_ratio_bp"] == 7000 - 1000

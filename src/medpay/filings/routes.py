@@ -22,6 +22,7 @@ from medpay.filings.service import (
     filings_of_person,
     get_filing,
 )
+from medpay.openapi_doc import AGENCY_OR_OPERATOR
 from medpay.schemas import encoder
 from medpay.security.guards import agency_guard, current_agency, operator_guard
 from medpay.security.idempotency import request_digest, validate_idempotency_key
@@ -96,6 +97,7 @@ class FilingController(Controller):
     """Off-site filings before cross-provincial direct settlement (DOMAIN.md section 5)."""
 
     path = "/v1/filings"
+    security = AGENCY_OR_OPERATOR
     tags = ["filings"]
 
     @post(

@@ -22,6 +22,7 @@ from medpay.institutions.service import (
     register_new_institution,
     sign_agreement,
 )
+from medpay.openapi_doc import OPERATOR_SECURITY
 from medpay.schemas import encoder
 from medpay.security.guards import current_operator, operator_guard
 from medpay.security.idempotency import request_digest, validate_idempotency_key
@@ -90,6 +91,7 @@ class InstitutionController(Controller):
     """The registry of designated institutions and their agreements (DOMAIN.md section 4)."""
 
     path = "/v1/institutions"
+    security = OPERATOR_SECURITY
     tags = ["institutions"]
     guards = [operator_guard]
 

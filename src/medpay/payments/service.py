@@ -29,7 +29,8 @@ import asyncpg
 import msgspec
 
 from medpay.db.pool import transaction
-from medpay.institutions.service import find_institution
+from medpay.filings.service import filing_type_on
+from medpay.institutions.service import check_may_settle, find_institution
 from medpay.ledger.service import post_journal, reversal_postings, settlement_postings
 from medpay.notifications.outbox import enqueue_notification
 from medpay.payments import queries
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
 
     from medpay.institutions.service import Institution
     from medpay.relationships.service import InsuranceRelationship
-    from medpay.settlement.adapters.base import ClassifiedItem
+    from medpay.settlement.adapters.base import ClassifiedItem, FilingType
 
 __all__ = [
     "CHINA",
@@ -231,6 +232,7 @@ class _Prepared(msgspec.Struct, frozen=True, kw_only=True):
     institution: Institution
     items: list[ClassifiedItem]
     adapter: ClearingAdapter
+    filing: FilingType | None = None
 
 
 class PaymentFlow:
@@ -388,6 +390,8 @@ class PaymentFlow:
                 "The institution is not a designated institution",
                 f"{institution_code} is not in the institution registry.",
             )
+        # Designated on the service date, and, for an internet hospital, its physical one too.
+        await check_may_settle(self._pool, institution_code, service_date)
         if institution.area != treatment_area:
             raise ProblemError(
                 422,
@@ -397,8 +401,14 @@ class PaymentFlow:
             )
         items = await classify_items(self._pool, treatment_area, order.items)
         adapter = self._provinces.adapter_for(relationship.insured_area)
+        # The insured place's policy adjusts the ratio by the filing valid on the day (DOMAIN.md 5).
+        filing = await filing_type_on(self._pool, psn_no, treatment_area, service_date)
         return _Prepared(
-            relationship=relationship, institution=institution, items=items, adapter=adapter
+            relationship=relationship,
+            institution=institution,
+            items=items,
+            adapter=adapter,
+            filing=filing,
         )
 
     def _settlement_request(
@@ -423,6 +433,7 @@ class PaymentFlow:
             insurance_scheme=prepared.relationship.scheme,
             personal_account_allowed=personal_account_allowed,
             service_date=service_date,
+            offsite_filing_type=prepared.filing,
             visit_id=payment_key.hex,  # mdtrt_id: one visit per payment
             charge_batch_no=payment_key.hex[:20],  # chrg_bchno
             items=prepared.items,

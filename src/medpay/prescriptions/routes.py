@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
+from medpay.openapi_doc import INSTITUTION_SECURITY
 from medpay.prescriptions.schemas import PrescriptionOrder, PrescriptionView
 from medpay.prescriptions.service import CHINA, get_prescription, issue_prescription
 from medpay.schemas import encoder
@@ -49,6 +50,7 @@ class PrescriptionController(Controller):
     """Electronic prescriptions, signed by the institution that issues them (X-Institution-Id)."""
 
     path = "/v1/prescriptions"
+    security = INSTITUTION_SECURITY
     tags = ["prescriptions"]
     guards = [institution_guard]
 

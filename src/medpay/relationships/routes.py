@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from litestar import Controller, Request, Response, Router, get, post
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
+from medpay.openapi_doc import AGENCY_OR_OPERATOR
 from medpay.relationships import transfers
 from medpay.relationships.schemas import (
     ContributionCertificate,
@@ -104,6 +105,7 @@ class RelationshipTransferController(Controller):
     """Transfers of a person's relationship between coordination areas (DOMAIN.md section 6)."""
 
     path = "/relationship-transfers"
+    security = AGENCY_OR_OPERATOR
     tags = ["relationship transfers"]
 
     @post(
@@ -282,6 +284,7 @@ class PersonRelationshipsController(Controller):
     """A person's insurance relationship history (DOMAIN.md section 6)."""
 
     path = "/persons/{psn_no:str}/relationships"
+    security = AGENCY_OR_OPERATOR
     tags = ["relationship transfers"]
 
     @get(
