@@ -215,7 +215,9 @@ async def _dissolve_today(client, operator, code: str) -> None:
     assert response.status_code == 200, response.text
 
 
-async def test_a_dissolved_institution_is_refused_and_nothing_settles(client, signed, operator, db_pool):
+async def test_a_dissolved_institution_is_refused_and_nothing_settles(
+    client, signed, operator, db_pool
+):
     from medpay.demo import DEMO_ORDER
 
     await _dissolve_today(client, operator, "H11010800124")
@@ -225,10 +227,14 @@ async def test_a_dissolved_institution_is_refused_and_nothing_settles(client, si
     await _nothing_settled_for(db_pool, problem(response)["payment_id"])
 
 
-async def test_an_internet_hospital_falls_with_its_physical_institution(client, signed, operator, db_pool):
+async def test_an_internet_hospital_falls_with_its_physical_institution(
+    client, signed, operator, db_pool
+):
     from medpay.demo import DEMO_ORDER
 
-    await _dissolve_today(client, operator, "H11010800123")  # the physical hospital behind H11010800124
+    await _dissolve_today(
+        client, operator, "H11010800123"
+    )  # the physical hospital behind H11010800124
     response = await _pay(client, signed, DEMO_ORDER, "dissolved-0002")
     assert response.status_code == 422
     assert problem(response)["code"] == "physical_institution_dissolved"
@@ -243,11 +249,21 @@ async def _file(client, zhejiang_agency, filing_type: str) -> None:
 
     from .conftest import agency_auth
 
-    today = dt.datetime.now(CHINA).date().isoformat()  # a temporary filing lasts 6 months from its start
-    body = {"psn_no": ZHEJIANG_EMPLOYEE, "treatment_area": "110000", "filing_type": filing_type,
-            "valid_from": today}
-    response = await client.post("/v1/filings", json=body, headers={"Idempotency-Key": f"file-{filing_type}"},
-                                 auth=agency_auth(zhejiang_agency))
+    today = (
+        dt.datetime.now(CHINA).date().isoformat()
+    )  # a temporary filing lasts 6 months from its start
+    body = {
+        "psn_no": ZHEJIANG_EMPLOYEE,
+        "treatment_area": "110000",
+        "filing_type": filing_type,
+        "valid_from": today,
+    }
+    response = await client.post(
+        "/v1/filings",
+        json=body,
+        headers={"Idempotency-Key": f"file-{filing_type}"},
+        auth=agency_auth(zhejiang_agency),
+    )
     assert response.status_code == 201, response.text
 
 
@@ -266,7 +282,9 @@ async def test_a_long_term_filing_keeps_the_full_ratio(client, signed, zhejiang_
     assert paid.json()["settlement"]["reimbursement_ratio_bp"] == 7000
 
 
-async def test_a_referral_filing_reduces_the_ratio_by_10_points(client, signed, zhejiang_agency) -> None:
+async def test_a_referral_filing_reduces_the_ratio_by_10_points(
+    client, signed, zhejiang_agency
+) -> None:
     from medpay.demo import DEMO_ORDER
 
     await _file(client, zhejiang_agency, "referral")
