@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
+from litestar import Response
 
-__all__ = ["AREA_CODE", "ApiAnswer", "ApiRequest", "SafeText", "encoder"]
+__all__ = ["AREA_CODE", "ApiAnswer", "ApiRequest", "SafeText", "encoder", "json_response"]
 
 
 class ApiRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -29,3 +30,13 @@ SafeText = Annotated[
 ]
 
 encoder = msgspec.json.Encoder()
+
+
+def json_response(answer: object, status: int, location: str | None = None) -> Response[bytes]:
+    """An answer encoded once, as the bytes an idempotent POST stores and replays."""
+    return Response(
+        content=encoder.encode(answer),
+        status_code=status,
+        media_type="application/json",
+        headers={"Location": location} if location else None,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from medpay.filings.schemas import (
     PSN_NO_PATTERN,
@@ -23,9 +23,9 @@ from medpay.filings.service import (
     get_filing,
 )
 from medpay.openapi_doc import AGENCY_OR_OPERATOR
-from medpay.schemas import encoder
+from medpay.schemas import json_response
 from medpay.security.guards import agency_guard, current_agency, operator_guard
-from medpay.security.idempotency import request_digest, validate_idempotency_key
+from medpay.security.idempotency import IdempotencyKeyHeader, run_idempotent
 from medpay.security.problems import problem_responses
 
 if TYPE_CHECKING:
@@ -37,14 +37,6 @@ if TYPE_CHECKING:
     from medpay.parties.service import SigningParty
 
 __all__ = ["FilingController", "agency_or_operator_guard"]
-
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Idempotency-Key",
-        description="Required on every POST: 8 to 128 characters; a repeat returns the first outcome.",
-    ),
-]
 
 
 async def agency_or_operator_guard(
@@ -74,22 +66,15 @@ async def _idempotent(
     operation: Callable[[SigningParty, str], Awaitable[FilingView]],
 ) -> Response[bytes]:
     """Run ``operation(agency, key)`` once per agency and Idempotency-Key; replay its outcome."""
-    key = validate_idempotency_key(idempotency_key)
     agency = current_agency(request)
     scope = f"agency:{agency.party_id}"
-    digest = request_digest(request.method, request.url.path, scope, await request.body())
 
-    async def run() -> Response[bytes]:
+    async def run(key: str, _digest: str) -> Response[bytes]:
         view = await operation(agency, key)
-        return Response(
-            content=encoder.encode(view),
-            status_code=status,
-            media_type="application/json",
-            headers={"Location": f"/v1/filings/{view.filing_id}"},
-        )
+        return json_response(view, status, f"/v1/filings/{view.filing_id}")
 
-    return await request.app.state.idempotency.run(  # type: ignore[no-any-return]
-        app_id=scope, key=key, digest=digest, operation=run
+    return await run_idempotent(
+        request, scope=scope, principal=scope, idempotency_key=idempotency_key, operation=run
     )
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from medpay.institutions.schemas import (
     INSTITUTION_CODE_PATTERN,
@@ -23,9 +23,9 @@ from medpay.institutions.service import (
     sign_agreement,
 )
 from medpay.openapi_doc import OPERATOR_SECURITY
-from medpay.schemas import encoder
+from medpay.schemas import json_response
 from medpay.security.guards import current_operator, operator_guard
-from medpay.security.idempotency import request_digest, validate_idempotency_key
+from medpay.security.idempotency import IdempotencyKeyHeader, run_idempotent
 from medpay.security.problems import ProblemError, problem_responses
 
 if TYPE_CHECKING:
@@ -33,13 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["InstitutionController"]
 
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Idempotency-Key",
-        description="Required on every POST: 8 to 128 characters; a repeat returns the first outcome.",
-    ),
-]
 _PATH_DIGITS = 18  # a bigint agreement id has at most 18 digits we accept
 _CODE = re.compile(INSTITUTION_CODE_PATTERN)
 
@@ -68,22 +61,15 @@ async def _idempotent(
     location: Callable[[Any], str],
 ) -> Response[bytes]:
     """Run ``operation(operator_id, key)`` once per operator and Idempotency-Key; replay its outcome."""
-    key = validate_idempotency_key(idempotency_key)
     operator_id = current_operator(request).party_id
     scope = f"operator:{operator_id}"
-    digest = request_digest(request.method, request.url.path, scope, await request.body())
 
-    async def run() -> Response[bytes]:
+    async def run(key: str, _digest: str) -> Response[bytes]:
         view = await operation(operator_id, key)
-        return Response(
-            content=encoder.encode(view),
-            status_code=status,
-            media_type="application/json",
-            headers={"Location": location(view)},
-        )
+        return json_response(view, status, location(view))
 
-    return await request.app.state.idempotency.run(  # type: ignore[no-any-return]
-        app_id=scope, key=key, digest=digest, operation=run
+    return await run_idempotent(
+        request, scope=scope, principal=scope, idempotency_key=idempotency_key, operation=run
     )
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from medpay.payments.schemas import EstimateView, PaymentOrder, PaymentView
 from medpay.payments.service import PaymentFlow, PaymentOutcome, get_payment
-from medpay.schemas import encoder
+from medpay.schemas import json_response
 from medpay.security.guards import (
     current_app,
     current_patient,
@@ -18,7 +19,7 @@ from medpay.security.guards import (
     patient_payment_guard,
     signed_app_guard,
 )
-from medpay.security.idempotency import request_digest, validate_idempotency_key
+from medpay.security.idempotency import IdempotencyKeyHeader, run_idempotent
 from medpay.security.problems import problem_response, problem_responses
 
 __all__ = ["PATIENT_SECURITY", "PaymentController"]
@@ -26,14 +27,6 @@ __all__ = ["PATIENT_SECURITY", "PaymentController"]
 #: Both the app's signature and the patient's token are required.
 PATIENT_SECURITY: list[dict[str, list[str]]] = [
     {"AppId": [], "AppTimestamp": [], "AppNonce": [], "AppSignature": [], "PatientToken": []}
-]
-
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Idempotency-Key",
-        description="Required on every POST: 8 to 128 characters; a repeat returns the first outcome.",
-    ),
 ]
 
 
@@ -47,11 +40,21 @@ def _answer(outcome: PaymentOutcome, success_status: int) -> Response[bytes]:
         )
         return problem_response(problem, outcome.problem.headers)
     status = 202 if payment.state in ("processing", "reversing") else success_status
-    return Response(
-        content=encoder.encode(payment),
-        status_code=status,
-        media_type="application/json",
-        headers={"Location": f"/v1/payments/{payment.payment_id}"},
+    return json_response(payment, status, f"/v1/payments/{payment.payment_id}")
+
+
+def _idempotent(
+    request: Request[Any, Any, Any],
+    idempotency_key: str | None,
+    operation: Callable[[str, str], Awaitable[Response[bytes]]],
+) -> Awaitable[Response[bytes]]:
+    """Keys are the app's; the patient goes into the digest, so their key is theirs alone."""
+    return run_idempotent(
+        request,
+        scope=current_app(request).app_id,
+        principal=current_patient(request).psn_no,
+        idempotency_key=idempotency_key,
+        operation=operation,
     )
 
 
@@ -79,26 +82,19 @@ class PaymentController(Controller):
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[PaymentView]:
         """Settle a payment with the insured person's home province and answer with the split."""
-        key = validate_idempotency_key(idempotency_key)
-        app, patient = current_app(request), current_patient(request)
         flow: PaymentFlow = request.app.state.payment_flow
-        digest = request_digest(
-            request.method, request.url.path, patient.psn_no, await request.body()
-        )
 
-        async def operation() -> Response[bytes]:
+        async def operation(key: str, digest: str) -> Response[bytes]:
             outcome = await flow.pay(
-                app_id=app.app_id,
+                app_id=current_app(request).app_id,
                 idempotency_key=key,
                 request_digest=digest,
-                psn_no=patient.psn_no,
+                psn_no=current_patient(request).psn_no,
                 order=data,
             )
             return _answer(outcome, 201)
 
-        return await request.app.state.idempotency.run(  # type: ignore[no-any-return]
-            app_id=app.app_id, key=key, digest=digest, operation=operation
-        )
+        return await _idempotent(request, idempotency_key, operation)  # type: ignore[return-value]
 
     @post(
         "/estimate",
@@ -114,15 +110,12 @@ class PaymentController(Controller):
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[EstimateView]:
         """A pre-settlement (2206): nothing is recorded here or at the province."""
-        key = validate_idempotency_key(idempotency_key)
-        app, patient = current_app(request), current_patient(request)
         flow: PaymentFlow = request.app.state.payment_flow
-        digest = request_digest(
-            request.method, request.url.path, patient.psn_no, await request.body()
-        )
 
-        async def operation() -> Response[bytes]:
-            breakdown, insured_area = await flow.estimate(psn_no=patient.psn_no, order=data)
+        async def operation(_key: str, _digest: str) -> Response[bytes]:
+            breakdown, insured_area = await flow.estimate(
+                psn_no=current_patient(request).psn_no, order=data
+            )
             view = EstimateView(
                 insured_area=insured_area,
                 medical_fee_total_fen=breakdown.medfee_total_fen,
@@ -141,13 +134,9 @@ class PaymentController(Controller):
                 cash_fen=breakdown.cash_fen,
                 account_balance_after_fen=breakdown.balance_after_fen,
             )
-            return Response(
-                content=encoder.encode(view), status_code=200, media_type="application/json"
-            )
+            return json_response(view, 200)
 
-        return await request.app.state.idempotency.run(  # type: ignore[no-any-return]
-            app_id=app.app_id, key=key, digest=digest, operation=operation
-        )
+        return await _idempotent(request, idempotency_key, operation)  # type: ignore[return-value]
 
     @post(
         "/{payment_id:str}/reversal",
@@ -164,20 +153,17 @@ class PaymentController(Controller):
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[PaymentView]:
         """Reverse (2208) a settled payment of this app and patient."""
-        key = validate_idempotency_key(idempotency_key)
-        app, patient = current_app(request), current_patient(request)
         flow: PaymentFlow = request.app.state.payment_flow
-        digest = request_digest(
-            request.method, request.url.path, patient.psn_no, await request.body()
-        )
 
-        async def operation() -> Response[bytes]:
-            outcome = await flow.reverse(payment_id, app_id=app.app_id, psn_no=patient.psn_no)
+        async def operation(_key: str, _digest: str) -> Response[bytes]:
+            outcome = await flow.reverse(
+                payment_id,
+                app_id=current_app(request).app_id,
+                psn_no=current_patient(request).psn_no,
+            )
             return _answer(outcome, 200)
 
-        return await request.app.state.idempotency.run(  # type: ignore[no-any-return]
-            app_id=app.app_id, key=key, digest=digest, operation=operation
-        )
+        return await _idempotent(request, idempotency_key, operation)  # type: ignore[return-value]
 
     @get(
         "/{payment_id:str}",

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from medpay.openapi_doc import INSTITUTION_SECURITY
 from medpay.prescriptions.schemas import PrescriptionOrder, PrescriptionView
 from medpay.prescriptions.service import CHINA, get_prescription, issue_prescription
-from medpay.schemas import encoder
+from medpay.schemas import json_response
 from medpay.security.guards import current_institution, institution_guard
-from medpay.security.idempotency import request_digest, validate_idempotency_key
+from medpay.security.idempotency import IdempotencyKeyHeader, run_idempotent
 from medpay.security.problems import ProblemError, problem_responses
 
 if TYPE_CHECKING:
@@ -21,14 +21,6 @@ if TYPE_CHECKING:
     from litestar.handlers.base import BaseRouteHandler
 
 __all__ = ["PrescriptionController", "prescriber_guard"]
-
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Idempotency-Key",
-        description="Required on every POST: 8 to 128 characters; a repeat returns the first outcome.",
-    ),
-]
 
 
 async def prescriber_guard(
@@ -69,13 +61,9 @@ class PrescriptionController(Controller):
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[PrescriptionView]:
         """Record a prescription for one person; any designated retail pharmacy may redeem it once."""
-        key = validate_idempotency_key(idempotency_key)
         institution = current_institution(request)
-        digest = request_digest(
-            request.method, request.url.path, institution.institution_code, await request.body()
-        )
 
-        async def operation() -> Response[bytes]:
+        async def operation(key: str, digest: str) -> Response[bytes]:
             view = await issue_prescription(
                 request.app.state.pool,
                 institution_code=institution.institution_code,
@@ -84,18 +72,14 @@ class PrescriptionController(Controller):
                 order=data,
                 now=dt.datetime.now(CHINA),
             )
-            return Response(
-                content=encoder.encode(view),
-                status_code=201,
-                media_type="application/json",
-                headers={"Location": f"/v1/prescriptions/{view.prescription_id}"},
-            )
+            return json_response(view, 201, f"/v1/prescriptions/{view.prescription_id}")
 
         # Idempotency keys are scoped per caller; an institution's scope cannot meet an app's.
-        return await request.app.state.idempotency.run(  # type: ignore[no-any-return]
-            app_id=f"institution:{institution.institution_code}",
-            key=key,
-            digest=digest,
+        return await run_idempotent(
+            request,
+            scope=f"institution:{institution.institution_code}",
+            principal=institution.institution_code,
+            idempotency_key=idempotency_key,
             operation=operation,
         )
 

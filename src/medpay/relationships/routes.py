@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Controller, Request, Response, Router, get, post
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from medpay.openapi_doc import AGENCY_OR_OPERATOR
 from medpay.relationships import transfers
@@ -28,9 +28,9 @@ from medpay.relationships.schemas import (
 )
 from medpay.relationships.service import relationship_history
 from medpay.relationships.workdays import china_today
-from medpay.schemas import encoder
+from medpay.schemas import json_response
 from medpay.security.guards import agency_guard, current_agency, operator_guard
-from medpay.security.idempotency import request_digest, validate_idempotency_key
+from medpay.security.idempotency import IdempotencyKeyHeader, run_idempotent
 from medpay.security.problems import problem_responses
 
 if TYPE_CHECKING:
@@ -44,13 +44,6 @@ __all__ = [
     "relationships_router",
 ]
 
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Idempotency-Key",
-        description="Required on every POST: 8 to 128 characters; a repeat returns the first outcome.",
-    ),
-]
 _STEP_PROBLEMS = problem_responses(400, 401, 403, 404, 409, 413, 422)
 
 
@@ -74,12 +67,7 @@ def _viewer_area(request: Request[Any, Any, Any]) -> str | None:
 
 
 def _answer(view: TransferView, status: int) -> Response[bytes]:
-    return Response(
-        content=encoder.encode(view),
-        status_code=status,
-        media_type="application/json",
-        headers={"Location": f"/v1/relationship-transfers/{view.transfer_id}"},
-    )
+    return json_response(view, status, f"/v1/relationship-transfers/{view.transfer_id}")
 
 
 async def _idempotent(
@@ -89,15 +77,17 @@ async def _idempotent(
     status: int,
 ) -> Response[bytes]:
     """Run ``operation`` at most once per (agency, key); a repeat gets the first outcome."""
-    key = validate_idempotency_key(idempotency_key)
     agency = current_agency(request)
-    digest = request_digest(request.method, request.url.path, agency.party_id, await request.body())
 
-    async def run() -> Response[bytes]:
+    async def run(key: str, _digest: str) -> Response[bytes]:
         return _answer(await operation(key), status)
 
-    return await request.app.state.idempotency.run(  # type: ignore[no-any-return]
-        app_id=f"agency:{agency.party_id}", key=key, digest=digest, operation=run
+    return await run_idempotent(
+        request,
+        scope=f"agency:{agency.party_id}",
+        principal=agency.party_id,
+        idempotency_key=idempotency_key,
+        operation=run,
     )
 
 

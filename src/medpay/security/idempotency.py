@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
-from litestar import Response
+from litestar import Request, Response
+from litestar.params import HeaderParameter
 
 from medpay.db.pool import transaction
 from medpay.security import queries
@@ -30,13 +31,24 @@ if TYPE_CHECKING:
 __all__ = [
     "IDEMPOTENCY_KEY_PATTERN",
     "Idempotency",
+    "IdempotencyKeyHeader",
     "IdempotencyKeyReused",
     "request_digest",
+    "run_idempotent",
     "validate_idempotency_key",
 ]
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
 REPLAY_HEADER = "Idempotent-Replayed"
+
+#: The header every POST takes, as route handlers declare it.
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        description="Required on every POST: 8 to 128 characters; a repeat returns the first outcome.",
+    ),
+]
 
 
 def validate_idempotency_key(key: str | None) -> str:
@@ -161,3 +173,27 @@ class Idempotency:
 
     async def _release(self, app_id: str, key: str) -> None:
         await self._pool.execute(queries.RELEASE_IDEMPOTENCY_KEY, app_id, key)
+
+
+async def run_idempotent(
+    request: Request[Any, Any, Any],
+    *,
+    scope: str,
+    principal: str,
+    idempotency_key: str | None,
+    operation: Callable[[str, str], Awaitable[Response[bytes]]],
+) -> Response[bytes]:
+    """The HTTP side of every idempotent POST: check the key, digest the request, run once.
+
+    ``scope`` is whose keys these are (an app id, ``agency:<id>``, ...); ``principal``
+    goes into the digest (the patient, for an app), so the same key for another
+    principal is a different request. ``operation`` receives the key and the digest.
+    """
+    key = validate_idempotency_key(idempotency_key)
+    digest = request_digest(request.method, request.url.path, principal, await request.body())
+
+    async def run() -> Response[bytes]:
+        return await operation(key, digest)
+
+    idempotency: Idempotency = request.app.state.idempotency
+    return await idempotency.run(app_id=scope, key=key, digest=digest, operation=run)
