@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import msgspec
 from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -144,8 +145,25 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
     return problem_response(problem)
 
 
+def _on_unrepresentable_text(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """Text PostgreSQL cannot store (a NUL character, say) that reached a query: the client's
+    input, refused after the transaction rolled back, so nothing was half-written.
+    """
+    problem = Problem(
+        type=PROBLEM_TYPE_BASE + "request_invalid",
+        title="The request is not valid",
+        status=400,
+        code="request_invalid",
+        detail="The request contains characters that cannot be stored (such as NUL).",
+        instance=request.url.path,
+    )
+    return problem_response(problem)
+
+
 exception_handlers: dict[type[Exception] | int, Any] = {
     ProblemError: _on_problem,
+    asyncpg.exceptions.CharacterNotInRepertoireError: _on_unrepresentable_text,
+    asyncpg.exceptions.UntranslatableCharacterError: _on_unrepresentable_text,
     HTTPException: _on_http_exception,
     Exception: _on_unexpected,
 }
