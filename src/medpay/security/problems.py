@@ -146,8 +146,9 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
 
 
 def _on_unrepresentable_text(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    """Text PostgreSQL cannot store (a NUL character, say) that reached a query: the client's
-    input, refused after the transaction rolled back, so nothing was half-written.
+    """Refuse text PostgreSQL cannot store (a NUL character, say) as the client's error.
+
+    The query's transaction has rolled back, so nothing was half-written.
     """
     problem = Problem(
         type=PROBLEM_TYPE_BASE + "request_invalid",
