@@ -51,6 +51,7 @@ from medpay.settlement.adapters.base import (
     OutcomeUnknown,
     ProvinceRejected,
     ProvinceUnavailable,
+    QueryRequest,
     ReversalRequest,
     SettlementBreakdown,
     SettlementRequest,
@@ -299,9 +300,8 @@ class PaymentFlow:
             if request is None:  # someone else started it meanwhile
                 return PaymentOutcome(payment=await self._reload(payment_id))
             return await self._send_settlement(payment_id, request, prepared.adapter)
-        if row["state"] in ("settling", "unknown"):
-            # Never re-send on the app's say-so: the resolver asks the province first.
-            return PaymentOutcome(payment=payment_view(row))
+        # Settling or unknown: never re-sent on the app's say-so (the resolver asks the
+        # province first); otherwise it is final.
         return PaymentOutcome(payment=payment_view(row))
 
     async def estimate(
@@ -803,8 +803,6 @@ class PaymentFlow:
         return str(await self._pool.fetchval(queries.PAYMENT_STATE, payment_id))
 
     async def _resolve_message(self, row: asyncpg.Record, infno: str) -> None:
-        from medpay.settlement.adapters.base import QueryRequest
-
         payment_id: uuid.UUID = row["payment_id"]
         message = await self._pool.fetchrow(
             settlement_queries.MESSAGE_OF_PAYMENT, payment_id, infno
