@@ -14,7 +14,7 @@ __all__ = [
     "openapi_config",
 ]
 
-_SIGNED = {"AppTimestamp": [], "AppNonce": [], "AppSignature": []}
+_SIGNED: dict[str, list[str]] = {"AppTimestamp": [], "AppNonce": [], "AppSignature": []}
 #: Signed by an insurance agency's key (X-Agency-Id and the same three headers as apps).
 AGENCY_SECURITY: list[dict[str, list[str]]] = [{"AgencyId": [], **_SIGNED}]
 #: Signed by a medpay operator's key (X-Operator-Id).

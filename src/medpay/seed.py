@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from medpay.db.pool import connection
 from medpay.institutions.service import Institution, register_institution, sign_sample_agreement
 from medpay.relationships.service import register_person
 from medpay.settlement.catalogue import CatalogueEntry, add_catalogue_entry
@@ -70,7 +71,7 @@ async def seed_sample_data(pool: asyncpg.Pool) -> None:
     catalogue = msgspec.json.decode(
         _read("medpay.settlement", "sample_catalogue.json"), type=_SampleCatalogue
     )
-    async with pool.acquire() as conn, conn.transaction():
+    async with connection(pool) as conn, conn.transaction():
         for province in PROVINCES:
             for entry in catalogue.items:
                 await add_catalogue_entry(conn, province, entry)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
-from medpay.payments.states import ALLOWED_TRANSITIONS, IllegalTransition, check_transition
+from medpay.payments.schemas import PaymentState
+from medpay.payments.states import (
+    ALLOWED_TRANSITIONS,
+    IllegalTransition,
+    app_state,
+    check_transition,
+)
 
 ALLOWED = [
     ("received", "settling"),
@@ -37,3 +45,12 @@ def test_every_other_move_is_refused() -> None:
 def test_final_states_have_no_way_out() -> None:
     assert ALLOWED_TRANSITIONS["reversed"] == frozenset()
     assert ALLOWED_TRANSITIONS["failed"] == frozenset()
+
+
+@pytest.mark.parametrize("state", sorted(ALLOWED_TRANSITIONS))
+def test_every_internal_state_is_shown_as_a_documented_state(state: str) -> None:
+    assert app_state(state) in get_args(PaymentState)
+
+
+def test_the_province_outcome_in_doubt_is_shown_as_processing() -> None:
+    assert app_state("settling") == app_state("unknown") == "processing"

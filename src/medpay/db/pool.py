@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import cast
 
 import asyncpg
 import msgspec
 
-__all__ = ["create_pool", "init_connection", "transaction"]
+__all__ = ["connection", "create_pool", "init_connection", "transaction"]
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -37,12 +38,19 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
 
 
 @contextlib.asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection from ``pool``, typed as the connection it stands for (a pool proxy)."""
+    async with pool.acquire() as conn:
+        yield cast("asyncpg.Connection", conn)
+
+
+@contextlib.asynccontextmanager
 async def transaction(
     source: asyncpg.Pool | asyncpg.Connection,
 ) -> AsyncIterator[asyncpg.Connection]:
     """One transaction, on a connection acquired from a pool or on the connection given."""
     if isinstance(source, asyncpg.Pool):
-        async with source.acquire() as conn, conn.transaction():
+        async with connection(source) as conn, conn.transaction():
             yield conn
     else:
         async with source.transaction():

@@ -64,7 +64,7 @@ async def _idempotent(
     idempotency_key: str | None,
     status: int,
     operation: Callable[[SigningParty, str], Awaitable[FilingView]],
-) -> Response[bytes]:
+) -> Response[Any]:
     """Run ``operation(agency, key)`` once per agency and Idempotency-Key; replay its outcome."""
     agency = current_agency(request)
     scope = f"agency:{agency.party_id}"

@@ -245,14 +245,18 @@ async def _earlier_effect(tx: asyncpg.Connection, filer: _Filer) -> FilingView |
     )
     if filing_id is None:
         return None
-    return await _view(tx, await tx.fetchrow(queries.FILING_BY_ID, filing_id))
+    row = await tx.fetchrow(queries.FILING_BY_ID, filing_id)
+    assert row is not None
+    return await _view(tx, row)
 
 
 async def _write(tx: asyncpg.Connection, query: str, *args: object) -> asyncpg.Record:
     """Run a statement that writes a filing and its version; its conflicts become problems."""
     try:
         async with tx.transaction():
-            return await tx.fetchrow(query, *args)
+            row = await tx.fetchrow(query, *args)
+            assert row is not None, "a write returns its row"
+            return row
     except asyncpg.ExclusionViolationError as exc:
         raise _overlap(exc) from None
     except asyncpg.UniqueViolationError:

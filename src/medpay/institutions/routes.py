@@ -59,7 +59,7 @@ async def _idempotent(
     status: int,
     operation: Callable[[str, str], Awaitable[Any]],
     location: Callable[[Any], str],
-) -> Response[bytes]:
+) -> Response[Any]:
     """Run ``operation(operator_id, key)`` once per operator and Idempotency-Key; replay its outcome."""
     operator_id = current_operator(request).party_id
     scope = f"operator:{operator_id}"
@@ -151,7 +151,7 @@ class InstitutionController(Controller):
         event: Literal["suspended", "reinstated", "dissolved"],
         step: AgreementStep,
         idempotency_key: str | None,
-    ) -> Response[bytes]:
+    ) -> Response[Any]:
         code, number = _institution_code(institution_code), _agreement_id(agreement_id)
         pool = request.app.state.pool
         return await _idempotent(

@@ -309,6 +309,7 @@ async def register_new_institution(conn: _Source, new: NewInstitution) -> Instit
             existing = await tx.fetchrow(
                 queries.INSTITUTION_WITH_REGISTRATION, new.institution_code
             )
+            assert existing is not None  # the insert met this very row
             if _registration(existing) != _registration(new):
                 raise ProblemError(
                     409,
@@ -368,7 +369,7 @@ async def _record(
 
 async def _earlier_effect(tx: asyncpg.Connection, request: _Request) -> int | None:
     """The agreement this very request already changed, when an earlier attempt took effect."""
-    return await tx.fetchval(  # type: ignore[no-any-return]
+    return await tx.fetchval(
         queries.AGREEMENT_CHANGED_BY_REQUEST, request.operator_id, request.idempotency_key
     )
 
@@ -392,6 +393,7 @@ async def sign_agreement(
         if agreement_id is None:
             if institution["kind"] == "internet_hospital":
                 designation = await tx.fetchrow(queries.DESIGNATION_ON, code, new.valid_from)
+                assert designation is not None  # the query always answers one row
                 _refuse(
                     designation["physical_status"],
                     "physical_institution",

@@ -48,6 +48,7 @@ async def enqueue_notification(
     if target is None or not target["webhook_url"]:
         return
     row = await conn.fetchrow(PAYMENT_BY_ID, payment_id)
+    assert row is not None
     payload = msgspec.to_builtins(payment_view(row))
     await conn.execute(
         queries.ENQUEUE, uuid.uuid4(), payment_id, target["app_id"], event_type, payload

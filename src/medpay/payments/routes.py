@@ -47,7 +47,7 @@ def _idempotent(
     request: Request[Any, Any, Any],
     idempotency_key: str | None,
     operation: Callable[[str, str], Awaitable[Response[bytes]]],
-) -> Awaitable[Response[bytes]]:
+) -> Awaitable[Response[Any]]:
     """Keys are the app's; the patient goes into the digest, so their key is theirs alone."""
     return run_idempotent(
         request,
@@ -94,7 +94,7 @@ class PaymentController(Controller):
             )
             return _answer(outcome, 201)
 
-        return await _idempotent(request, idempotency_key, operation)  # type: ignore[return-value]
+        return await _idempotent(request, idempotency_key, operation)
 
     @post(
         "/estimate",
@@ -136,7 +136,7 @@ class PaymentController(Controller):
             )
             return json_response(view, 200)
 
-        return await _idempotent(request, idempotency_key, operation)  # type: ignore[return-value]
+        return await _idempotent(request, idempotency_key, operation)
 
     @post(
         "/{payment_id:str}/reversal",
@@ -163,7 +163,7 @@ class PaymentController(Controller):
             )
             return _answer(outcome, 200)
 
-        return await _idempotent(request, idempotency_key, operation)  # type: ignore[return-value]
+        return await _idempotent(request, idempotency_key, operation)
 
     @get(
         "/{payment_id:str}",

@@ -21,9 +21,9 @@ __all__ = [
 ]
 
 VisitType = Literal["online_revisit", "pharmacy_purchase", "home_nursing"]
-PaymentState = Literal[
-    "received", "settling", "settled", "reversing", "reversed", "failed", "unknown"
-]
+#: What an app sees: ``processing`` while the province's answer is awaited or being resolved
+#: (internally ``settling`` or ``unknown``).
+PaymentState = Literal["received", "processing", "settled", "reversing", "reversed", "failed"]
 
 #: fixmedins_code: a letter for the kind of institution and 11 digits.
 InstitutionCode = Annotated[

@@ -35,7 +35,7 @@ from medpay.ledger.service import post_journal, reversal_postings, settlement_po
 from medpay.notifications.outbox import enqueue_notification
 from medpay.payments import queries
 from medpay.payments.schemas import FeeItem, FeeItemView, PaymentOrder, PaymentView, SettlementView
-from medpay.payments.states import FINAL_STATES, check_transition
+from medpay.payments.states import FINAL_STATES, app_state, check_transition
 from medpay.prescriptions.service import (
     confirm_redemption,
     release_redemption,
@@ -149,7 +149,7 @@ def payment_view(row: asyncpg.Record) -> PaymentView:
     """A payment row (``queries.PAYMENT_BY_ID``) as the app sees it."""
     return PaymentView(
         payment_id=row["payment_id"],
-        state="processing" if row["state"] in ("settling", "unknown") else row["state"],
+        state=app_state(row["state"]),
         psn_no=row["psn_no"],
         institution_code=row["institution_code"],
         treatment_area=row["treatment_area"],
@@ -838,11 +838,11 @@ class PaymentFlow:
             if infno == INFNO_REVERSE:
                 await self.record_reversed(payment_id, message["msgid"])
         elif result.status == "not_found" and infno == INFNO_SETTLE:
-            request = _settlement_request_decoder.decode(_request_encoder.encode(stored))
-            await self._send_settlement(payment_id, request, adapter, resend=True)
+            settlement = _settlement_request_decoder.decode(_request_encoder.encode(stored))
+            await self._send_settlement(payment_id, settlement, adapter, resend=True)
         elif result.status == "not_found" or (
             result.status == "settled" and infno == INFNO_REVERSE
         ):
-            request = _reversal_request_decoder.decode(_request_encoder.encode(stored))
-            await self._send_reversal(payment_id, request, adapter, resend=True)
+            reversal = _reversal_request_decoder.decode(_request_encoder.encode(stored))
+            await self._send_reversal(payment_id, reversal, adapter, resend=True)
         # "processing": the province has it; wait for its callback or the next look.

@@ -17,6 +17,7 @@ __all__ = [
     "FINAL_STATES",
     "UNFINISHED_STATES",
     "IllegalTransition",
+    "app_state",
     "check_transition",
 ]
 
@@ -45,3 +46,10 @@ def check_transition(current: PaymentState | str, target: PaymentState | str) ->
     """Raise unless ``current -> target`` is allowed."""
     if target not in ALLOWED_TRANSITIONS.get(current, frozenset()):
         raise IllegalTransition(f"payment state {current} -> {target} is not allowed")
+
+
+def app_state(state: str) -> PaymentState:
+    """What an app is shown: ``settling`` and ``unknown`` are both ``processing`` to it."""
+    shown = "processing" if state in ("settling", "unknown") else state
+    assert shown in ("received", "processing", "settled", "reversing", "reversed", "failed"), state
+    return shown  # type: ignore[return-value]

@@ -75,7 +75,7 @@ async def _idempotent(
     idempotency_key: str | None,
     operation: Callable[[str], Awaitable[TransferView]],
     status: int,
-) -> Response[bytes]:
+) -> Response[Any]:
     """Run ``operation`` at most once per (agency, key); a repeat gets the first outcome."""
     agency = current_agency(request)
 

@@ -182,7 +182,7 @@ async def run_idempotent(
     principal: str,
     idempotency_key: str | None,
     operation: Callable[[str, str], Awaitable[Response[bytes]]],
-) -> Response[bytes]:
+) -> Response[Any]:
     """The HTTP side of every idempotent POST: check the key, digest the request, run once.
 
     ``scope`` is whose keys these are (an app id, ``agency:<id>``, ...); ``principal``

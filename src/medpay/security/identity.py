@@ -103,6 +103,7 @@ class IdentityVerifier:
             raise _unauthenticated(
                 "identity_token_invalid", "The identity token is not valid", "Untrusted issuer."
             )
+        assert isinstance(issuer, str)
         key, algorithm = trusted
         if header.get("alg") != algorithm:
             raise _unauthenticated(

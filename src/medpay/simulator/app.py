@@ -40,7 +40,7 @@ from litestar.exceptions import NotFoundException, PermissionDeniedException, Va
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from medpay.db.pool import create_pool
+from medpay.db.pool import connection, create_pool
 from medpay.simulator import store
 from medpay.simulator.callbacks import CallbackDelivery, CallbackSender, TaskGroup
 from medpay.simulator.config import FaultKnobs, SimulatorConfig, check_loopback_url
@@ -217,7 +217,7 @@ class SimulatorState:
     async def resume_async(self) -> int:
         """Schedule the asynchronous 2207s still processing (after a restart); return how many."""
         assert self.pool is not None
-        async with self.pool.acquire() as conn:
+        async with connection(self.pool) as conn:
             pending = await store.list_processing_async(conn)
         now = dt.datetime.now(dt.UTC)
         resumed = 0
@@ -263,7 +263,7 @@ Sim = NamedDependency[SimulatorState]
 
 
 def _state(state: State) -> SimulatorState:
-    return state.simulator  # type: ignore[no-any-return]
+    return state.simulator
 
 
 def _loopback_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -410,7 +410,7 @@ async def get_faults(admdvs: FromPath[str], sim: Sim) -> FaultKnobs:
 async def get_person(psn_no: FromPath[str], sim: Sim) -> PersonView:
     """A person's balance and year-to-date totals, to check effects to the fen."""
     assert sim.pool is not None
-    async with sim.pool.acquire() as conn:
+    async with connection(sim.pool) as conn:
         person = await store.get_person(conn, psn_no)
         if person is None:
             raise NotFoundException(f"person {psn_no} unknown")
@@ -444,7 +444,7 @@ async def move_enrolment(
     if data.insutype == "390" and data.acct_balance_fen:
         raise ValidationException("residents (390) hold no personal account balance")
     assert sim.pool is not None
-    async with sim.pool.acquire() as conn, conn.transaction():
+    async with connection(sim.pool) as conn, conn.transaction():
         person = await store.move_enrolment(
             conn,
             psn_no,
@@ -565,7 +565,7 @@ async def list_settlements(
     assert sim.pool is not None
     filters = {"province": province, "mdtrt_id": mdtrt_id, "psn_no": psn_no}
     async with (
-        sim.pool.acquire() as conn,
+        connection(sim.pool) as conn,
         conn.transaction(isolation="repeatable_read", readonly=True),
     ):  # one snapshot: the page and the summary agree
         rows = await store.list_settlements(conn, **filters, after=after, limit=limit)

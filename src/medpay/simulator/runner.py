@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from medpay.db.pool import create_pool
+from medpay.db.pool import connection, create_pool
 from medpay.serving import start_server
 from medpay.simulator.app import create_simulator_app
 from medpay.simulator.seed import seed_sample_persons
@@ -26,7 +26,7 @@ async def serve_simulator(
     """
     pool = await create_pool(dsn, min_size=1, max_size=10)
     try:
-        async with pool.acquire() as conn:
+        async with connection(pool) as conn:
             await migrate(conn)
         await seed_sample_persons(pool)
         server = await start_server(create_simulator_app(config, pool), host, port)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from medpay.db.pool import connection
 from medpay.simulator.store import PersonRecord, upsert_persons
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def load_sample_persons(path: str | Path = SAMPLE_PERSONS) -> list[PersonRecord]
 
 async def seed_persons(pool: asyncpg.Pool, persons: list[PersonRecord]) -> int:
     """Upsert ``persons`` by ``psn_no`` in one transaction; idempotent. Return the count."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with connection(pool) as conn, conn.transaction():
         await upsert_persons(conn, persons)
     return len(persons)
 

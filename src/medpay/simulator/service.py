@@ -20,10 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from medpay.db.pool import connection
 from medpay.simulator import store
 from medpay.simulator.policy import (
     Calculation,
@@ -179,7 +180,7 @@ async def process(pool: asyncpg.Pool, call: Call) -> Processed:
     """Answer ``call``: replay a logged answer, accept it for later, or do the work."""
     handler = _HANDLERS[call.infno]
     digest = call.digest
-    async with pool.acquire() as conn, conn.transaction():
+    async with connection(pool) as conn, conn.transaction():
         await store.lock_msgid(conn, call.msgid)
         logged = await store.find_logged(conn, call.msgid)
         if logged is not None and logged.request_digest == digest:
@@ -265,7 +266,7 @@ async def complete_async(
     now learns it. None when there is nothing to do (finished already, unknown).
     Any other exception rolls everything back: the request stays "processing".
     """
-    async with pool.acquire() as conn, conn.transaction():
+    async with connection(pool) as conn, conn.transaction():
         await store.lock_msgid(conn, msgid)
         pending = await store.find_async_settlement(conn, msgid, for_update=True)
         if pending is None or pending.state != "processing":
@@ -434,7 +435,9 @@ def _calculate(
 def _output(
     calc: Calculation, inp: SettlementInput, setl_id: str | None, at: dt.datetime
 ) -> SettlementOutput:
-    basic_fund = FUND_BASIC_EMPLOYEE if inp.insutype == "310" else FUND_BASIC_RESIDENT
+    basic_fund: Literal["310100", "390100"] = (
+        FUND_BASIC_EMPLOYEE if inp.insutype == "310" else FUND_BASIC_RESIDENT
+    )
     details = [
         SetlDetail(
             fund_pay_type=basic_fund,

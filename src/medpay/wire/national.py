@@ -44,7 +44,7 @@ import datetime as dt
 import enum
 import functools
 import re
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -118,10 +118,10 @@ CALLBACK_PATH = "/v1/callbacks/{admdvs}"
 INSUTYPE_EMPLOYEE = "310"  # employee basic medical insurance
 INSUTYPE_RESIDENT = "390"  # urban and rural resident basic medical insurance
 
-FUND_BASIC_EMPLOYEE = "310100"
-FUND_BASIC_RESIDENT = "390100"
-FUND_CRITICAL_ILLNESS = "390200"
-FUND_MEDICAL_ASSISTANCE = "610100"
+FUND_BASIC_EMPLOYEE: Final = "310100"
+FUND_BASIC_RESIDENT: Final = "390100"
+FUND_CRITICAL_ILLNESS: Final = "390200"
+FUND_MEDICAL_ASSISTANCE: Final = "610100"
 
 #: The 31 provincial-level divisions (DOMAIN.md section 1), code -> name.
 PROVINCES: dict[str, str] = {

@@ -139,7 +139,7 @@ def sign_canonical(fields: Mapping[str, Any] | msgspec.Struct, key: Ed25519Priva
 
 def sign_request(envelope: S, key: Ed25519PrivateKey) -> S:
     """``envelope`` with ``cainfo`` set to its signature."""
-    return msgspec.structs.replace(envelope, **{_SIGNATURE_FIELD: sign_canonical(envelope, key)})  # type: ignore[arg-type]
+    return msgspec.structs.replace(envelope, **{_SIGNATURE_FIELD: sign_canonical(envelope, key)})
 
 
 def _b64(signature: str) -> bytes:

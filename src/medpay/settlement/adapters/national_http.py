@@ -478,7 +478,7 @@ class NationalHttpAdapter:
         except SignatureError as exc:
             raise self._invalid(msgid, f"answer signature: {exc}") from exc
         try:
-            answer = response_decoder(output_type).decode(body)
+            answer = response_decoder(output_type).decode(body)  # type: ignore[arg-type]  # a Struct type is hashable
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise self._invalid(msgid, f"malformed answer: {exc}") from exc
         if answer.infcode < 0:

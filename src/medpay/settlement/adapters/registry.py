@@ -63,7 +63,7 @@ class AdapterFactory(Protocol):
 
 #: kind -> adapter class. One line per wire format.
 ADAPTER_KINDS: dict[str, AdapterFactory] = {
-    NationalHttpAdapter.kind: NationalHttpAdapter,  # type: ignore[dict-item]
+    NationalHttpAdapter.kind: NationalHttpAdapter,
 }
 
 
