@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import msgspec
 
+from medpay.clock import china_today
 from medpay.db.pool import transaction
 from medpay.filings import queries
 from medpay.filings.schemas import (
@@ -48,7 +49,7 @@ from medpay.filings.schemas import (
 )
 from medpay.security.problems import ProblemError
 from medpay.settlement.routing import province_of
-from medpay.wire.national import CHINA_TZ, PROVINCES
+from medpay.wire.national import PROVINCES
 
 if TYPE_CHECKING:
     from medpay.parties.service import SigningParty
@@ -89,9 +90,8 @@ _ADAPTER_TYPE: dict[str, FilingType] = {
 _Source = asyncpg.Connection | asyncpg.Pool
 
 
-def today_in_china() -> dt.date:
-    """Today where the agencies and the institutions are."""
-    return dt.datetime.now(CHINA_TZ).date()
+#: Today where the agencies and the institutions are.
+today_in_china = china_today
 
 
 def add_months(day: dt.date, months: int) -> dt.date:

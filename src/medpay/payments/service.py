@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import msgspec
 
+from medpay.clock import CHINA
 from medpay.db.pool import transaction
 from medpay.filings.service import filing_type_on
 from medpay.institutions.service import check_may_settle, find_institution
@@ -76,7 +77,6 @@ __all__ = [
     "get_payment",
 ]
 
-CHINA = dt.timezone(dt.timedelta(hours=8))
 INFNO_SETTLE = "2207"
 INFNO_REVERSE = "2208"
 

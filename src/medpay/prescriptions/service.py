@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from medpay.clock import CHINA
 from medpay.db.pool import transaction
 from medpay.prescriptions import queries
 from medpay.prescriptions.schemas import (
@@ -66,7 +67,6 @@ __all__ = [
 ]
 
 #: Prescriptions are dated in China time, like payments' service dates.
-CHINA = dt.timezone(dt.timedelta(hours=8))
 
 #: reserved -> redeemed | released; redeemed -> released (the payment was reversed).
 REDEMPTION_TRANSITIONS: dict[str, frozenset[str]] = {

@@ -13,6 +13,8 @@ import calendar
 import datetime as dt
 from collections.abc import Collection
 
+from medpay.clock import CHINA, china_today
+
 __all__ = [
     "CHINA",
     "NO_HOLIDAYS",
@@ -24,15 +26,8 @@ __all__ = [
     "working_days_between",
 ]
 
-#: Dates are China's calendar days (UTC+8, no daylight saving).
-CHINA = dt.timezone(dt.timedelta(hours=8))
 NO_HOLIDAYS: frozenset[dt.date] = frozenset()
 _ONE_DAY = dt.timedelta(days=1)
-
-
-def china_today() -> dt.date:
-    """Today in China."""
-    return dt.datetime.now(CHINA).date()
 
 
 def is_working_day(day: dt.date, holidays: Collection[dt.date] = NO_HOLIDAYS) -> bool:
