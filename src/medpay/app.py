@@ -16,9 +16,10 @@ from medpay.callbacks.routes import receive_callback
 from medpay.config import Settings
 from medpay.db.pool import create_pool
 from medpay.filings.routes import FilingController
+from medpay.http.openapi import openapi_config
+from medpay.http.problems import exception_handlers
 from medpay.institutions.routes import InstitutionController
 from medpay.notifications.dispatcher import NotificationDispatcher
-from medpay.openapi_doc import openapi_config
 from medpay.payments.resolver import PaymentResolver
 from medpay.payments.routes import PaymentController
 from medpay.payments.service import PaymentFlow
@@ -27,7 +28,6 @@ from medpay.relationships.routes import relationships_router
 from medpay.security import queries as security_queries
 from medpay.security.idempotency import Idempotency
 from medpay.security.identity import IdentityVerifier
-from medpay.security.problems import exception_handlers
 from medpay.settlement.adapters.national_http import new_http_client
 from medpay.settlement.adapters.registry import ClearingConfig, build_adapters, load_clearing_config
 from medpay.settlement.routing import ProvinceDirectory

@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Response
 
-__all__ = ["AREA_CODE", "ApiAnswer", "ApiRequest", "SafeText", "encoder", "json_response"]
+__all__ = ["AREA_CODE", "ApiAnswer", "ApiRequest", "SafeText"]
 
 
 class ApiRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -28,15 +27,3 @@ AREA_CODE = Annotated[str, msgspec.Meta(pattern=r"^[1-6][0-9]{5}$", examples=["3
 SafeText = Annotated[
     str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
-
-encoder = msgspec.json.Encoder()
-
-
-def json_response(answer: object, status: int, location: str | None = None) -> Response[bytes]:
-    """An answer encoded once, as the bytes an idempotent POST stores and replays."""
-    return Response(
-        content=encoder.encode(answer),
-        status_code=status,
-        media_type="application/json",
-        headers={"Location": location} if location else None,
-    )

@@ -9,8 +9,9 @@ import asyncpg
 import pytest
 
 from medpay.app import create_app
+from medpay.errors import DomainError
+from medpay.http.problems import status_of
 from medpay.institutions.service import check_may_settle, is_designated_pharmacy
-from medpay.security.problems import ProblemError
 from medpay.seed import seed_sample_data
 
 from .conftest import agency_auth, operator_auth, problem
@@ -89,8 +90,8 @@ async def _step(client, as_operator, code, agreement_id, step, day):
 async def _refusal(db_pool, code, day) -> str | None:
     try:
         await check_may_settle(db_pool, code, D(day))
-    except ProblemError as exc:
-        assert exc.status == 422
+    except DomainError as exc:
+        assert status_of(exc) == 422
         return exc.code
     return None
 

@@ -15,6 +15,8 @@ import msgspec
 import pytest
 
 from medpay.client import InstitutionSignatureAuth
+from medpay.errors import DomainError
+from medpay.http.problems import status_of
 from medpay.prescriptions.institution_keys import register_institution_key
 from medpay.prescriptions.schemas import PrescriptionOrder
 from medpay.prescriptions.service import (
@@ -25,7 +27,6 @@ from medpay.prescriptions.service import (
     release_redemption,
     reserve_prescription,
 )
-from medpay.security.problems import ProblemError
 
 from .conftest import ZHEJIANG_EMPLOYEE, problem
 
@@ -144,8 +145,8 @@ async def _release(db_pool, payment_id: uuid.UUID) -> None:
         await release_redemption(conn, payment_id)
 
 
-async def _refusal(awaitable) -> ProblemError:
-    with pytest.raises(ProblemError) as caught:
+async def _refusal(awaitable) -> DomainError:
+    with pytest.raises(DomainError) as caught:
         await awaitable
     return caught.value
 
@@ -401,13 +402,13 @@ async def test_a_pharmacy_in_any_province_may_redeem(db_pool, pay, pharmacy: str
 async def test_unknown_prescription_is_refused(db_pool, pay) -> None:
     payment_id = await pay()
     refusal = await _refusal(_reserve(db_pool, "rx_never_issued", payment_id))
-    assert (refusal.status, refusal.code) == (422, "prescription_unknown")
+    assert (status_of(refusal), refusal.code) == (422, "prescription_unknown")
 
 
 async def test_another_persons_prescription_is_refused(db_pool, pay) -> None:
     rx = await _issued(db_pool, psn_no=GUANGDONG_RESIDENT)
     refusal = await _refusal(_reserve(db_pool, rx, await pay(prescription_id=rx)))
-    assert (refusal.status, refusal.code) == (422, "prescription_not_for_this_person")
+    assert (status_of(refusal), refusal.code) == (422, "prescription_not_for_this_person")
     assert await _states(db_pool, rx) == []
 
 
@@ -415,7 +416,7 @@ async def test_another_persons_prescription_is_refused(db_pool, pay) -> None:
 async def test_seller_that_is_not_a_retail_pharmacy_is_refused(db_pool, pay, seller: str) -> None:
     rx = await _issued(db_pool)
     refusal = await _refusal(_reserve(db_pool, rx, await pay(seller, rx), pharmacy=seller))
-    assert (refusal.status, refusal.code) == (422, "pharmacy_not_designated")
+    assert (status_of(refusal), refusal.code) == (422, "pharmacy_not_designated")
 
 
 @pytest.mark.parametrize("day", [0, 1, 2])
@@ -435,7 +436,7 @@ async def test_standard_prescription_is_refused_outside_its_three_days(
     rx = await _issued(db_pool)
     on = ISSUE_DAY + dt.timedelta(days=day)
     refusal = await _refusal(_reserve(db_pool, rx, await pay(prescription_id=rx), on=on))
-    assert (refusal.status, refusal.code) == (422, "prescription_expired")
+    assert (status_of(refusal), refusal.code) == (422, "prescription_expired")
     assert ("not valid until" if day < 0 else "expired after") in (refusal.detail or "")
 
 
@@ -501,7 +502,7 @@ async def test_chronic_long_prescription_of_85_days_cannot_be_issued(db_pool) ->
 async def test_item_not_prescribed_or_beyond_its_quantity_is_refused(db_pool, pay, items) -> None:
     rx = await _issued(db_pool)
     refusal = await _refusal(_reserve(db_pool, rx, await pay(prescription_id=rx), items=items))
-    assert (refusal.status, refusal.code) == (422, "prescription_item_not_prescribed")
+    assert (status_of(refusal), refusal.code) == (422, "prescription_item_not_prescribed")
     assert await _states(db_pool, rx) == []
 
 
@@ -514,7 +515,7 @@ async def test_part_of_the_prescribed_quantity_may_be_sold(db_pool, pay) -> None
 async def test_a_sale_of_no_prescribed_item_is_refused(db_pool, pay) -> None:
     rx = await _issued(db_pool)
     refusal = await _refusal(_reserve(db_pool, rx, await pay(prescription_id=rx), items=[]))
-    assert (refusal.status, refusal.code) == (422, "prescription_items_missing")
+    assert (status_of(refusal), refusal.code) == (422, "prescription_items_missing")
 
 
 async def test_a_reserved_prescription_cannot_be_reserved_again(db_pool, pay) -> None:
@@ -523,7 +524,7 @@ async def test_a_reserved_prescription_cannot_be_reserved_again(db_pool, pay) ->
     refusal = await _refusal(
         _reserve(db_pool, rx, await pay(SHENZHEN_PHARMACY, rx), pharmacy=SHENZHEN_PHARMACY)
     )
-    assert (refusal.status, refusal.code) == (409, "prescription_already_redeemed")
+    assert (status_of(refusal), refusal.code) == (409, "prescription_already_redeemed")
 
 
 async def test_two_pharmacies_at_the_same_moment_exactly_one_wins(db_pool, pay) -> None:
@@ -552,7 +553,7 @@ async def test_two_pharmacies_at_the_same_moment_exactly_one_wins(db_pool, pay) 
         return_exceptions=True,
     )
     winners = [o for o in outcomes if isinstance(o, str)]
-    losers = [o for o in outcomes if isinstance(o, ProblemError)]
+    losers = [o for o in outcomes if isinstance(o, DomainError)]
     assert len(winners) == 1 and len(losers) == 1, outcomes
     assert (losers[0].status, losers[0].code) == (409, "prescription_already_redeemed")
     row = await db_pool.fetchrow("SELECT pharmacy_code, state FROM prescription_redemption_states")
@@ -563,7 +564,7 @@ async def test_two_pharmacies_at_the_same_moment_exactly_one_wins(db_pool, pay) 
     third = await _refusal(
         _reserve(db_pool, rx, await pay(BEIJING_PHARMACY, rx), pharmacy=BEIJING_PHARMACY)
     )
-    assert (third.status, third.code) == (409, "prescription_already_redeemed")
+    assert (status_of(third), third.code) == (409, "prescription_already_redeemed")
     assert await _states(db_pool, rx) == [(1, "redeemed")]
 
 
@@ -625,7 +626,7 @@ async def test_refused_reservation_leaves_the_settling_transaction_usable(db_poo
     rx = await _issued(db_pool)
     payment_id = await pay(prescription_id=rx)
     async with db_pool.acquire() as conn, conn.transaction():
-        with pytest.raises(ProblemError):
+        with pytest.raises(DomainError):
             await reserve_prescription(
                 conn,
                 prescription_id=rx,

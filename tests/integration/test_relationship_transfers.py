@@ -18,6 +18,8 @@ import pytest
 
 from medpay.client import AgencySignatureAuth
 from medpay.demo import DEMO_ORDER
+from medpay.errors import DomainError
+from medpay.http.problems import status_of
 from medpay.parties.service import RegisteredParty, find_agency, register_agency
 from medpay.relationships.schemas import (
     ContributionCertificate,
@@ -39,7 +41,6 @@ from medpay.relationships.workdays import (
     whole_months_between,
     working_days_between,
 )
-from medpay.security.problems import ProblemError
 
 from .conftest import ZHEJIANG_EMPLOYEE, agency_auth, operator_auth, problem
 
@@ -674,9 +675,9 @@ async def test_a_gap_of_more_than_three_months_brings_the_reference_waiting_peri
 
     relationship = await insurer_on(db_pool, PERSON, today)
     assert relationship.waiting_until == add_months(today, 3)
-    with pytest.raises(ProblemError) as refused:
+    with pytest.raises(DomainError) as refused:
         require_fund_payable(relationship, today)
-    assert (refused.value.status, refused.value.code) == (422, "insurance_waiting_period")
+    assert (status_of(refused.value), refused.value.code) == (422, "insurance_waiting_period")
     after = await insurer_on(db_pool, PERSON, add_months(today, 3))
     require_fund_payable(after, add_months(today, 3))  # the fund pays again
     history = await _history(client, operator, today)
@@ -870,7 +871,7 @@ async def test_a_step_retried_after_a_crash_finds_what_it_already_did(
         )
         assert accepted.state == "accepted"
     assert await db_pool.fetchval("SELECT count(*) FROM ledger_journals") == 1
-    with pytest.raises(ProblemError) as reused:  # the same key for another step
+    with pytest.raises(DomainError) as reused:  # the same key for another step
         await cancel_transfer(
             db_pool,
             guangdong,

@@ -9,7 +9,8 @@ from litestar import Request, post
 from litestar.params import FromPath
 
 from medpay.callbacks.service import CallbackOutcome, apply_callback
-from medpay.security.problems import ProblemError, problem_responses
+from medpay.errors import InvalidRequest, NotFound, Unauthenticated
+from medpay.http.problems import problem_responses
 from medpay.settlement.adapters.base import CallbackRejected
 
 __all__ = ["CallbackAck", "receive_callback"]
@@ -38,8 +39,8 @@ async def receive_callback(request: Request[Any, Any, Any], province: FromPath[s
     """
     adapter = request.app.state.provinces.for_province(province)
     if adapter is None:
-        raise ProblemError(
-            404, "province_unknown", "No such connected province", f"{province!r} is not connected."
+        raise NotFound(
+            "province_unknown", "No such connected province", f"{province!r} is not connected."
         )
     body = await request.body()
     try:
@@ -49,8 +50,8 @@ async def receive_callback(request: Request[Any, Any, Any], province: FromPath[s
             request.headers.get("x-province-signature"),
         )
     except CallbackRejected as exc:
-        status = 400 if exc.code == "callback_malformed" else 401
-        raise ProblemError(status, exc.code, "The callback was refused", exc.message) from exc
+        refusal = InvalidRequest if exc.code == "callback_malformed" else Unauthenticated
+        raise refusal(exc.code, "The callback was refused", exc.message) from exc
     outcome = await apply_callback(
         request.app.state.pool, request.app.state.payment_flow, province, callback, body
     )

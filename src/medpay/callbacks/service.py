@@ -16,8 +16,8 @@ import msgspec
 
 from medpay.callbacks import queries
 from medpay.db.pool import transaction
+from medpay.errors import Forbidden
 from medpay.payments.queries import LOCK_PAYMENT_STATE
-from medpay.security.problems import ProblemError
 from medpay.settlement import queries as settlement_queries
 
 if TYPE_CHECKING:
@@ -58,8 +58,7 @@ async def apply_callback(
             )
             return "unmatched" if inserted is not None else "duplicate"
         if message["province"] != province:
-            raise ProblemError(
-                403,
+            raise Forbidden(
                 "callback_wrong_province",
                 "A province may only report on its own settlements",
                 f"msgid {callback.ref_msgid} was sent to {message['province']}, not {province}.",

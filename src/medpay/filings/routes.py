@@ -22,11 +22,11 @@ from medpay.filings.service import (
     filings_of_person,
     get_filing,
 )
-from medpay.openapi_doc import AGENCY_OR_OPERATOR
-from medpay.schemas import json_response
+from medpay.http.openapi import AGENCY_OR_OPERATOR
+from medpay.http.problems import problem_responses
+from medpay.http.responses import json_response
 from medpay.security.guards import agency_guard, current_agency, operator_guard
 from medpay.security.idempotency import IdempotencyKeyHeader, run_idempotent
-from medpay.security.problems import problem_responses
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -36,6 +36,7 @@ import msgspec
 
 from medpay.clock import china_today
 from medpay.db.pool import transaction
+from medpay.errors import Conflict, DomainError, Forbidden, NotFound, Refused
 from medpay.filings import queries
 from medpay.filings.schemas import (
     FilingCancellation,
@@ -47,7 +48,6 @@ from medpay.filings.schemas import (
     FilingView,
     NewFiling,
 )
-from medpay.security.problems import ProblemError
 from medpay.settlement.routing import province_of
 from medpay.wire.national import PROVINCES
 
@@ -119,15 +119,15 @@ def filing_class(kind: str) -> FilingClass:
     return "long_term" if kind in _LONG_TERM else "temporary"
 
 
-class FilingNotFound(ProblemError):
+class FilingNotFound(NotFound):
     """No filing of this agency's area has that id (others' filings look the same)."""
 
     def __init__(self) -> None:
-        super().__init__(404, "filing_not_found", "No such filing")
+        super().__init__("filing_not_found", "No such filing")
 
 
-def _invalid(code: str, title: str, detail: str | None = None) -> ProblemError:
-    return ProblemError(422, code, title, detail)
+def _invalid(code: str, title: str, detail: str | None = None) -> DomainError:
+    return Refused(code, title, detail)
 
 
 def _check_days(*days: dt.date | None) -> None:
@@ -198,14 +198,14 @@ def _check_unlocked(row: asyncpg.Record, today: dt.date) -> None:
         )
 
 
-def _overlap(exc: asyncpg.ExclusionViolationError) -> ProblemError:
+def _overlap(exc: asyncpg.ExclusionViolationError) -> DomainError:
     if getattr(exc, "constraint_name", None) == "filings_one_long_term_residence":
         detail = "The person already has a long-term residence filing in force in that period."
     else:
         detail = (
             "The person already has a filing of this type for this treatment area in that period."
         )
-    return ProblemError(409, "filing_overlaps", "The filing overlaps another", detail)
+    return Conflict("filing_overlaps", "The filing overlaps another", detail)
 
 
 async def _view(conn: asyncpg.Connection, row: asyncpg.Record) -> FilingView:
@@ -261,12 +261,11 @@ async def _write(tx: asyncpg.Connection, query: str, *args: object) -> asyncpg.R
         raise _overlap(exc) from None
     except asyncpg.UniqueViolationError:
         # Only the (agency, Idempotency-Key) of a version can clash: a concurrent attempt.
-        raise ProblemError(
-            409,
+        raise Conflict(
             "idempotency_request_in_progress",
             "A request with this Idempotency-Key is still being processed",
             "Retry after a moment to get its outcome.",
-            headers={"Retry-After": "1"},
+            retry_after_s=1,
         ) from None
 
 
@@ -283,8 +282,7 @@ async def create_filing(
     filer = _filer(agency, idempotency_key)
     insured_area = new.insured_area or filer.area
     if insured_area != filer.area:
-        raise ProblemError(
-            403,
+        raise Forbidden(
             "agency_not_of_insured_area",
             "An agency files only for persons insured in its own area",
             f"This agency runs {filer.area}, not {insured_area}.",
@@ -298,8 +296,7 @@ async def create_filing(
         if not await tx.fetchval(
             queries.PERSON_INSURED_IN_AREA, new.psn_no, insured_area, new.valid_from, valid_until
         ):
-            raise ProblemError(
-                403,
+            raise Forbidden(
                 "person_not_insured_here",
                 "The person is not insured in this agency's area",
                 "An agency files only for persons insured in its own area during the filing.",
@@ -334,8 +331,7 @@ async def _own_filing(tx: asyncpg.Connection, filing_id: str, filer: _Filer) -> 
     if row is None or row["insured_area"] != filer.area:
         raise FilingNotFound()
     if row["cancelled_from"] is not None:
-        raise ProblemError(
-            409,
+        raise Conflict(
             "filing_cancelled",
             "The filing is cancelled; it does not change any more",
             f"Cancelled from {row['cancelled_from'].isoformat()}. File anew.",

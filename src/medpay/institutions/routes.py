@@ -8,6 +8,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
+from medpay.errors import NotFound
+from medpay.http.openapi import OPERATOR_SECURITY
+from medpay.http.problems import problem_responses
+from medpay.http.responses import json_response
 from medpay.institutions.schemas import (
     INSTITUTION_CODE_PATTERN,
     AgreementStep,
@@ -22,11 +26,8 @@ from medpay.institutions.service import (
     register_new_institution,
     sign_agreement,
 )
-from medpay.openapi_doc import OPERATOR_SECURITY
-from medpay.schemas import json_response
 from medpay.security.guards import current_operator, operator_guard
 from medpay.security.idempotency import IdempotencyKeyHeader, run_idempotent
-from medpay.security.problems import ProblemError, problem_responses
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -40,16 +41,14 @@ _CODE = re.compile(INSTITUTION_CODE_PATTERN)
 def _institution_code(raw: str) -> str:
     """The institution code of the path; anything malformed is an unknown institution."""
     if not _CODE.fullmatch(raw):
-        raise ProblemError(
-            404, "institution_not_found", "No such institution", "Not an institution code."
-        )
+        raise NotFound("institution_not_found", "No such institution", "Not an institution code.")
     return raw
 
 
 def _agreement_id(raw: str) -> int:
     """The agreement id of the path; anything else is an unknown agreement."""
     if not raw.isdigit() or len(raw) > _PATH_DIGITS or not raw.isascii():
-        raise ProblemError(404, "agreement_not_found", "No such agreement of this institution")
+        raise NotFound("agreement_not_found", "No such agreement of this institution")
     return int(raw)
 
 

@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 
 from medpay.db.pool import transaction
+from medpay.errors import Conflict, DomainError, NotFound, Refused
 from medpay.institutions import queries
 from medpay.institutions.schemas import (
     AgreementEvent,
@@ -30,7 +31,6 @@ from medpay.institutions.schemas import (
     NewInstitution,
     SuspensionView,
 )
-from medpay.security.problems import ProblemError
 from medpay.wire.national import CHINA_TZ
 
 __all__ = [
@@ -72,20 +72,20 @@ def _today() -> dt.date:
     return dt.datetime.now(CHINA_TZ).date()
 
 
-class InstitutionNotFound(ProblemError):
+class InstitutionNotFound(NotFound):
     """No institution is registered under the code."""
 
     def __init__(self, code: str) -> None:
         super().__init__(
-            404, "institution_not_found", "No such institution", f"{code} is not registered."
+            "institution_not_found", "No such institution", f"{code} is not registered."
         )
 
 
-class AgreementNotFound(ProblemError):
+class AgreementNotFound(NotFound):
     """The institution has no agreement with that id."""
 
     def __init__(self) -> None:
-        super().__init__(404, "agreement_not_found", "No such agreement of this institution")
+        super().__init__("agreement_not_found", "No such agreement of this institution")
 
 
 # --- reads --------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def _refuse(status: str | None, subject: str, code: str, on: dt.date) -> None:
     detail = f"{code} {says} {on.isoformat()}."
     if subject == "physical_institution":
         detail += " An internet hospital falls with the institution it relies on."
-    raise ProblemError(422, problem_code, _TITLES[problem_code], detail)
+    raise Refused(problem_code, _TITLES[problem_code], detail)
 
 
 async def check_may_settle(conn: _Source, institution_code: str, on: dt.date) -> None:
@@ -219,8 +219,7 @@ async def check_may_settle(conn: _Source, institution_code: str, on: dt.date) ->
     """
     row = await conn.fetchrow(queries.DESIGNATION_ON, institution_code, on)
     if row is None:
-        raise ProblemError(
-            422,
+        raise Refused(
             "institution_unknown",
             "The institution is not a designated institution",
             f"{institution_code} is not in the institution registry.",
@@ -257,8 +256,8 @@ async def sign_sample_agreement(conn: _Source, code: str, valid_from: dt.date) -
     await conn.execute(queries.INSERT_SAMPLE_AGREEMENT, code, valid_from)
 
 
-def _invalid(code: str, title: str, detail: str | None = None) -> ProblemError:
-    return ProblemError(422, code, title, detail)
+def _invalid(code: str, title: str, detail: str | None = None) -> DomainError:
+    return Refused(code, title, detail)
 
 
 def _registration(source: object) -> tuple[object, ...]:
@@ -311,8 +310,7 @@ async def register_new_institution(conn: _Source, new: NewInstitution) -> Instit
             )
             assert existing is not None  # the insert met this very row
             if _registration(existing) != _registration(new):
-                raise ProblemError(
-                    409,
+                raise Conflict(
                     "institution_exists",
                     "Another institution is registered under this code",
                     f"{new.institution_code} is taken.",
@@ -358,12 +356,11 @@ async def _record(
                 request.idempotency_key,
             )
     except asyncpg.UniqueViolationError:
-        raise ProblemError(
-            409,
+        raise Conflict(
             "idempotency_request_in_progress",
             "A request with this Idempotency-Key is still being processed",
             "Retry after a moment to get its outcome.",
-            headers={"Retry-After": "1"},
+            retry_after_s=1,
         ) from None
 
 
@@ -406,8 +403,7 @@ async def sign_agreement(
                         queries.INSERT_AGREEMENT, code, new.valid_from, new.valid_until
                     )
             except asyncpg.ExclusionViolationError:
-                raise ProblemError(
-                    409,
+                raise Conflict(
                     "agreement_overlaps",
                     "The institution already has an agreement in force in that period",
                     "Dissolve it, or start the new agreement when the other ends.",
@@ -432,8 +428,7 @@ async def _locked_agreement(tx: asyncpg.Connection, code: str, agreement_id: int
     if agreement is None:
         raise AgreementNotFound()
     if agreement["dissolved_from"] is not None:
-        raise ProblemError(
-            409,
+        raise Conflict(
             "agreement_dissolved",
             "The agreement is dissolved; it does not change any more",
             f"Dissolved from {agreement['dissolved_from'].isoformat()}.",
@@ -456,8 +451,7 @@ async def _suspend(tx: asyncpg.Connection, agreement: asyncpg.Record, day: dt.da
     _within(agreement, day)
     agreement_id = agreement["agreement_id"]
     if (suspended := await tx.fetchval(queries.OPEN_SUSPENSION, agreement_id)) is not None:
-        raise ProblemError(
-            409,
+        raise Conflict(
             "agreement_already_suspended",
             "The agreement is already suspended",
             f"Suspended from {suspended.isoformat()}; reinstate it first.",
@@ -466,8 +460,7 @@ async def _suspend(tx: asyncpg.Connection, agreement: asyncpg.Record, day: dt.da
         async with tx.transaction():
             await tx.execute(queries.INSERT_SUSPENSION, agreement_id, day)
     except (asyncpg.ExclusionViolationError, asyncpg.UniqueViolationError):
-        raise ProblemError(
-            409,
+        raise Conflict(
             "suspension_overlaps",
             "The agreement was already suspended on that day",
             "A suspension starts on or after the last reinstatement.",
@@ -478,7 +471,7 @@ async def _reinstate(tx: asyncpg.Connection, agreement: asyncpg.Record, day: dt.
     agreement_id = agreement["agreement_id"]
     suspended = await tx.fetchval(queries.OPEN_SUSPENSION, agreement_id)
     if suspended is None:
-        raise ProblemError(409, "agreement_not_suspended", "The agreement is not suspended")
+        raise Conflict("agreement_not_suspended", "The agreement is not suspended")
     if day <= suspended:
         raise _invalid(
             "reinstatement_before_suspension",

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
+from medpay.http.problems import problem_responses, render
+from medpay.http.responses import json_response
 from medpay.payments.schemas import EstimateView, PaymentOrder, PaymentView
 from medpay.payments.service import PaymentFlow, PaymentOutcome, get_payment
-from medpay.schemas import json_response
 from medpay.security.guards import (
     current_app,
     current_patient,
@@ -20,7 +20,6 @@ from medpay.security.guards import (
     signed_app_guard,
 )
 from medpay.security.idempotency import IdempotencyKeyHeader, run_idempotent
-from medpay.security.problems import problem_response, problem_responses
 
 __all__ = ["PATIENT_SECURITY", "PaymentController"]
 
@@ -34,11 +33,11 @@ def _answer(outcome: PaymentOutcome, success_status: int) -> Response[bytes]:
     """201/200 when settled or reversed, 202 while the province's answer is pending, else the problem."""
     payment = outcome.payment
     if outcome.problem is not None:
-        problem = msgspec.structs.replace(
-            outcome.problem.to_problem(f"/v1/payments/{payment.payment_id}"),
+        return render(
+            outcome.problem,
+            f"/v1/payments/{payment.payment_id}",
             payment_id=str(payment.payment_id),
         )
-        return problem_response(problem, outcome.problem.headers)
     status = 202 if payment.state in ("processing", "reversing") else success_status
     return json_response(payment, status, f"/v1/payments/{payment.payment_id}")
 

@@ -30,6 +30,14 @@ import msgspec
 
 from medpay.clock import CHINA
 from medpay.db.pool import transaction
+from medpay.errors import (
+    Conflict,
+    DomainError,
+    NotFound,
+    Refused,
+    UpstreamFailed,
+    UpstreamUnavailable,
+)
 from medpay.filings.service import filing_type_on
 from medpay.institutions.service import check_may_settle, find_institution
 from medpay.ledger.service import post_journal, reversal_postings, settlement_postings
@@ -44,7 +52,6 @@ from medpay.prescriptions.service import (
 )
 from medpay.relationships.service import insurer_on, require_fund_payable
 from medpay.security.idempotency import IdempotencyKeyReused
-from medpay.security.problems import ProblemError
 from medpay.settlement import queries as settlement_queries
 from medpay.settlement.adapters.base import (
     ClearingAdapter,
@@ -95,25 +102,24 @@ _settlement_request_decoder = msgspec.json.Decoder(SettlementRequest)
 _reversal_request_decoder = msgspec.json.Decoder(ReversalRequest)
 
 
-class PaymentNotFound(ProblemError):
+class PaymentNotFound(NotFound):
     """No payment of this app and person has that id (others' payments look the same)."""
 
     def __init__(self) -> None:
-        super().__init__(404, "payment_not_found", "No such payment")
+        super().__init__("payment_not_found", "No such payment")
 
 
 class PaymentOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """What the HTTP layer answers: the payment, and the problem if it did not settle."""
 
     payment: PaymentView
-    problem: ProblemError | None = None
+    problem: DomainError | None = None
 
 
 def check_order(order: PaymentOrder) -> None:
     """Rules a schema cannot say (DOMAIN.md section 4)."""
     if order.visit_type == "pharmacy_purchase" and order.prescription_id is None:
-        raise ProblemError(
-            422,
+        raise Refused(
             "prescription_required",
             "A pharmacy purchase needs an electronic prescription",
             "Send prescription_id.",
@@ -210,22 +216,19 @@ async def _owned_row(
     return row
 
 
-def _problem_for(exc: ClearingError) -> ProblemError:
+def _problem_for(exc: ClearingError) -> DomainError:
     """Map an adapter failure to what the app is told."""
     if isinstance(exc, ProvinceRejected):
-        status = 422 if exc.code in _CLIENT_SIDE_REFUSALS else 502
-        return ProblemError(
-            status, exc.code, "The home province refused the settlement", exc.message
-        )
+        refusal = Refused if exc.code in _CLIENT_SIDE_REFUSALS else UpstreamFailed
+        return refusal(exc.code, "The home province refused the settlement", exc.message)
     if isinstance(exc, ProvinceUnavailable):
-        return ProblemError(
-            503,
+        return UpstreamUnavailable(
             exc.code,
             "The home province could not be reached",
             exc.message,
-            headers={"Retry-After": "30"},
+            retry_after_s=30,
         )
-    return ProblemError(502, exc.code, "The home province's answer is not known yet", exc.message)
+    return UpstreamFailed(exc.code, "The home province's answer is not known yet", exc.message)
 
 
 class _Prepared(msgspec.Struct, frozen=True, kw_only=True):
@@ -289,12 +292,12 @@ class PaymentFlow:
                     row["service_date"],
                     _order_of(row),
                 )
-            except ProblemError as refusal:
+            except DomainError as refusal:
                 await self._fail(payment_id, refusal.code, refusal.detail)
                 return PaymentOutcome(payment=await self._reload(payment_id), problem=refusal)
             try:
                 request = await self._start_settling(row, prepared)
-            except ProblemError as refusal:  # the prescription could not be redeemed
+            except DomainError as refusal:  # the prescription could not be redeemed
                 await self._fail(payment_id, refusal.code, refusal.detail)
                 return PaymentOutcome(payment=await self._reload(payment_id), problem=refusal)
             if request is None:  # someone else started it meanwhile
@@ -375,8 +378,7 @@ class PaymentFlow:
     ) -> _Prepared:
         relationship = await insurer_on(self._pool, psn_no, service_date)
         if relationship is None:
-            raise ProblemError(
-                422,
+            raise Refused(
                 "person_not_insured",
                 "The person has no insurance relationship on the service date",
                 f"No basic medical insurance is recorded for {psn_no} on {service_date}.",
@@ -384,8 +386,7 @@ class PaymentFlow:
         require_fund_payable(relationship, service_date)
         institution = await find_institution(self._pool, institution_code)
         if institution is None:
-            raise ProblemError(
-                422,
+            raise Refused(
                 "institution_unknown",
                 "The institution is not a designated institution",
                 f"{institution_code} is not in the institution registry.",
@@ -393,8 +394,7 @@ class PaymentFlow:
         # Designated on the service date, and, for an internet hospital, its physical one too.
         await check_may_settle(self._pool, institution_code, service_date)
         if institution.area != treatment_area:
-            raise ProblemError(
-                422,
+            raise Refused(
                 "treatment_area_mismatch",
                 "The treatment area is not the institution's area",
                 f"{institution_code} is in {institution.area}, not {treatment_area}.",
@@ -685,8 +685,7 @@ class PaymentFlow:
         if row["state"] in ("reversed", "reversing"):
             return PaymentOutcome(payment=payment_view(row))
         if row["state"] != "settled":
-            raise ProblemError(
-                409,
+            raise Conflict(
                 "payment_not_reversible",
                 "Only a settled payment can be reversed",
                 f"The payment is {payment_view(row).state}.",

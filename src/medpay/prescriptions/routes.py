@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
-from medpay.openapi_doc import INSTITUTION_SECURITY
+from medpay.errors import Forbidden
+from medpay.http.openapi import INSTITUTION_SECURITY
+from medpay.http.problems import problem_responses
+from medpay.http.responses import json_response
 from medpay.prescriptions.schemas import PrescriptionOrder, PrescriptionView
 from medpay.prescriptions.service import CHINA, get_prescription, issue_prescription
-from medpay.schemas import json_response
 from medpay.security.guards import current_institution, institution_guard
 from medpay.security.idempotency import IdempotencyKeyHeader, run_idempotent
-from medpay.security.problems import ProblemError, problem_responses
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
@@ -29,8 +30,7 @@ async def prescriber_guard(
     """Only hospitals and internet hospitals issue prescriptions; a pharmacy dispenses (DOMAIN.md section 4)."""
     institution = current_institution(connection)  # type: ignore[arg-type]
     if not institution.may_prescribe:
-        raise ProblemError(
-            403,
+        raise Forbidden(
             "institution_cannot_prescribe",
             "This institution may not issue prescriptions",
             f"{institution.institution_code} is a {institution.kind.replace('_', ' ')}; "

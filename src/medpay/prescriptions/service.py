@@ -35,6 +35,7 @@ import msgspec
 
 from medpay.clock import CHINA
 from medpay.db.pool import transaction
+from medpay.errors import Conflict, NotFound, Refused
 from medpay.prescriptions import queries
 from medpay.prescriptions.schemas import (
     STANDARD_VALIDITY_DAYS,
@@ -45,7 +46,6 @@ from medpay.prescriptions.schemas import (
     RedemptionView,
 )
 from medpay.security.idempotency import IdempotencyKeyReused
-from medpay.security.problems import ProblemError
 
 if TYPE_CHECKING:
     import uuid
@@ -85,11 +85,11 @@ def _check_transition(current: str, target: str) -> None:
         raise IllegalRedemptionTransition(f"redemption state {current} -> {target} is not allowed")
 
 
-class PrescriptionNotFound(ProblemError):
+class PrescriptionNotFound(NotFound):
     """No prescription of this institution has that id (others' look the same)."""
 
     def __init__(self) -> None:
-        super().__init__(404, "prescription_not_found", "No such prescription")
+        super().__init__("prescription_not_found", "No such prescription")
 
 
 # --- issuing ------------------------------------------------------------------------------
@@ -99,16 +99,14 @@ def _validity_days(order: PrescriptionOrder) -> int:
     if order.kind == "standard":
         days = STANDARD_VALIDITY_DAYS if order.validity_days is None else order.validity_days
         if days > STANDARD_VALIDITY_DAYS:
-            raise ProblemError(
-                422,
+            raise Refused(
                 "prescription_validity_too_long",
                 "A standard prescription is valid for at most 3 days",
                 "Issue a chronic_long prescription for a chronic disease (up to 84 days).",
             )
         return days
     if order.validity_days is None:
-        raise ProblemError(
-            422,
+        raise Refused(
             "prescription_validity_required",
             "A chronic_long prescription needs validity_days",
             "Give 1 to 84 days (12 weeks).",
@@ -122,8 +120,7 @@ def check_prescription_order(order: PrescriptionOrder) -> int:
         code for code, n in Counter(i.item_code for i in order.items).items() if n > 1
     )
     if repeated:
-        raise ProblemError(
-            422,
+        raise Refused(
             "prescription_item_repeated",
             "An item appears more than once on the prescription",
             f"Give each item once with its total quantity: {', '.join(repeated)}.",
@@ -175,8 +172,7 @@ async def issue_prescription(
     issued_on = now.astimezone(CHINA).date()
     async with transaction(pool) as conn:
         if await conn.fetchval(queries.PERSON_EXISTS, order.psn_no) is None:
-            raise ProblemError(
-                422,
+            raise Refused(
                 "person_unknown",
                 "The person is not known to the gateway",
                 f"No insured person {order.psn_no} is registered.",
@@ -233,8 +229,7 @@ def _check_items(
 ) -> None:
     """Every item sold is on the prescription, in at most the prescribed quantity in all."""
     if not items:
-        raise ProblemError(
-            422,
+        raise Refused(
             "prescription_items_missing",
             "No prescribed item is being sold",
             f"The sale names none of the items of {prescription_id}.",
@@ -255,8 +250,7 @@ def _check_items(
             parts.append(f"not prescribed: {', '.join(not_prescribed)}")
         if too_many:
             parts.append(f"more than prescribed: {', '.join(too_many)}")
-        raise ProblemError(
-            422,
+        raise Refused(
             "prescription_item_not_prescribed",
             "An item is not on the prescription, or more is sold than prescribed",
             f"{prescription_id}: {'; '.join(parts)}.",
@@ -273,7 +267,7 @@ async def reserve_prescription(
     payment_id: uuid.UUID,
     on: dt.date,
 ) -> None:
-    """Reserve ``prescription_id`` for ``payment_id``, or raise a ProblemError saying why not.
+    """Reserve ``prescription_id`` for ``payment_id``, or raise a DomainError saying why not.
 
     Call it inside the payment's ``settling`` transaction (a refusal raised here rolls
     that transaction back). ``items`` are the (item_code, quantity) lines the
@@ -284,23 +278,20 @@ async def reserve_prescription(
     """
     prescription = await conn.fetchrow(queries.LOCK_PRESCRIPTION, prescription_id)
     if prescription is None:
-        raise ProblemError(
-            422,
+        raise Refused(
             "prescription_unknown",
             "No such prescription",
             f"{prescription_id} was never issued.",
         )
     if prescription["psn_no"] != psn_no:
         # Say nothing else about another person's prescription.
-        raise ProblemError(
-            422,
+        raise Refused(
             "prescription_not_for_this_person",
             "The prescription was issued to someone else",
             f"{prescription_id} is not a prescription of {psn_no}.",
         )
     if await conn.fetchval(queries.INSTITUTION_KIND, pharmacy_code) != "retail_pharmacy":
-        raise ProblemError(
-            422,
+        raise Refused(
             "pharmacy_not_designated",
             "The seller is not a designated retail pharmacy",
             f"{pharmacy_code} may not dispense against an electronic prescription.",
@@ -309,8 +300,7 @@ async def reserve_prescription(
     if not valid_from <= on <= valid_until:
         when = "not valid until" if on < valid_from else "expired after"
         day = valid_from if on < valid_from else valid_until
-        raise ProblemError(
-            422,
+        raise Refused(
             "prescription_expired",
             "The prescription is not valid on the service date",
             f"{prescription_id} is {when} {day.isoformat()}; the service date is {on.isoformat()}.",
@@ -319,8 +309,7 @@ async def reserve_prescription(
     if latest is not None and latest["state"] != "released":
         if latest["payment_id"] == payment_id:
             return  # this payment's own reservation (or redemption) stands
-        raise ProblemError(
-            409,
+        raise Conflict(
             "prescription_already_redeemed",
             "The prescription was already redeemed",
             f"{prescription_id} is {latest['state']} by another payment; a prescription is redeemed once.",

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 from litestar import Controller, Request, Response, Router, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from medpay.openapi_doc import AGENCY_OR_OPERATOR
+from medpay.http.openapi import AGENCY_OR_OPERATOR
+from medpay.http.problems import problem_responses
+from medpay.http.responses import json_response
 from medpay.relationships import transfers
 from medpay.relationships.schemas import (
     ContributionCertificate,
@@ -28,10 +30,8 @@ from medpay.relationships.schemas import (
 )
 from medpay.relationships.service import relationship_history
 from medpay.relationships.workdays import china_today
-from medpay.schemas import json_response
 from medpay.security.guards import agency_guard, current_agency, operator_guard
 from medpay.security.idempotency import IdempotencyKeyHeader, run_idempotent
-from medpay.security.problems import problem_responses
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection

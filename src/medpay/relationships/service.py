@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from medpay.db.pool import transaction
+from medpay.errors import DomainError, NotFound, Refused
 from medpay.relationships import queries
 from medpay.relationships.schemas import (
     InsurerOnDate,
@@ -31,7 +32,6 @@ from medpay.relationships.schemas import (
 )
 from medpay.relationships.transfers import transfer_views
 from medpay.relationships.workdays import NO_HOLIDAYS, china_today, whole_months_between
-from medpay.security.problems import ProblemError
 
 if TYPE_CHECKING:
     import asyncpg
@@ -98,8 +98,7 @@ def require_fund_payable(relationship: InsuranceRelationship, on: dt.date) -> No
     Raises a 422 problem ``insurance_waiting_period``.
     """
     if relationship.in_waiting_period(on):
-        raise ProblemError(
-            422,
+        raise Refused(
             "insurance_waiting_period",
             "The insurance fund pays nothing during the waiting period",
             f"The relationship in {relationship.insured_area} is in a waiting period until "
@@ -143,10 +142,8 @@ def _segment_view(row: asyncpg.Record) -> SegmentView:
 _PSN_NO = re.compile(r"^[0-9A-Za-z]{6,32}$")
 
 
-def _person_not_found(psn_no: str) -> ProblemError:
-    return ProblemError(
-        404, "person_not_found", "No such insured person", f"{psn_no} is not known."
-    )
+def _person_not_found(psn_no: str) -> DomainError:
+    return NotFound("person_not_found", "No such insured person", f"{psn_no} is not known.")
 
 
 async def relationship_history(

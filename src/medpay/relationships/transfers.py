@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import asyncpg
 
 from medpay.db.pool import transaction
+from medpay.errors import Conflict, DomainError, Forbidden, NotFound, Refused
 from medpay.ledger.service import account_transfer_postings, post_journal
 from medpay.relationships import queries
 from medpay.relationships.schemas import (
@@ -61,7 +62,6 @@ from medpay.relationships.workdays import (
     working_days_between,
 )
 from medpay.security.idempotency import IdempotencyKeyReused
-from medpay.security.problems import ProblemError
 
 if TYPE_CHECKING:
     from medpay.parties.service import SigningParty
@@ -141,8 +141,7 @@ def next_state(state: TransferState, step: TransferStep) -> TransferState:
     try:
         return TRANSITIONS[(state, step)]
     except KeyError:
-        raise ProblemError(
-            409,
+        raise Conflict(
             "transfer_transition_not_allowed",
             "The transfer's state does not allow this step",
             f"A transfer that is {state} cannot {_STEP_WORDS[step]}.",
@@ -159,25 +158,23 @@ def _check_actor(transfer: asyncpg.Record, step: TransferStep, agency: SigningPa
     if any(parties[actor] for actor in ACTORS[step]):
         return
     if ACTORS[step] == {"applicant"}:
-        raise ProblemError(
-            403,
+        raise Forbidden(
             "agency_not_applicant",
             "Only the agency that applied may cancel the transfer",
             f"The transfer was applied for by {transfer['applicant_agency_id']}.",
         )
     areas = {"old_area": transfer["from_area"], "new_area": transfer["to_area"]}
     allowed = " or ".join(areas[actor] for actor in sorted(ACTORS[step]) if actor in areas)
-    raise ProblemError(
-        403,
+    raise Forbidden(
         "agency_not_for_area",
         "The agency does not act for the area this step belongs to",
         f"Only the agency of {allowed} may do this; {agency.party_id} acts for {agency.area}.",
     )
 
 
-def _transfer_not_found(transfer_id: object) -> ProblemError:
-    return ProblemError(
-        404, "transfer_not_found", "No such relationship transfer", f"{transfer_id} is not known."
+def _transfer_not_found(transfer_id: object) -> DomainError:
+    return NotFound(
+        "transfer_not_found", "No such relationship transfer", f"{transfer_id} is not known."
     )
 
 
@@ -324,15 +321,13 @@ async def request_transfer(
     """
     today = today or china_today()
     if application.to_area != agency.area:
-        raise ProblemError(
-            403,
+        raise Forbidden(
             "agency_not_for_area",
             "Only the new area's agency applies for a transfer into its area",
             f"{agency.party_id} acts for {agency.area}, not {application.to_area}.",
         )
     if application.from_area == application.to_area:
-        raise ProblemError(
-            422,
+        raise Refused(
             "transfer_within_area",
             "A transfer moves a relationship to another coordination area",
             f"From and to are both {application.to_area}.",
@@ -352,15 +347,13 @@ async def request_transfer(
             return view
         segment = await conn.fetchrow(queries.OPEN_SEGMENT_FOR_UPDATE, application.psn_no)
         if segment is None:
-            raise ProblemError(
-                422,
+            raise Refused(
                 "person_not_insured",
                 "The person has no open insurance relationship to transfer",
                 f"No open basic medical insurance segment is recorded for {application.psn_no}.",
             )
         if segment["insured_area"] != application.from_area:
-            raise ProblemError(
-                422,
+            raise Refused(
                 "relationship_not_in_area",
                 "The person is not insured in the area the transfer is from",
                 f"{application.psn_no} is insured in {segment['insured_area']}, "
@@ -406,10 +399,9 @@ async def request_transfer(
         return await _current_view(conn, transfer_id, today, holidays)
 
 
-def _in_progress(transfer_id: uuid.UUID | None) -> ProblemError:
+def _in_progress(transfer_id: uuid.UUID | None) -> DomainError:
     which = f" ({transfer_id})" if transfer_id else ""
-    return ProblemError(
-        409,
+    return Conflict(
         "transfer_in_progress",
         "The person already has a relationship transfer in progress",
         f"Finish, reject or cancel the open transfer{which} first.",
@@ -463,8 +455,7 @@ async def _open_from_segment(conn: asyncpg.Connection, transfer: asyncpg.Record)
     segment = await conn.fetchrow(queries.SEGMENT_FOR_UPDATE, transfer["from_segment_id"])
     assert segment is not None, "a foreign key holds it"
     if segment["valid_until"] is not None:
-        raise ProblemError(
-            409,
+        raise Conflict(
             "relationship_changed",
             "The relationship the transfer moves from has ended meanwhile",
             f"Segment {segment['segment_id']} closed on {segment['valid_until']}; "
@@ -497,16 +488,14 @@ async def issue_certificate(
         segment = await _open_from_segment(conn, transfer)
         stopped_on = certificate.contributions_stopped_on
         if not segment["valid_from"] <= stopped_on <= today:
-            raise ProblemError(
-                422,
+            raise Refused(
                 "certificate_invalid",
                 "Contributions cannot have stopped on that day",
                 f"contributions_stopped_on must lie between the segment's start "
                 f"{segment['valid_from']} and today {today}.",
             )
         if segment["scheme"] == "resident" and certificate.personal_account_balance_fen:
-            raise ProblemError(
-                422,
+            raise Refused(
                 "personal_account_not_held",
                 "Residents have no personal account",
                 "The certificate of a resident scheme moves no balance.",
@@ -552,8 +541,7 @@ def waiting_until(
     gap_exceeded = valid_from > add_months(contributions_stopped_on, CONTINUITY_GAP_MONTHS)
     if not gap_exceeded:
         if waiting_months:
-            raise ProblemError(
-                422,
+            raise Refused(
                 "waiting_period_not_allowed",
                 "No waiting period after a gap of at most 3 months",
                 f"Contributions stopped on {contributions_stopped_on} and the new segment "
@@ -562,8 +550,7 @@ def waiting_until(
         return None, 0
     months = REFERENCE_WAITING_MONTHS if waiting_months is None else waiting_months
     if not 0 <= months <= MAX_WAITING_MONTHS:
-        raise ProblemError(
-            422,
+        raise Refused(
             "waiting_period_too_long",
             "A waiting period lasts at most 6 months",
             f"{months} months were asked for.",
@@ -597,8 +584,7 @@ async def accept_transfer(
         old = await _open_from_segment(conn, transfer)
         valid_from = acceptance.valid_from or today
         if valid_from < today or valid_from <= old["valid_from"]:
-            raise ProblemError(
-                422,
+            raise Refused(
                 "segment_start_invalid",
                 "The new segment cannot start on that day",
                 f"It starts today ({today}) or later, and after the old segment's start "
@@ -620,8 +606,7 @@ async def accept_transfer(
                 until,
             )
         except (asyncpg.ExclusionViolationError, asyncpg.UniqueViolationError) as exc:
-            raise ProblemError(
-                409,
+            raise Conflict(
                 "relationship_overlap",
                 "The new segment would overlap another of the person's segments",
                 "A person has one active relationship at a time (DOMAIN.md section 6).",

@@ -22,8 +22,9 @@ from litestar import Request, Response
 from litestar.params import HeaderParameter
 
 from medpay.db.pool import transaction
+from medpay.errors import Conflict, DomainError, InvalidRequest
+from medpay.http.problems import PROBLEM_MEDIA_TYPE, render
 from medpay.security import queries
-from medpay.security.problems import PROBLEM_MEDIA_TYPE, ProblemError, problem_response
 
 if TYPE_CHECKING:
     import asyncpg
@@ -40,6 +41,8 @@ __all__ = [
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
 REPLAY_HEADER = "Idempotent-Replayed"
+#: Failures that say nothing about the request: the client may retry it under the same key.
+_NOT_AN_OUTCOME = frozenset({"upstream_failed", "upstream_unavailable"})
 
 #: The header every POST takes, as route handlers declare it.
 IdempotencyKeyHeader = Annotated[
@@ -54,15 +57,13 @@ IdempotencyKeyHeader = Annotated[
 def validate_idempotency_key(key: str | None) -> str:
     """The key, or a 400 problem when it is missing or malformed."""
     if key is None:
-        raise ProblemError(
-            400,
+        raise InvalidRequest(
             "idempotency_key_missing",
             "An Idempotency-Key header is required",
             "Every POST takes one.",
         )
     if not IDEMPOTENCY_KEY_PATTERN.match(key):
-        raise ProblemError(
-            400,
+        raise InvalidRequest(
             "idempotency_key_invalid",
             "The Idempotency-Key header is not valid",
             "Use 8 to 128 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'.",
@@ -80,12 +81,11 @@ def request_digest(method: str, path: str, principal: str, body: bytes) -> str:
     return hasher.hexdigest()
 
 
-class IdempotencyKeyReused(ProblemError):
+class IdempotencyKeyReused(Conflict):
     """The key was first used for a different request."""
 
     def __init__(self) -> None:
         super().__init__(
-            409,
             "idempotency_key_reused",
             "The Idempotency-Key was used for a different request",
             "Use a new key for a new request.",
@@ -114,11 +114,11 @@ class Idempotency:
             return stored
         try:
             response = await operation()
-        except ProblemError as exc:
-            if exc.status >= 500:
+        except DomainError as exc:
+            if exc.kind in _NOT_AN_OUTCOME:
                 await self._release(app_id, key)
                 raise
-            response = problem_response(exc.to_problem(), exc.headers)
+            response = render(exc)
         except BaseException:
             # Not an outcome: the client may retry the same request under the same key.
             await self._release(app_id, key)
@@ -159,12 +159,11 @@ class Idempotency:
                     headers={REPLAY_HEADER: "true"},
                 )
             if not row["lock_is_stale"]:
-                raise ProblemError(
-                    409,
+                raise Conflict(
                     "idempotency_request_in_progress",
                     "A request with this Idempotency-Key is still being processed",
                     "Retry after a moment to get its outcome.",
-                    headers={"Retry-After": "1"},
+                    retry_after_s=1,
                 )
             await conn.execute(
                 queries.RECLAIM_IDEMPOTENCY_KEY, app_id, key, digest, self._retention_hours

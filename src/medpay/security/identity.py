@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from medpay.config import IdentityIssuer
-from medpay.security.problems import ProblemError
+from medpay.errors import Forbidden, Unauthenticated
 from medpay.security.signatures import generate_key_pair
 
 __all__ = [
@@ -45,17 +45,14 @@ class PatientIdentity(msgspec.Struct, frozen=True, kw_only=True):
     token_id: str | None = None  # jti
 
 
-def _unauthenticated(code: str, title: str, detail: str | None = None) -> ProblemError:
-    return ProblemError(
-        401, code, title, detail, headers={"WWW-Authenticate": 'Bearer realm="medpay"'}
-    )
+def _unauthenticated(code: str, title: str, detail: str | None = None) -> Unauthenticated:
+    return Unauthenticated(code, title, detail, credential="identity")
 
 
 def require_face(identity: PatientIdentity) -> None:
     """A payment needs a face-verified identity (DOMAIN.md section 1)."""
     if "face" not in identity.authentication_methods:
-        raise ProblemError(
-            403,
+        raise Forbidden(
             "face_verification_required",
             "Face verification is required to pay",
             "The identity token's amr does not include face.",

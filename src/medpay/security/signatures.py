@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from medpay.security.problems import ProblemError
+from medpay.errors import Unauthenticated
 
 __all__ = [
     "NONCE_PATTERN",
@@ -43,11 +43,9 @@ PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 
 
-def unauthorized(code: str, title: str, detail: str | None = None) -> ProblemError:
-    """A 401 problem naming the scheme the client failed."""
-    return ProblemError(
-        401, code, title, detail, headers={"WWW-Authenticate": 'MedpaySignature realm="medpay"'}
-    )
+def unauthorized(code: str, title: str, detail: str | None = None) -> Unauthenticated:
+    """The request signature was refused (the edge names the scheme to sign with)."""
+    return Unauthenticated(code, title, detail, credential="signature")
 
 
 def canonical_request(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from medpay.security.problems import ProblemError
+from medpay.errors import Refused
 from medpay.settlement import queries
 from medpay.settlement.adapters.base import ClassifiedItem
 
@@ -35,12 +35,11 @@ class CatalogueEntry(msgspec.Struct, frozen=True, kw_only=True):
     pre_self_pay_bp: int | None = None  # selfpay_prop
 
 
-class UnknownItems(ProblemError):
+class UnknownItems(Refused):
     """Items the treatment place's catalogue does not list."""
 
     def __init__(self, codes: list[str], treatment_area: str) -> None:
         super().__init__(
-            422,
             "item_unknown",
             "An item is not in the treatment place's catalogue",
             f"Not in the catalogue of {treatment_area}: {', '.join(sorted(codes))}.",

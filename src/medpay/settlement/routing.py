@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from medpay.security.problems import ProblemError
+from medpay.errors import Refused
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -20,12 +20,11 @@ def province_of(area: str) -> str:
     return area[:2] + "0000"
 
 
-class ProvinceNotConnected(ProblemError):
+class ProvinceNotConnected(Refused):
     """The person's home province has no clearing adapter configured."""
 
     def __init__(self, province: str) -> None:
         super().__init__(
-            422,
             "province_not_connected",
             "The insured person's home province is not connected",
             f"No clearing adapter is configured for province {province}.",

@@ -1,8 +1,10 @@
 """Errors as ``application/problem+json`` (RFC 9457) with our stable ``code``.
 
-Every error leaves the gateway through here: domain code raises ``ProblemError``
-and the exception handlers below map it, Litestar's own HTTP errors and anything
-unexpected to one shape, so a client never sees HTML, a stack trace or a bare 500.
+Every error leaves the gateway through here. Services raise
+:class:`medpay.errors.DomainError`; this module is the one place that says which
+HTTP status each kind of domain error is, and maps Litestar's own HTTP errors and
+anything unexpected to the same shape, so a client never sees HTML, a stack trace
+or a bare 500.
 """
 
 from __future__ import annotations
@@ -15,21 +17,44 @@ import msgspec
 from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from medpay.errors import DomainError, ErrorKind, Unauthenticated
+
 if TYPE_CHECKING:
     from litestar import Request
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
+    "STATUS_OF_KIND",
     "Problem",
-    "ProblemError",
     "exception_handlers",
+    "problem_headers",
+    "problem_of",
     "problem_response",
     "problem_responses",
+    "render",
+    "status_of",
 ]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:medpay:problem:"
 _log = logging.getLogger("medpay.problems")
+
+#: The one mapping from a kind of domain error to its HTTP status.
+STATUS_OF_KIND: dict[ErrorKind, int] = {
+    "invalid": 400,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "refused": 422,
+    "rate_limited": 429,
+    "upstream_failed": 502,
+    "upstream_unavailable": 503,
+}
+_CHALLENGE = {
+    "signature": 'MedpaySignature realm="medpay"',
+    "identity": 'Bearer realm="medpay"',
+}
 
 
 class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -46,35 +71,34 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     payment_id: str | None = None
 
 
-class ProblemError(Exception):
-    """A failure the client should see, with its HTTP status and stable code."""
+def status_of(exc: DomainError) -> int:
+    """The HTTP status a domain error is answered with."""
+    return STATUS_OF_KIND[exc.kind]
 
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        title: str,
-        detail: str | None = None,
-        *,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(f"{code}: {detail or title}")
-        self.status = status
-        self.code = code
-        self.title = title
-        self.detail = detail
-        self.headers = headers or {}
 
-    def to_problem(self, instance: str | None = None) -> Problem:
-        """The document this error is answered with."""
-        return Problem(
-            type=PROBLEM_TYPE_BASE + self.code,
-            title=self.title,
-            status=self.status,
-            code=self.code,
-            detail=self.detail,
-            instance=instance,
-        )
+def problem_of(
+    exc: DomainError, instance: str | None = None, *, payment_id: str | None = None
+) -> Problem:
+    """The document a domain error is answered with."""
+    return Problem(
+        type=PROBLEM_TYPE_BASE + exc.code,
+        title=exc.title,
+        status=status_of(exc),
+        code=exc.code,
+        detail=exc.detail,
+        instance=instance,
+        payment_id=payment_id,
+    )
+
+
+def problem_headers(exc: DomainError) -> dict[str, str]:
+    """The headers a domain error brings: the scheme to authenticate with, when to retry."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = _CHALLENGE[exc.credential]
+    if exc.retry_after_s is not None:
+        headers["Retry-After"] = str(exc.retry_after_s)
+    return headers
 
 
 _problem_encoder = msgspec.json.Encoder()
@@ -86,12 +110,19 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
         content=_problem_encoder.encode(problem),
         status_code=problem.status,
         media_type=PROBLEM_MEDIA_TYPE,
-        headers=headers,
+        headers=headers or None,
     )
 
 
-def _on_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[bytes]:
-    return problem_response(exc.to_problem(request.url.path), exc.headers)
+def render(
+    exc: DomainError, instance: str | None = None, *, payment_id: str | None = None
+) -> Response[bytes]:
+    """A domain error as its problem+json response, headers included."""
+    return problem_response(problem_of(exc, instance, payment_id=payment_id), problem_headers(exc))
+
+
+def _on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
+    return render(exc, request.url.path)
 
 
 # Litestar's own errors, by status, with the code a client can rely on.
@@ -162,7 +193,7 @@ def _on_unrepresentable_text(request: Request[Any, Any, Any], exc: Exception) ->
 
 
 exception_handlers: dict[type[Exception] | int, Any] = {
-    ProblemError: _on_problem,
+    DomainError: _on_domain_error,
     asyncpg.exceptions.CharacterNotInRepertoireError: _on_unrepresentable_text,
     asyncpg.exceptions.UntranslatableCharacterError: _on_unrepresentable_text,
     HTTPException: _on_http_exception,
