@@ -31,12 +31,12 @@ from medpay.db.pool import create_pool
 from medpay.db.runtime import migrate
 from medpay.security.identity import DevelopmentIssuer
 from medpay.seed import seed_sample_data
-from medpay.settlement.adapters.registry import ClearingConfig, simulator_endpoints
+from medpay.settlement.adapters.config import ClearingConfig
 from medpay.simulator.config import (
     SimulatorConfig,
+    clearing_provinces,
     default_config,
     save_config,
-    simulator_public_keys,
 )
 from medpay.simulator.seed import seed_sample_persons
 from medpay.simulator.store import SIMULATOR_MIGRATIONS, SIMULATOR_SCHEMA
@@ -175,11 +175,14 @@ class System:
         gateway_key = private_key_pem(generate_private_key())
         config = self._simulator_config(gateway_key, faults, callbacks, seed)
         save_config(config, self.folder / "simulator.json")
-        clearing = ClearingConfig(
-            signing_key_pem=gateway_key,
-            provinces=simulator_endpoints(
-                self.simulator_url, simulator_public_keys(config), read_timeout_s=read_timeout_s
-            ),
+        clearing = msgspec.convert(
+            {
+                "signing_key_pem": gateway_key,
+                "provinces": clearing_provinces(
+                    config, self.simulator_url, read_timeout_s=read_timeout_s
+                ),
+            },
+            ClearingConfig,
         )
         (self.folder / "clearing.json").write_bytes(msgspec.json.encode(clearing))
         env = {**os.environ, "DATABASE_URL": dsn, "MEDPAY_DATA_DIR": str(self.folder / "data")}

@@ -228,9 +228,9 @@ async def _run(settings: Settings, *, simulator_port: int) -> None:
     from medpay.security.identity import DevelopmentIssuer
     from medpay.seed import seed_sample_data
     from medpay.serving import start_server, wait_for_stop_signal
-    from medpay.settlement.adapters.registry import ClearingConfig, simulator_endpoints
+    from medpay.settlement.adapters.config import ClearingConfig
     from medpay.simulator.app import create_simulator_app
-    from medpay.simulator.config import simulator_public_keys
+    from medpay.simulator.config import clearing_provinces
     from medpay.simulator.seed import seed_sample_persons
     from medpay.simulator.store import SIMULATOR_MIGRATIONS, SIMULATOR_SCHEMA
 
@@ -254,11 +254,12 @@ async def _run(settings: Settings, *, simulator_port: int) -> None:
                 create_simulator_app(simulator_config, pool), settings.host, simulator_port
             )
             try:
-                clearing = ClearingConfig(
-                    signing_key_pem=gateway_key,
-                    provinces=simulator_endpoints(
-                        simulator.url, simulator_public_keys(simulator_config)
-                    ),
+                clearing = msgspec.convert(
+                    {
+                        "signing_key_pem": gateway_key,
+                        "provinces": clearing_provinces(simulator_config, simulator.url),
+                    },
+                    ClearingConfig,
                 )
                 gateway = await start_server(
                     create_app(settings, clearing=clearing), settings.host, settings.port
@@ -300,19 +301,46 @@ def _save_run_info(data_dir: Path, gateway_url: str, simulator_url: str, app_id:
     )
 
 
+async def _serve_simulator(
+    config: SimulatorConfig, dsn: str, host: str = "127.0.0.1", port: int = 8700
+) -> None:
+    """Migrate, seed the sample persons and serve the simulator until cancelled.
+
+    For the ``medpay simulator`` command: cancel the awaiting task (or deliver
+    SIGINT to a loop that does so) to stop it; the server and pool are closed here.
+    """
+    from medpay.db.pool import connection, create_pool
+    from medpay.serving import start_server
+    from medpay.simulator.app import create_simulator_app
+    from medpay.simulator.seed import seed_sample_persons
+    from medpay.simulator.store import migrate
+
+    pool = await create_pool(dsn, min_size=1, max_size=10)
+    try:
+        async with connection(pool) as conn:
+            await migrate(conn)
+        await seed_sample_persons(pool)
+        server = await start_server(create_simulator_app(config, pool), host, port)
+        try:
+            await server.wait()
+        finally:
+            await server.stop()
+    finally:
+        await pool.close()
+
+
 async def _simulator(settings: Settings, config_path: Path | None, port: int) -> None:
     """The provincial platform simulator alone, with its own database schema."""
     from medpay.db.runtime import database
     from medpay.serving import wait_for_stop_signal
     from medpay.simulator.config import load_config
-    from medpay.simulator.runner import serve_simulator
 
     if config_path is not None:
         config = load_config(config_path)
     else:
         config = _simulator_config(settings.data_path, _gateway_signing_key(settings.data_path))
     async with database(settings.database_url, settings.data_path, announce=True) as dsn:
-        serving = asyncio.create_task(serve_simulator(config, dsn, settings.host, port))
+        serving = asyncio.create_task(_serve_simulator(config, dsn, settings.host, port))
         stop = asyncio.create_task(wait_for_stop_signal())
         print(
             f"Simulator ({len(config.provinces)} provinces) http://{settings.host}:{port}",

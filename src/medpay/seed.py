@@ -1,7 +1,8 @@
 """Sample data for development, the demo and tests: persons, institutions, catalogue.
 
-The persons are the simulator's sample (read as a data file, so both sides of the
-wire know the same people); institutions and the catalogue are the gateway's own.
+Read from the data files of ``medpay.samples``: the persons are shared with the
+simulator (so both sides of the wire know the same people); institutions and the
+catalogue are the gateway's own.
 """
 
 from __future__ import annotations
@@ -45,13 +46,13 @@ class _SampleCatalogue(msgspec.Struct, frozen=True):
     comment: str = ""
 
 
-def _read(package: str, name: str) -> bytes:
-    return resources.files(package).joinpath(name).read_bytes()
+def _read(name: str) -> bytes:
+    return resources.files("medpay.samples").joinpath(name).read_bytes()
 
 
 async def seed_sample_data(pool: asyncpg.Pool) -> None:
     """Load the samples; running it again changes nothing."""
-    for person in json.loads(_read("medpay.simulator", "sample_persons.json")):
+    for person in json.loads(_read("persons.json")):
         await register_person(
             pool,
             psn_no=person["psn_no"],
@@ -61,16 +62,12 @@ async def seed_sample_data(pool: asyncpg.Pool) -> None:
             valid_from=SAMPLE_SEGMENT_START,
             contribution_months=60,
         )
-    institutions = msgspec.json.decode(
-        _read("medpay.institutions", "sample_institutions.json"), type=list[Institution]
-    )
+    institutions = msgspec.json.decode(_read("institutions.json"), type=list[Institution])
     # Physical institutions first: an internet hospital refers to the one it relies on.
     for institution in sorted(institutions, key=lambda i: i.relies_on is not None):
         await register_institution(pool, institution)
         await sign_sample_agreement(pool, institution.institution_code, SAMPLE_AGREEMENT_START)
-    catalogue = msgspec.json.decode(
-        _read("medpay.settlement", "sample_catalogue.json"), type=_SampleCatalogue
-    )
+    catalogue = msgspec.json.decode(_read("catalogue.json"), type=_SampleCatalogue)
     async with connection(pool) as conn, conn.transaction():
         for province in PROVINCES:
             for entry in catalogue.items:

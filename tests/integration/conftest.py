@@ -23,9 +23,9 @@ from medpay.config import Settings
 from medpay.parties.service import RegisteredParty, register_agency, register_operator
 from medpay.security.identity import DevelopmentIssuer
 from medpay.serving import RunningServer, start_server
-from medpay.settlement.adapters.registry import ClearingConfig, simulator_endpoints
+from medpay.settlement.adapters.config import ClearingConfig
 from medpay.simulator.app import create_simulator_app
-from medpay.simulator.config import SimulatorConfig, default_config, simulator_public_keys
+from medpay.simulator.config import SimulatorConfig, clearing_provinces, default_config
 from medpay.wire.signing import (
     generate_private_key,
     load_private_key,
@@ -84,11 +84,12 @@ def clearing(
     simulator: RunningServer, simulator_config: SimulatorConfig, gateway_signing_key: str
 ) -> ClearingConfig:
     """Every province reached through the national HTTP adapter at the simulator."""
-    return ClearingConfig(
-        signing_key_pem=gateway_signing_key,
-        provinces=simulator_endpoints(
-            simulator.url, simulator_public_keys(simulator_config), read_timeout_s=2.0
-        ),
+    return msgspec.convert(
+        {
+            "signing_key_pem": gateway_signing_key,
+            "provinces": clearing_provinces(simulator_config, simulator.url, read_timeout_s=2.0),
+        },
+        ClearingConfig,
     )
 
 

@@ -27,10 +27,16 @@ from medpay.settlement.adapters.base import (
     ReversalRequest,
     SettlementRequest,
 )
+from medpay.settlement.adapters.config import ClearingConfig
 from medpay.settlement.adapters.national_http import NationalHttpAdapter, new_http_client
-from medpay.settlement.adapters.registry import ClearingConfig, build_adapters, simulator_endpoints
+from medpay.settlement.adapters.registry import build_adapters
 from medpay.simulator.app import create_simulator_app
-from medpay.simulator.config import SimulatorConfig, parse_config, simulator_public_keys
+from medpay.simulator.config import (
+    SimulatorConfig,
+    clearing_provinces,
+    parse_config,
+    simulator_public_keys,
+)
 from medpay.simulator.seed import seed_sample_persons
 from medpay.wire.national import CHINA_TZ, new_msgid
 from medpay.wire.signing import (
@@ -102,11 +108,12 @@ async def clearing(db_pool):
     server = await start_server(create_simulator_app(config, db_pool))
     client = new_http_client()
     try:
-        clearing_config = ClearingConfig(
-            signing_key_pem=private_key_pem(GATEWAY_KEY),
-            provinces=simulator_endpoints(
-                server.url, simulator_public_keys(config), read_timeout_s=3.0
-            ),
+        clearing_config = msgspec.convert(
+            {
+                "signing_key_pem": private_key_pem(GATEWAY_KEY),
+                "provinces": clearing_provinces(config, server.url, read_timeout_s=3.0),
+            },
+            ClearingConfig,
         )
         yield Clearing(build_adapters(clearing_config, client), server, config, client)
     finally:

@@ -16,6 +16,7 @@ from litestar import Litestar, Request, post
 from litestar.params import FromPath
 
 from medpay.demo import DEMO_ORDER
+from medpay.plugin import resources_of
 from medpay.serving import start_server
 from medpay.wire.signing import body_signature_headers, load_private_key
 
@@ -255,7 +256,7 @@ async def test_asynchronous_result_whose_callback_is_lost_is_found_by_the_resolv
     await asyncio.sleep(0.5)  # the province finishes; its callback is lost
     await db_pool.execute("UPDATE payments SET next_check_at = now()")
 
-    await gateway.state.resolver.run_once()
+    await resources_of(gateway).resolver.run_once()
 
     assert await _state(db_pool) == "settled"
     assert await db_pool.fetchval("SELECT count(*) FROM province_callbacks") == 0

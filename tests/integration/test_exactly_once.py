@@ -21,6 +21,7 @@ from medpay.channels.service import set_webhook
 from medpay.demo import DEMO_ORDER
 from medpay.notifications.dispatcher import NotificationDispatcher
 from medpay.payments.schemas import PaymentOrder
+from medpay.plugin import resources_of
 from medpay.serving import start_server
 from medpay.wire.signing import load_private_key, public_key_pem
 
@@ -60,7 +61,7 @@ async def test_dropped_answer_is_resolved_by_query_and_settled_once(
     await _set_faults(simulator, drop_rate=0.0)
     await _make_due(db_pool)
 
-    finished = await gateway.state.resolver.run_once()
+    finished = await resources_of(gateway).resolver.run_once()
 
     assert finished == 1
     assert await _state(db_pool) == "settled"
@@ -82,7 +83,7 @@ async def test_unknown_payment_is_not_resolved_early_and_waits_with_backoff(
     )  # the province cannot answer queries now
     await _make_due(db_pool)
 
-    assert await gateway.state.resolver.run_once() == 0
+    assert await resources_of(gateway).resolver.run_once() == 0
 
     row = await db_pool.fetchrow(
         "SELECT state, check_attempts, next_check_at > now() AS later FROM payments"
@@ -104,7 +105,7 @@ async def test_a_restarted_resolver_picks_up_where_it_was(
     restarted = create_app(settings, clearing=clearing)  # a new process, as after a crash
 
     async with running_gateway(restarted):
-        await restarted.state.resolver.run_once()
+        await resources_of(restarted).resolver.run_once()
 
     assert await _state(db_pool) == "settled"
 
@@ -113,13 +114,13 @@ async def test_payment_received_but_never_sent_is_continued(
     client, signed, simulator, gateway, db_pool
 ):
     """The process died after recording the order, before settling: nothing accepted is lost."""
-    flow = gateway.state.payment_flow
+    flow = resources_of(gateway).payment_flow
     order = msgspec.convert(DEMO_ORDER, PaymentOrder)
     await flow._receive(signed.app_id, "crashed-before-send", "digest", ZHEJIANG_EMPLOYEE, order)
     assert await _state(db_pool) == "received"
     await _make_due(db_pool)
 
-    await gateway.state.resolver.run_once()
+    await resources_of(gateway).resolver.run_once()
 
     assert await _state(db_pool) == "settled"
     assert await _balance(simulator) == 523400 - 10100
@@ -129,7 +130,7 @@ async def test_payment_settling_whose_request_never_left_is_sent_under_the_same_
     client, signed, simulator, gateway, db_pool
 ):
     """The process died after committing 'settling' and before sending."""
-    flow = gateway.state.payment_flow
+    flow = resources_of(gateway).payment_flow
     order = msgspec.convert(DEMO_ORDER, PaymentOrder)
     row = await flow._receive(
         signed.app_id, "crashed-after-commit", "digest", ZHEJIANG_EMPLOYEE, order
@@ -144,7 +145,7 @@ async def test_payment_settling_whose_request_never_left_is_sent_under_the_same_
     request = await flow._start_settling(row, prepared)
     await _make_due(db_pool)
 
-    await gateway.state.resolver.run_once()
+    await resources_of(gateway).resolver.run_once()
 
     assert await _state(db_pool) == "settled"
     msgids = await db_pool.fetch("SELECT msgid, outcome FROM province_messages")
@@ -161,14 +162,16 @@ async def test_a_late_answer_after_the_resolver_settled_changes_nothing(
     await _pay(client, signed)
     await _set_faults(simulator, drop_rate=0.0)
     await _make_due(db_pool)
-    await gateway.state.resolver.run_once()
+    await resources_of(gateway).resolver.run_once()
     stored = await db_pool.fetchval("SELECT request FROM province_messages")
     request = msgspec.convert(stored, SettlementRequest)
     payment_id = await db_pool.fetchval("SELECT payment_id FROM payments")
 
     # The same request answered again (the province answers a repeated msgid from its log).
-    result = await gateway.state.payment_flow.provinces.adapter_for("330106").settle(request)
-    recorded_again = await gateway.state.payment_flow.record_settled(
+    result = (
+        await resources_of(gateway).payment_flow.provinces.adapter_for("330106").settle(request)
+    )
+    recorded_again = await resources_of(gateway).payment_flow.record_settled(
         payment_id, request.msgid, result.breakdown
     )
 

@@ -9,15 +9,16 @@ import asyncpg
 import pytest
 
 from medpay.app import create_app
+from medpay.clock import add_months, china_today
 from medpay.filings.schemas import NewFiling
-from medpay.filings.service import add_months, create_filing, filing_type_on, today_in_china
+from medpay.filings.service import create_filing, filing_type_on
 from medpay.parties.service import find_agency
 
 from .conftest import ZHEJIANG_EMPLOYEE, agency_auth, operator_auth, problem
 
 _keys = itertools.count()
 D = dt.date.fromisoformat
-TODAY = today_in_china()
+TODAY = china_today()
 #: Insured in Ningbo (330212): not a person of the Xihu district agency.
 NINGBO_RESIDENT = "33000000000000000011"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from medpay.client import InstitutionSignatureAuth
-from medpay.prescriptions.institution_keys import register_institution_key
+from medpay.institutions.keys import register_institution_key
 
 from .conftest import agency_auth, operator_auth
 

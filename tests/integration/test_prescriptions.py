@@ -17,7 +17,7 @@ import pytest
 from medpay.client import InstitutionSignatureAuth
 from medpay.errors import DomainError
 from medpay.http.problems import status_of
-from medpay.prescriptions.institution_keys import register_institution_key
+from medpay.institutions.keys import register_institution_key
 from medpay.prescriptions.schemas import PrescriptionOrder
 from medpay.prescriptions.service import (
     CHINA,
@@ -555,7 +555,7 @@ async def test_two_pharmacies_at_the_same_moment_exactly_one_wins(db_pool, pay) 
     winners = [o for o in outcomes if isinstance(o, str)]
     losers = [o for o in outcomes if isinstance(o, DomainError)]
     assert len(winners) == 1 and len(losers) == 1, outcomes
-    assert (losers[0].status, losers[0].code) == (409, "prescription_already_redeemed")
+    assert (status_of(losers[0]), losers[0].code) == (409, "prescription_already_redeemed")
     row = await db_pool.fetchrow("SELECT pharmacy_code, state FROM prescription_redemption_states")
     assert (row["pharmacy_code"], row["state"]) == (winners[0], "reserved")
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from medpay.client import AgencySignatureAuth
+from medpay.clock import add_months, china_today
 from medpay.demo import DEMO_ORDER
 from medpay.errors import DomainError
 from medpay.http.problems import status_of
@@ -35,9 +36,7 @@ from medpay.relationships.transfers import (
     request_transfer,
 )
 from medpay.relationships.workdays import (
-    add_months,
     add_working_days,
-    china_today,
     whole_months_between,
     working_days_between,
 )

@@ -11,7 +11,7 @@ import pytest
 
 from medpay.app import create_app
 from medpay.demo import DEMO_ORDER
-from medpay.settlement.adapters.registry import ClearingConfig, ProvinceEndpoint
+from medpay.settlement.adapters.config import ClearingConfig, ProvinceEndpoint
 
 from .conftest import ZHEJIANG_EMPLOYEE, problem, running_gateway
 

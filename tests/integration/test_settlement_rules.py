@@ -13,8 +13,9 @@ import uuid
 import httpx
 import msgspec
 
+from medpay.clock import CHINA
 from medpay.prescriptions.schemas import PrescriptionOrder
-from medpay.prescriptions.service import CHINA, issue_prescription
+from medpay.prescriptions.service import issue_prescription
 
 from .conftest import ZHEJIANG_EMPLOYEE, problem
 
@@ -181,8 +182,8 @@ async def test_waiting_period_refuses_fund_payment_and_nothing_settles(
     client, signed, zhejiang_agency, guangdong_agency, db_pool
 ):
     """Contributions stopped five months ago: a gap over 3 months, so Guangdong sets a waiting period."""
+    from medpay.clock import CHINA
     from medpay.demo import DEMO_ORDER
-    from medpay.prescriptions.service import CHINA
 
     stopped = dt.datetime.now(CHINA).date() - dt.timedelta(days=150)
     await _transfer_to_guangdong(
@@ -198,7 +199,7 @@ async def test_waiting_period_refuses_fund_payment_and_nothing_settles(
 
 
 async def _dissolve_today(client, operator, code: str) -> None:
-    from medpay.prescriptions.service import CHINA
+    from medpay.clock import CHINA
 
     from .conftest import operator_auth
 
@@ -245,7 +246,7 @@ async def test_an_internet_hospital_falls_with_its_physical_institution(
 
 
 async def _file(client, zhejiang_agency, filing_type: str) -> None:
-    from medpay.prescriptions.service import CHINA
+    from medpay.clock import CHINA
 
     from .conftest import agency_auth
 

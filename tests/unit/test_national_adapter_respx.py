@@ -24,13 +24,9 @@ from medpay.settlement.adapters.base import (
     SettlementPending,
     SettlementRequest,
 )
+from medpay.settlement.adapters.config import ClearingConfig, ProvinceEndpoint
 from medpay.settlement.adapters.national_http import NationalHttpAdapter
-from medpay.settlement.adapters.registry import (
-    ClearingConfig,
-    ProvinceEndpoint,
-    build_adapters,
-    simulator_endpoints,
-)
+from medpay.settlement.adapters.registry import build_adapters
 from medpay.wire.national import (
     RequestEnvelope,
     ResponseEnvelope,
@@ -170,8 +166,15 @@ async def client():
 
 @pytest.fixture
 def adapter(client: httpx.AsyncClient) -> NationalHttpAdapter:
+    """Zhejiang, configured with one finer code of its own (-12: a charge batch settled twice)."""
     return NationalHttpAdapter(
-        URL, "330000", GATEWAY_KEY, PROVINCE_KEY.public_key(), client, httpx.Timeout(1.0)
+        URL,
+        "330000",
+        GATEWAY_KEY,
+        PROVINCE_KEY.public_key(),
+        client,
+        httpx.Timeout(1.0),
+        infcodes={-12: "charge_already_settled"},
     )
 
 
@@ -659,13 +662,3 @@ async def test_registry_refuses_an_unknown_kind(client):
 async def test_registry_refuses_a_province_twice(client):
     with pytest.raises(ValueError, match="twice"):
         build_adapters(_config(_endpoint("330000"), _endpoint("330000")), client)
-
-
-def test_simulator_endpoints_point_at_each_province():
-    endpoints = simulator_endpoints(
-        "http://127.0.0.1:8700/", {"330000": "pem-a", "110000": "pem-b"}
-    )
-    assert [(e.admdvs, e.url) for e in endpoints] == [
-        ("110000", "http://127.0.0.1:8700/provinces/110000/api"),
-        ("330000", "http://127.0.0.1:8700/provinces/330000/api"),
-    ]

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from medpay.clock import add_months
 from medpay.relationships.workdays import (
-    add_months,
     add_working_days,
     is_working_day,
     whole_months_between,

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import Request, post
 from litestar.params import FromPath
 
 from medpay.callbacks.service import CallbackOutcome, apply_callback
 from medpay.errors import InvalidRequest, NotFound, Unauthenticated
+from medpay.http import Injected
 from medpay.http.problems import problem_responses
+from medpay.payments.service import PaymentFlow
 from medpay.settlement.adapters.base import CallbackRejected
+from medpay.settlement.routing import ProvinceDirectory
 
 __all__ = ["CallbackAck", "receive_callback"]
 
@@ -32,12 +36,18 @@ class CallbackAck(msgspec.Struct, frozen=True, kw_only=True):
     responses=problem_responses(400, 401, 403, 404, 413),
     security=[{"ProvinceSignature": []}],
 )
-async def receive_callback(request: Request[Any, Any, Any], province: FromPath[str]) -> CallbackAck:
+async def receive_callback(
+    request: Request[Any, Any, Any],
+    province: FromPath[str],
+    provinces: Injected[ProvinceDirectory],
+    pool: Injected[asyncpg.Pool],
+    payment_flow: Injected[PaymentFlow],
+) -> CallbackAck:
     """Signed by the province's key over X-Province-Timestamp and the body; taken exactly once.
 
     Provinces key their deliveries by ``callback_id``, not by Idempotency-Key.
     """
-    adapter = request.app.state.provinces.for_province(province)
+    adapter = provinces.for_province(province)
     if adapter is None:
         raise NotFound(
             "province_unknown", "No such connected province", f"{province!r} is not connected."
@@ -52,7 +62,5 @@ async def receive_callback(request: Request[Any, Any, Any], province: FromPath[s
     except CallbackRejected as exc:
         refusal = InvalidRequest if exc.code == "callback_malformed" else Unauthenticated
         raise refusal(exc.code, "The callback was refused", exc.message) from exc
-    outcome = await apply_callback(
-        request.app.state.pool, request.app.state.payment_flow, province, callback, body
-    )
+    outcome = await apply_callback(pool, payment_flow, province, callback, body)
     return CallbackAck(callback_id=callback.callback_id, result=outcome)

@@ -19,6 +19,7 @@ from medpay.db.pool import transaction
 from medpay.errors import Forbidden
 from medpay.payments.queries import LOCK_PAYMENT_STATE
 from medpay.settlement import queries as settlement_queries
+from medpay.wire.national import INFNO_REVERSE, INFNO_SETTLE
 
 if TYPE_CHECKING:
     import asyncpg
@@ -78,7 +79,7 @@ async def apply_callback(
             return "duplicate"
         applied = False
         msgid = message["msgid"]
-        if message["infno"] == "2207" and callback.kind == "settlement":
+        if message["infno"] == INFNO_SETTLE and callback.kind == "settlement":
             if callback.result == "settled" and callback.breakdown is not None:
                 applied = await flow.record_settled_in(conn, payment_id, msgid, callback.breakdown)
             elif callback.result == "failed":
@@ -91,7 +92,7 @@ async def apply_callback(
                     outcome="rejected",
                 )
         elif (
-            message["infno"] == "2208"
+            message["infno"] == INFNO_REVERSE
             and callback.kind == "reversal"
             and callback.result == "reversed"
         ):

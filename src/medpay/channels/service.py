@@ -7,7 +7,6 @@ A suspended app is refused at the door, whatever its signature.
 
 from __future__ import annotations
 
-import functools
 import secrets
 from typing import TYPE_CHECKING, Literal
 
@@ -20,6 +19,7 @@ from medpay.security.signatures import (
     PublicKey,
     generate_key_pair,
     load_public_key,
+    parsed_keys,
 )
 
 if TYPE_CHECKING:
@@ -57,12 +57,6 @@ class RegisteredApp(msgspec.Struct, frozen=True, kw_only=True):
     public_key_pem: str
 
 
-@functools.lru_cache(maxsize=4096)
-def parsed_key(pem: str, algorithm: KeyAlgorithm) -> PublicKey:
-    """Parse each stored key once per process: parsing PEM is slower than verifying."""
-    return load_public_key(pem, algorithm)
-
-
 async def register_app(
     conn: asyncpg.Connection | asyncpg.Pool,
     name: str,
@@ -95,10 +89,7 @@ async def find_app(conn: asyncpg.Connection | asyncpg.Pool, app_id: str) -> Pati
     row = await conn.fetchrow(queries.APP_WITH_ACTIVE_KEYS, app_id)
     if row is None:
         return None
-    keys = tuple(
-        parsed_key(pem, algorithm)
-        for algorithm, pem in zip(row["algorithms"], row["public_keys"], strict=True)
-    )
+    keys = parsed_keys(row["algorithms"], row["public_keys"])
     return PatientApp(
         app_id=row["app_id"],
         name=row["name"],

@@ -23,15 +23,20 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    """Open a pool to ``dsn`` with our codecs and a bounded statement time."""
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 20, application_name: str = "medpay"
+) -> asyncpg.Pool:
+    """Open a pool to ``dsn`` with our codecs and a bounded statement time.
+
+    ``application_name`` tells the server (pg_stat_activity, logs) whose connections these are.
+    """
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=init_connection,
         command_timeout=30,
-        server_settings={"application_name": "medpay", "timezone": "UTC"},
+        server_settings={"application_name": application_name, "timezone": "UTC"},
     )
     assert pool is not None
     return pool

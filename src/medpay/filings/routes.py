@@ -1,10 +1,14 @@
-"""HTTP for off-site filings: agencies file, change and cancel; agencies and operators read."""
+"""HTTP for off-site filings: agencies file, change and cancel; agencies and operators read.
+
+Imports: ``medpay.filings`` and the layers below it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, Response, get, post
+import asyncpg
+from litestar import Controller, Response, get
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from medpay.filings.schemas import (
@@ -22,154 +26,116 @@ from medpay.filings.service import (
     filings_of_person,
     get_filing,
 )
-from medpay.http.openapi import AGENCY_OR_OPERATOR
+from medpay.http import Injected
+from medpay.http.openapi import AGENCY_OR_OPERATOR, AGENCY_SECURITY
 from medpay.http.problems import problem_responses
-from medpay.http.responses import json_response
-from medpay.security.guards import agency_guard, current_agency, operator_guard
-from medpay.security.idempotency import IdempotencyKeyHeader, run_idempotent
+from medpay.parties.service import SigningParty
+from medpay.security.guards import signed_by
+from medpay.security.idempotency import IdempotentPost, idempotent_post
 
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
-    from litestar.connection import ASGIConnection
-    from litestar.handlers.base import BaseRouteHandler
-
-    from medpay.parties.service import SigningParty
-
-__all__ = ["FilingController", "agency_or_operator_guard"]
+__all__ = ["FilingController"]
 
 
-async def agency_or_operator_guard(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
-    """An operator's request (X-Operator-Id) or else an agency's: both may read filings."""
-    if "x-operator-id" in connection.headers:
-        await operator_guard(connection, handler)
-    else:
-        await agency_guard(connection, handler)
-
-
-def _reader_area(request: Request[Any, Any, Any]) -> str | None:
-    """The insured area whose filings the caller may read; None for an operator (all)."""
-    agency: SigningParty | None = request.state.get("agency")
-    if agency is None:
-        assert request.state.get("operator") is not None
-        return None
-    assert agency.area is not None
-    return agency.area
-
-
-async def _idempotent(
-    request: Request[Any, Any, Any],
-    idempotency_key: str | None,
-    status: int,
-    operation: Callable[[SigningParty, str], Awaitable[FilingView]],
-) -> Response[Any]:
-    """Run ``operation(agency, key)`` once per agency and Idempotency-Key; replay its outcome."""
-    agency = current_agency(request)
-    scope = f"agency:{agency.party_id}"
-
-    async def run(key: str, _digest: str) -> Response[bytes]:
-        view = await operation(agency, key)
-        return json_response(view, status, f"/v1/filings/{view.filing_id}")
-
-    return await run_idempotent(
-        request, scope=scope, principal=scope, idempotency_key=idempotency_key, operation=run
-    )
+def _location(view: FilingView) -> str:
+    return f"/v1/filings/{view.filing_id}"
 
 
 class FilingController(Controller):
     """Off-site filings before cross-provincial direct settlement (DOMAIN.md section 5)."""
 
     path = "/v1/filings"
-    security = AGENCY_OR_OPERATOR
     tags = ["filings"]
 
-    @post(
+    @idempotent_post(
         "/",
         operation_id="createFiling",
         summary="File a person insured here for care off-site",
-        guards=[agency_guard],
+        guards=[signed_by("agency")],
+        security=AGENCY_SECURITY,
         status_code=201,
         responses=problem_responses(400, 401, 403, 409, 413, 422),
     )
     async def create(
         self,
-        request: Request[Any, Any, Any],
         data: JSONBody[NewFiling],
-        idempotency_key: IdempotencyKeyHeader = None,
+        caller: Injected[SigningParty],
+        pool: Injected[asyncpg.Pool],
+        idempotent: Injected[IdempotentPost],
     ) -> Response[FilingView]:
         """Only the agency of the person's insured area files (403 otherwise)."""
-        pool = request.app.state.pool
-        return await _idempotent(
-            request,
-            idempotency_key,
-            201,
-            lambda agency, key: create_filing(pool, data, agency=agency, idempotency_key=key),
+        return await idempotent.answer(
+            scope=caller.scope,
+            status=201,
+            run=lambda key, _: create_filing(pool, data, agency=caller, idempotency_key=key),
+            location=_location,
         )
 
-    @post(
+    @idempotent_post(
         "/{filing_id:str}/changes",
         operation_id="changeFiling",
         summary="Change a filing's treatment area, type or dates",
-        guards=[agency_guard],
+        guards=[signed_by("agency")],
+        security=AGENCY_SECURITY,
         status_code=200,
         responses=problem_responses(400, 401, 404, 409, 413, 422),
     )
     async def change(
         self,
-        request: Request[Any, Any, Any],
         filing_id: FromPath[str],
         data: JSONBody[FilingChange],
-        idempotency_key: IdempotencyKeyHeader = None,
+        caller: Injected[SigningParty],
+        pool: Injected[asyncpg.Pool],
+        idempotent: Injected[IdempotentPost],
     ) -> Response[FilingView]:
         """A new version; the old one stays readable. Long-term residence: not within 6 months."""
-        pool = request.app.state.pool
-        return await _idempotent(
-            request,
-            idempotency_key,
-            200,
-            lambda agency, key: change_filing(
-                pool, filing_id, data, agency=agency, idempotency_key=key
+        return await idempotent.answer(
+            scope=caller.scope,
+            status=200,
+            run=lambda key, _: change_filing(
+                pool, filing_id, data, agency=caller, idempotency_key=key
             ),
+            location=_location,
         )
 
-    @post(
+    @idempotent_post(
         "/{filing_id:str}/cancellation",
         operation_id="cancelFiling",
         summary="Cancel a filing from today or a later date",
-        guards=[agency_guard],
+        guards=[signed_by("agency")],
+        security=AGENCY_SECURITY,
         status_code=200,
         responses=problem_responses(400, 401, 404, 409, 413, 422),
     )
     async def cancel(
         self,
-        request: Request[Any, Any, Any],
         filing_id: FromPath[str],
         data: JSONBody[FilingCancellation],
-        idempotency_key: IdempotencyKeyHeader = None,
+        caller: Injected[SigningParty],
+        pool: Injected[asyncpg.Pool],
+        idempotent: Injected[IdempotentPost],
     ) -> Response[FilingView]:
         """A last version with the cancellation date. Long-term residence: not within 6 months."""
-        pool = request.app.state.pool
-        return await _idempotent(
-            request,
-            idempotency_key,
-            200,
-            lambda agency, key: cancel_filing(
-                pool, filing_id, data, agency=agency, idempotency_key=key
+        return await idempotent.answer(
+            scope=caller.scope,
+            status=200,
+            run=lambda key, _: cancel_filing(
+                pool, filing_id, data, agency=caller, idempotency_key=key
             ),
+            location=_location,
         )
 
     @get(
         "/",
         operation_id="listFilings",
         summary="A person's filings",
-        guards=[agency_or_operator_guard],
+        guards=[signed_by("agency", "operator")],
+        security=AGENCY_OR_OPERATOR,
         responses=problem_responses(400, 401),
     )
     async def list_filings(
         self,
-        request: Request[Any, Any, Any],
+        caller: Injected[SigningParty],
+        pool: Injected[asyncpg.Pool],
         psn_no: Annotated[
             str,
             QueryParameter(
@@ -178,17 +144,21 @@ class FilingController(Controller):
         ],
     ) -> FilingList:
         """An agency sees the filings of its own area; an operator sees all."""
-        return await filings_of_person(request.app.state.pool, psn_no, area=_reader_area(request))
+        return await filings_of_person(pool, psn_no, area=caller.area_seen)
 
     @get(
         "/{filing_id:str}",
         operation_id="getFiling",
         summary="A filing with every version of it",
-        guards=[agency_or_operator_guard],
+        guards=[signed_by("agency", "operator")],
+        security=AGENCY_OR_OPERATOR,
         responses=problem_responses(401, 404),
     )
     async def get_one(
-        self, request: Request[Any, Any, Any], filing_id: FromPath[str]
+        self,
+        filing_id: FromPath[str],
+        caller: Injected[SigningParty],
+        pool: Injected[asyncpg.Pool],
     ) -> FilingView:
         """An agency sees the filings of its own area (others' look absent); an operator sees all."""
-        return await get_filing(request.app.state.pool, filing_id, area=_reader_area(request))
+        return await get_filing(pool, filing_id, area=caller.area_seen)

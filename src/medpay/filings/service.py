@@ -26,7 +26,6 @@ Choices where DOMAIN.md leaves room (each a module constant or one rule below):
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import uuid
 from typing import TYPE_CHECKING
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import msgspec
 
-from medpay.clock import china_today
+from medpay.clock import add_months, china_today
 from medpay.db.pool import transaction
 from medpay.errors import Conflict, DomainError, Forbidden, NotFound, Refused
 from medpay.filings import queries
@@ -48,17 +47,14 @@ from medpay.filings.schemas import (
     FilingView,
     NewFiling,
 )
-from medpay.settlement.routing import province_of
-from medpay.wire.national import PROVINCES
+from medpay.wire.national import PROVINCES, OutFilType, province_of
 
 if TYPE_CHECKING:
     from medpay.parties.service import SigningParty
-    from medpay.settlement.adapters.base import FilingType
 
 __all__ = [
     "LONG_TERM_LOCK_MONTHS",
     "TEMPORARY_VALIDITY_MONTHS",
-    "add_months",
     "area_covers",
     "cancel_filing",
     "change_filing",
@@ -66,7 +62,6 @@ __all__ = [
     "filing_type_on",
     "filings_of_person",
     "get_filing",
-    "today_in_china",
 ]
 
 #: Reference policy: no change or cancellation of a long-term residence within 6 months.
@@ -78,8 +73,8 @@ EARLIEST_DAY = dt.date(1990, 1, 1)
 LATEST_DAY = dt.date(2099, 12, 31)
 
 _LONG_TERM: frozenset[str] = frozenset({"resettled_retiree", "long_term_resident", "posted_staff"})
-#: Our filing type -> the type the province adjusts the ratio by (the adapter's FilingType).
-_ADAPTER_TYPE: dict[str, FilingType] = {
+#: Our filing type -> the type the province adjusts the ratio by (out_fil_type on the wire).
+_ADAPTER_TYPE: dict[str, OutFilType] = {
     "resettled_retiree": "long_term",
     "long_term_resident": "long_term",
     "posted_staff": "long_term",
@@ -88,19 +83,6 @@ _ADAPTER_TYPE: dict[str, FilingType] = {
     "other_temporary": "temporary",
 }
 _Source = asyncpg.Connection | asyncpg.Pool
-
-
-#: Today where the agencies and the institutions are.
-today_in_china = china_today
-
-
-def add_months(day: dt.date, months: int) -> dt.date:
-    """``day`` plus ``months`` calendar months, on the month's last day when it is shorter."""
-    index = day.month - 1 + months
-    year, month = day.year + index // 12, index % 12 + 1
-    return day.replace(
-        year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1])
-    )
 
 
 def area_covers(filing_area: str, area: str) -> bool:
@@ -278,7 +260,7 @@ async def create_filing(
     today: dt.date | None = None,
 ) -> FilingView:
     """File for a person insured in the agency's own area (403 for anyone else)."""
-    today = today or today_in_china()
+    today = today or china_today()
     filer = _filer(agency, idempotency_key)
     insured_area = new.insured_area or filer.area
     if insured_area != filer.area:
@@ -349,7 +331,7 @@ async def change_filing(
     today: dt.date | None = None,
 ) -> FilingView:
     """Change a filing's area, type (within its class) or dates; the old version stays readable."""
-    today = today or today_in_china()
+    today = today or china_today()
     filer = _filer(agency, idempotency_key)
     _check_days(change.valid_from, change.valid_until)
     async with transaction(pool) as tx:
@@ -400,7 +382,7 @@ async def cancel_filing(
     today: dt.date | None = None,
 ) -> FilingView:
     """Cancel a filing from ``effective_from`` (today by default, never in the past)."""
-    today = today or today_in_china()
+    today = today or china_today()
     filer = _filer(agency, idempotency_key)
     effective = cancellation.effective_from or today
     _check_days(effective)
@@ -450,7 +432,7 @@ async def filings_of_person(conn: _Source, psn_no: str, *, area: str | None) -> 
 
 async def filing_type_on(
     conn: _Source, psn_no: str, treatment_area: str, on: dt.date
-) -> FilingType | None:
+) -> OutFilType | None:
     """The type of the filing that applies to care in ``treatment_area`` on ``on``, or None.
 
     For the payment flow: pass the result as ``offsite_filing_type`` (DOMAIN.md

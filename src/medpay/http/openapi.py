@@ -1,4 +1,4 @@
-"""The OpenAPI description: how to sign a request, with a short client example."""
+"""The OpenAPI description: how to sign a request, with a short client example, and who signs what."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ __all__ = [
     "AGENCY_SECURITY",
     "INSTITUTION_SECURITY",
     "OPERATOR_SECURITY",
+    "PATIENT_SECURITY",
     "openapi_config",
 ]
 
@@ -21,6 +22,8 @@ AGENCY_SECURITY: list[dict[str, list[str]]] = [{"AgencyId": [], **_SIGNED}]
 OPERATOR_SECURITY: list[dict[str, list[str]]] = [{"OperatorId": [], **_SIGNED}]
 #: Either of the two.
 AGENCY_OR_OPERATOR: list[dict[str, list[str]]] = AGENCY_SECURITY + OPERATOR_SECURITY
+#: A patient app's signature and the patient's identity token, both required.
+PATIENT_SECURITY: list[dict[str, list[str]]] = [{"AppId": [], **_SIGNED, "PatientToken": []}]
 #: Signed by a designated institution's key (X-Institution-Id).
 INSTITUTION_SECURITY: list[dict[str, list[str]]] = [{"InstitutionId": [], **_SIGNED}]
 

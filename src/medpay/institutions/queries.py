@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "ADD_INSTITUTION_KEY",
     "AGREEMENTS_OF_INSTITUTION",
     "AGREEMENT_CHANGED_BY_REQUEST",
     "AGREEMENT_EVENTS_OF_INSTITUTION",
@@ -15,7 +16,9 @@ __all__ = [
     "INSERT_SAMPLE_AGREEMENT",
     "INSERT_SUSPENSION",
     "INSTITUTION_BY_CODE",
+    "INSTITUTION_EXISTS",
     "INSTITUTION_LOCKED",
+    "INSTITUTION_WITH_ACTIVE_KEYS",
     "INSTITUTION_WITH_REGISTRATION",
     "OPEN_SUSPENSION",
     "REGISTER_INSTITUTION",
@@ -161,4 +164,23 @@ SELECT e.event_id, e.agreement_id, e.event, e.effective_from, e.valid_until, e.r
   JOIN institution_agreements a USING (agreement_id)
  WHERE a.institution_code = $1
  ORDER BY e.event_id
+"""
+
+# --- institution keys (they sign e-prescriptions) -----------------------------------------------------------------------
+
+INSTITUTION_EXISTS = "SELECT 1 FROM institutions WHERE institution_code = $1"
+
+ADD_INSTITUTION_KEY = """
+INSERT INTO institution_keys (institution_code, algorithm, public_key_pem) VALUES ($1, $2, $3)
+RETURNING key_id
+"""
+
+INSTITUTION_WITH_ACTIVE_KEYS = """
+SELECT i.institution_code, i.name, i.area, i.kind,
+       coalesce(array_agg(k.algorithm ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{}') AS algorithms,
+       coalesce(array_agg(k.public_key_pem ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{}') AS public_keys
+  FROM institutions i
+  LEFT JOIN institution_keys k ON k.institution_code = i.institution_code AND k.status = 'active'
+ WHERE i.institution_code = $1
+ GROUP BY i.institution_code
 """

@@ -1,17 +1,21 @@
-"""HTTP for the institution registry: operators register institutions and manage agreements."""
+"""HTTP for the institution registry: operators register institutions and manage agreements.
+
+Imports: ``medpay.institutions`` and the layers below it.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from litestar import Controller, Request, Response, get, post
+import asyncpg
+from litestar import Controller, Response, get
 from litestar.params import FromPath, JSONBody
 
 from medpay.errors import NotFound
+from medpay.http import Injected
 from medpay.http.openapi import OPERATOR_SECURITY
 from medpay.http.problems import problem_responses
-from medpay.http.responses import json_response
 from medpay.institutions.schemas import (
     INSTITUTION_CODE_PATTERN,
     AgreementStep,
@@ -26,11 +30,9 @@ from medpay.institutions.service import (
     register_new_institution,
     sign_agreement,
 )
-from medpay.security.guards import current_operator, operator_guard
-from medpay.security.idempotency import IdempotencyKeyHeader, run_idempotent
-
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+from medpay.parties.service import SigningParty
+from medpay.security.guards import signed_by
+from medpay.security.idempotency import IdempotentPost, idempotent_post
 
 __all__ = ["InstitutionController"]
 
@@ -52,23 +54,24 @@ def _agreement_id(raw: str) -> int:
     return int(raw)
 
 
-async def _idempotent(
-    request: Request[Any, Any, Any],
-    idempotency_key: str | None,
-    status: int,
-    operation: Callable[[str, str], Awaitable[Any]],
-    location: Callable[[Any], str],
+async def _agreement_step(
+    event: Literal["suspended", "reinstated", "dissolved"],
+    institution_code: str,
+    agreement_id: str,
+    step: AgreementStep,
+    operator: SigningParty,
+    pool: Injected[asyncpg.Pool],
+    idempotent: Injected[IdempotentPost],
 ) -> Response[Any]:
-    """Run ``operation(operator_id, key)`` once per operator and Idempotency-Key; replay its outcome."""
-    operator_id = current_operator(request).party_id
-    scope = f"operator:{operator_id}"
-
-    async def run(key: str, _digest: str) -> Response[bytes]:
-        view = await operation(operator_id, key)
-        return json_response(view, status, location(view))
-
-    return await run_idempotent(
-        request, scope=scope, principal=scope, idempotency_key=idempotency_key, operation=run
+    """What suspending, reinstating and dissolving share: one step in an agreement's history."""
+    code, number = _institution_code(institution_code), _agreement_id(agreement_id)
+    return await idempotent.answer(
+        scope=operator.scope,
+        status=200,
+        run=lambda key, _: change_agreement(
+            pool, code, number, event, step, operator_id=operator.party_id, idempotency_key=key
+        ),
+        location=lambda _view: f"/v1/institutions/{code}",
     )
 
 
@@ -78,9 +81,9 @@ class InstitutionController(Controller):
     path = "/v1/institutions"
     security = OPERATOR_SECURITY
     tags = ["institutions"]
-    guards = [operator_guard]
+    guards = [signed_by("operator")]
 
-    @post(
+    @idempotent_post(
         "/",
         operation_id="registerInstitution",
         summary="Register a hospital, internet hospital or retail pharmacy",
@@ -89,18 +92,17 @@ class InstitutionController(Controller):
     )
     async def register(
         self,
-        request: Request[Any, Any, Any],
         data: JSONBody[NewInstitution],
-        idempotency_key: IdempotencyKeyHeader = None,
+        caller: Injected[SigningParty],
+        pool: Injected[asyncpg.Pool],
+        idempotent: Injected[IdempotentPost],
     ) -> Response[InstitutionView]:
         """Add an institution; it settles nothing until it signs an agreement."""
-        pool = request.app.state.pool
-        return await _idempotent(
-            request,
-            idempotency_key,
-            201,
-            lambda _operator, _key: register_new_institution(pool, data),
-            lambda view: f"/v1/institutions/{view.institution_code}",
+        return await idempotent.answer(
+            scope=caller.scope,
+            status=201,
+            run=lambda _key, _digest: register_new_institution(pool, data),
+            location=lambda view: f"/v1/institutions/{view.institution_code}",
         )
 
     @get(
@@ -110,12 +112,12 @@ class InstitutionController(Controller):
         responses=problem_responses(401, 404),
     )
     async def get_one(
-        self, request: Request[Any, Any, Any], institution_code: FromPath[str]
+        self, institution_code: FromPath[str], pool: Injected[asyncpg.Pool]
     ) -> InstitutionView:
         """Every agreement, suspension and recorded step; nothing is ever overwritten."""
-        return await get_institution(request.app.state.pool, _institution_code(institution_code))
+        return await get_institution(pool, _institution_code(institution_code))
 
-    @post(
+    @idempotent_post(
         "/{institution_code:str}/agreements",
         operation_id="signAgreement",
         summary="Sign an agreement covering [valid_from, valid_until)",
@@ -124,52 +126,24 @@ class InstitutionController(Controller):
     )
     async def sign(
         self,
-        request: Request[Any, Any, Any],
         institution_code: FromPath[str],
         data: JSONBody[NewAgreement],
-        idempotency_key: IdempotencyKeyHeader = None,
+        caller: Injected[SigningParty],
+        pool: Injected[asyncpg.Pool],
+        idempotent: Injected[IdempotentPost],
     ) -> Response[AgreementView]:
         """An internet hospital signs only while its physical institution is designated."""
         code = _institution_code(institution_code)
-        pool = request.app.state.pool
-        return await _idempotent(
-            request,
-            idempotency_key,
-            201,
-            lambda operator_id, key: sign_agreement(
-                pool, code, data, operator_id=operator_id, idempotency_key=key
+        return await idempotent.answer(
+            scope=caller.scope,
+            status=201,
+            run=lambda key, _: sign_agreement(
+                pool, code, data, operator_id=caller.party_id, idempotency_key=key
             ),
-            lambda view: f"/v1/institutions/{code}",
+            location=lambda _view: f"/v1/institutions/{code}",
         )
 
-    async def _step(
-        self,
-        request: Request[Any, Any, Any],
-        institution_code: str,
-        agreement_id: str,
-        event: Literal["suspended", "reinstated", "dissolved"],
-        step: AgreementStep,
-        idempotency_key: str | None,
-    ) -> Response[Any]:
-        code, number = _institution_code(institution_code), _agreement_id(agreement_id)
-        pool = request.app.state.pool
-        return await _idempotent(
-            request,
-            idempotency_key,
-            200,
-            lambda operator_id, key: change_agreement(
-                pool,
-                code,
-                number,
-                event,
-                step,
-                operator_id=operator_id,
-                idempotency_key=key,
-            ),
-            lambda view: f"/v1/institutions/{code}",
-        )
-
-    @post(
+    @idempotent_post(
         "/{institution_code:str}/agreements/{agreement_id:str}/suspension",
         operation_id="suspendAgreement",
         summary="Suspend an agreement from a date until it is reinstated",
@@ -178,18 +152,19 @@ class InstitutionController(Controller):
     )
     async def suspend(
         self,
-        request: Request[Any, Any, Any],
         institution_code: FromPath[str],
         agreement_id: FromPath[str],
         data: JSONBody[AgreementStep],
-        idempotency_key: IdempotencyKeyHeader = None,
+        caller: Injected[SigningParty],
+        pool: Injected[asyncpg.Pool],
+        idempotent: Injected[IdempotentPost],
     ) -> Response[AgreementView]:
         """No settlement from ``effective_from`` until a reinstatement."""
-        return await self._step(
-            request, institution_code, agreement_id, "suspended", data, idempotency_key
+        return await _agreement_step(
+            "suspended", institution_code, agreement_id, data, caller, pool, idempotent
         )
 
-    @post(
+    @idempotent_post(
         "/{institution_code:str}/agreements/{agreement_id:str}/reinstatement",
         operation_id="reinstateAgreement",
         summary="End an agreement's suspension from a date",
@@ -198,18 +173,19 @@ class InstitutionController(Controller):
     )
     async def reinstate(
         self,
-        request: Request[Any, Any, Any],
         institution_code: FromPath[str],
         agreement_id: FromPath[str],
         data: JSONBody[AgreementStep],
-        idempotency_key: IdempotencyKeyHeader = None,
+        caller: Injected[SigningParty],
+        pool: Injected[asyncpg.Pool],
+        idempotent: Injected[IdempotentPost],
     ) -> Response[AgreementView]:
         """Settlement resumes from ``effective_from``."""
-        return await self._step(
-            request, institution_code, agreement_id, "reinstated", data, idempotency_key
+        return await _agreement_step(
+            "reinstated", institution_code, agreement_id, data, caller, pool, idempotent
         )
 
-    @post(
+    @idempotent_post(
         "/{institution_code:str}/agreements/{agreement_id:str}/dissolution",
         operation_id="dissolveAgreement",
         summary="Dissolve an agreement from a date",
@@ -218,13 +194,14 @@ class InstitutionController(Controller):
     )
     async def dissolve(
         self,
-        request: Request[Any, Any, Any],
         institution_code: FromPath[str],
         agreement_id: FromPath[str],
         data: JSONBody[AgreementStep],
-        idempotency_key: IdempotencyKeyHeader = None,
+        caller: Injected[SigningParty],
+        pool: Injected[asyncpg.Pool],
+        idempotent: Injected[IdempotentPost],
     ) -> Response[AgreementView]:
         """Expenses from ``effective_from`` on are not settled (DOMAIN.md section 4)."""
-        return await self._step(
-            request, institution_code, agreement_id, "dissolved", data, idempotency_key
+        return await _agreement_step(
+            "dissolved", institution_code, agreement_id, data, caller, pool, idempotent
         )

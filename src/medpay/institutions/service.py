@@ -16,6 +16,7 @@ from typing import Literal
 import asyncpg
 import msgspec
 
+from medpay.clock import china_today
 from medpay.db.pool import transaction
 from medpay.errors import Conflict, DomainError, NotFound, Refused
 from medpay.institutions import queries
@@ -31,7 +32,6 @@ from medpay.institutions.schemas import (
     NewInstitution,
     SuspensionView,
 )
-from medpay.wire.national import CHINA_TZ
 
 __all__ = [
     "Institution",
@@ -66,10 +66,6 @@ class Institution(msgspec.Struct, frozen=True, kw_only=True):
         level = self.level or 1
         assert level in (1, 2, 3)
         return level  # type: ignore[return-value]
-
-
-def _today() -> dt.date:
-    return dt.datetime.now(CHINA_TZ).date()
 
 
 class InstitutionNotFound(NotFound):
@@ -124,7 +120,7 @@ async def get_institution(conn: _Source, code: str) -> InstitutionView:
         agreements = await tx.fetch(queries.AGREEMENTS_OF_INSTITUTION, code)
         suspension_rows = await tx.fetch(queries.SUSPENSIONS_OF_INSTITUTION, code)
         event_rows = await tx.fetch(queries.AGREEMENT_EVENTS_OF_INSTITUTION, code)
-    today = _today()
+    today = china_today()
     views = []
     for agreement in agreements:
         agreement_id = agreement["agreement_id"]

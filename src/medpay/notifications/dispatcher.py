@@ -16,26 +16,22 @@ from typing import TYPE_CHECKING
 import httpx
 import msgspec
 
+from medpay.clock import backoff_seconds
 from medpay.notifications import queries
-from medpay.notifications.outbox import PaymentEvent
+from medpay.payments.events import PaymentEvent
 from medpay.wire.signing import body_signature_headers
 
 if TYPE_CHECKING:
     import asyncpg
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-__all__ = ["NotificationDispatcher", "backoff_seconds"]
+__all__ = ["NotificationDispatcher"]
 
 _log = logging.getLogger("medpay.notifications")
 _encoder = msgspec.json.Encoder()
 MAX_BACKOFF_SECONDS = 300.0
 #: How long a claimed event is reserved for the dispatcher that claimed it.
 LEASE_SECONDS = 30.0
-
-
-def backoff_seconds(attempts: int) -> float:
-    """1, 2, 4, ... seconds, at most five minutes."""
-    return float(min(2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
 
 
 class NotificationDispatcher:
@@ -94,7 +90,7 @@ class NotificationDispatcher:
         await self._pool.execute(
             queries.MARK_FAILED_ATTEMPT,
             row["event_id"],
-            backoff_seconds(row["attempts"]),
+            backoff_seconds(row["attempts"], most=MAX_BACKOFF_SECONDS),
             error[:500],
         )
         return False

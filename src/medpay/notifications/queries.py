@@ -1,25 +1,12 @@
-"""SQL for the notification outbox."""
+"""SQL for delivering the notification outbox (written by ``medpay.payments.events``)."""
 
 from __future__ import annotations
 
 __all__ = [
     "CLAIM_DUE",
-    "ENQUEUE",
     "MARK_DELIVERED",
     "MARK_FAILED_ATTEMPT",
-    "PAYMENT_FOR_NOTIFICATION",
 ]
-
-PAYMENT_FOR_NOTIFICATION = """
-SELECT p.app_id, a.webhook_url FROM payments p JOIN apps a USING (app_id) WHERE p.payment_id = $1
-"""
-
-# The payment row is locked by the caller, so max(sequence) + 1 cannot race.
-ENQUEUE = """
-INSERT INTO notification_outbox (event_id, payment_id, app_id, sequence, event_type, payload)
-SELECT $1, $2, $3, coalesce(max(sequence), 0) + 1, $4, $5
-  FROM notification_outbox WHERE payment_id = $2
-"""
 
 # Due events whose earlier events for the same payment are all delivered (order per
 # payment), claimed for a lease so that several dispatchers never send one twice at once.

@@ -12,10 +12,15 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from medpay.channels.service import parsed_key
 from medpay.db.pool import transaction
 from medpay.parties import queries
-from medpay.security.signatures import KeyAlgorithm, PublicKey, generate_key_pair, load_public_key
+from medpay.security.signatures import (
+    KeyAlgorithm,
+    PublicKey,
+    generate_key_pair,
+    load_public_key,
+    parsed_keys,
+)
 
 if TYPE_CHECKING:
     import asyncpg
@@ -43,6 +48,19 @@ class SigningParty(msgspec.Struct, frozen=True, kw_only=True):
     keys: tuple[PublicKey, ...]
     area: str | None = None  # an agency's coordination area (admdvs)
 
+    @property
+    def scope(self) -> str:
+        """Whose Idempotency-Keys and nonces these are: ``agency:<id>`` or ``operator:<id>``."""
+        return f"{self.kind}:{self.party_id}"
+
+    @property
+    def area_seen(self) -> str | None:
+        """The area whose records this party reads: an agency its own, an operator all (None)."""
+        if self.kind == "operator":
+            return None
+        assert self.area is not None, "every agency runs one coordination area"
+        return self.area
+
 
 class RegisteredParty(msgspec.Struct, frozen=True, kw_only=True):
     """A newly registered party and its development key pair (private key empty if given a key)."""
@@ -65,10 +83,7 @@ def _party(kind: PartyKind, row: asyncpg.Record | None) -> SigningParty | None:
         name=row["name"],
         status=row["status"],
         area=row["area"],
-        keys=tuple(
-            parsed_key(pem, algorithm)
-            for algorithm, pem in zip(row["algorithms"], row["public_keys"], strict=True)
-        ),
+        keys=parsed_keys(row["algorithms"], row["public_keys"]),
     )
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from medpay.payments.states import UNFINISHED_STATES
+
 __all__ = [
     "CLAIM_UNFINISHED",
     "COUNT_UNFINISHED",
+    "ENQUEUE_EVENT",
     "INSERT_ITEMS",
     "INSERT_PAYMENT",
     "INSERT_REVERSAL",
@@ -13,12 +16,16 @@ __all__ = [
     "LOCK_PAYMENT_STATE",
     "PAYMENT_BY_ID",
     "PAYMENT_BY_IDEMPOTENCY_KEY",
+    "PAYMENT_FOR_NOTIFICATION",
     "PAYMENT_STATE",
     "RESCHEDULE",
     "SETTLEMENT_POSTINGS",
     "SET_STATE",
     "START_SETTLING",
 ]
+
+#: The states the resolver watches, as SQL (the partial index payments_unfinished says the same).
+_UNFINISHED = ", ".join(f"'{state}'" for state in sorted(UNFINISHED_STATES))
 
 # A retried request under the same key finds the first payment (see security.idempotency).
 INSERT_PAYMENT = """
@@ -89,11 +96,11 @@ PAYMENT_STATE = "SELECT state FROM payments WHERE payment_id = $1"
 
 # The resolver claims due payments for a lease, so several gateway processes share the
 # work without holding locks across network calls.
-CLAIM_UNFINISHED = """
+CLAIM_UNFINISHED = f"""
 UPDATE payments p
    SET next_check_at = now() + make_interval(secs => $2), check_attempts = p.check_attempts + 1
   FROM (SELECT payment_id FROM payments
-         WHERE state IN ('received', 'settling', 'unknown', 'reversing') AND next_check_at <= now()
+         WHERE state IN ({_UNFINISHED}) AND next_check_at <= now()
          ORDER BY next_check_at
          LIMIT $1
            FOR UPDATE SKIP LOCKED) due
@@ -101,13 +108,13 @@ UPDATE payments p
 RETURNING p.payment_id, p.check_attempts
 """
 
-RESCHEDULE = """
+RESCHEDULE = f"""
 UPDATE payments SET next_check_at = now() + make_interval(secs => $2)
- WHERE payment_id = $1 AND state IN ('received', 'settling', 'unknown', 'reversing')
+ WHERE payment_id = $1 AND state IN ({_UNFINISHED})
 """
 
-COUNT_UNFINISHED = """
-SELECT count(*) FROM payments WHERE state IN ('received', 'settling', 'unknown', 'reversing')
+COUNT_UNFINISHED = f"""
+SELECT count(*) FROM payments WHERE state IN ({_UNFINISHED})
 """
 
 INSERT_SETTLEMENT = """
@@ -127,3 +134,16 @@ SELECT p.account, p.amount_fen
 """
 
 INSERT_REVERSAL = "INSERT INTO reversals (payment_id) VALUES ($1)"
+
+# --- the outbox (medpay.payments.events) ---------------------------------------------------
+
+PAYMENT_FOR_NOTIFICATION = """
+SELECT p.app_id, a.webhook_url FROM payments p JOIN apps a USING (app_id) WHERE p.payment_id = $1
+"""
+
+# The payment row is locked by the caller, so max(sequence) + 1 cannot race.
+ENQUEUE_EVENT = """
+INSERT INTO notification_outbox (event_id, payment_id, app_id, sequence, event_type, payload)
+SELECT $1, $2, $3, coalesce(max(sequence), 0) + 1, $4, $5
+  FROM notification_outbox WHERE payment_id = $2
+"""

@@ -14,7 +14,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from medpay.clock import backoff_seconds
 from medpay.payments import queries
+from medpay.payments.states import UNFINISHED_STATES
 from medpay.settlement.adapters.base import ClearingError
 
 if TYPE_CHECKING:
@@ -22,17 +24,12 @@ if TYPE_CHECKING:
 
     from medpay.payments.service import PaymentFlow
 
-__all__ = ["PaymentResolver", "backoff_seconds"]
+__all__ = ["PaymentResolver"]
 
 _log = logging.getLogger("medpay.resolver")
 #: How long a claimed payment is reserved for the resolver that claimed it.
 LEASE_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 60.0
-
-
-def backoff_seconds(attempts: int) -> float:
-    """1, 2, 4, ... seconds between looks at one payment, at most a minute."""
-    return float(min(2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
 
 
 class PaymentResolver:
@@ -67,15 +64,17 @@ class PaymentResolver:
                 "payment %s still unresolved (%s); next look in %.0f s",
                 payment_id,
                 exc.code,
-                backoff_seconds(attempts),
+                backoff_seconds(attempts, most=MAX_BACKOFF_SECONDS),
             )
             state = None
         except Exception:
             _log.exception("resolving payment %s failed", payment_id)
             state = None
-        if state in ("settled", "failed", "reversed"):
+        if state is not None and state not in UNFINISHED_STATES:
             return True
-        await self._pool.execute(queries.RESCHEDULE, payment_id, backoff_seconds(attempts))
+        await self._pool.execute(
+            queries.RESCHEDULE, payment_id, backoff_seconds(attempts, most=MAX_BACKOFF_SECONDS)
+        )
         return False
 
     async def run_forever(self) -> None:

@@ -8,7 +8,16 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from medpay.schemas import AREA_CODE, ApiAnswer, ApiRequest
+from medpay.schemas import (
+    AREA_CODE,
+    ApiAnswer,
+    ApiRequest,
+    InstitutionCode,
+    ItemCode,
+    PrescriptionId,
+    Quantity,
+    UnitPriceFen,
+)
 
 __all__ = [
     "EstimateView",
@@ -24,19 +33,6 @@ VisitType = Literal["online_revisit", "pharmacy_purchase", "home_nursing"]
 #: What an app sees: ``processing`` while the province's answer is awaited or being resolved
 #: (internally ``settling`` or ``unknown``).
 PaymentState = Literal["received", "processing", "settled", "reversing", "reversed", "failed"]
-
-#: fixmedins_code: a letter for the kind of institution and 11 digits.
-InstitutionCode = Annotated[
-    str, msgspec.Meta(pattern=r"^[A-Z][0-9]{11}$", examples=["H11010800123"])
-]
-#: med_list_codg: a national catalogue code.
-ItemCode = Annotated[
-    str, msgspec.Meta(pattern=r"^[A-Za-z0-9.-]{1,50}$", examples=["XA01BCA123A001010100000"])
-]
-PrescriptionId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-Quantity = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
-#: A unit price in fen, at most 1,000,000 yuan.
-UnitPriceFen = Annotated[int, msgspec.Meta(ge=0, le=100_000_000)]
 
 
 class FeeItem(ApiRequest, frozen=True, kw_only=True):

@@ -41,10 +41,15 @@ from medpay.errors import (
 from medpay.filings.service import filing_type_on
 from medpay.institutions.service import check_may_settle, find_institution
 from medpay.ledger.service import post_journal, reversal_postings, settlement_postings
-from medpay.notifications.outbox import enqueue_notification
 from medpay.payments import queries
-from medpay.payments.schemas import FeeItem, FeeItemView, PaymentOrder, PaymentView, SettlementView
-from medpay.payments.states import FINAL_STATES, app_state, check_transition
+from medpay.payments.events import enqueue_notification
+from medpay.payments.schemas import (
+    EstimateView,
+    PaymentOrder,
+    PaymentView,
+)
+from medpay.payments.states import can_move, check_transition
+from medpay.payments.views import estimate_view, order_of, payment_view
 from medpay.prescriptions.service import (
     confirm_redemption,
     release_redemption,
@@ -65,8 +70,8 @@ from medpay.settlement.adapters.base import (
     SettlementRequest,
 )
 from medpay.settlement.catalogue import classify_items
-from medpay.settlement.routing import ProvinceDirectory, province_of
-from medpay.wire.national import new_msgid
+from medpay.settlement.routing import ProvinceDirectory
+from medpay.wire.national import INFNO_REVERSE, INFNO_SETTLE, new_msgid, province_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -76,7 +81,6 @@ if TYPE_CHECKING:
     from medpay.settlement.adapters.base import ClassifiedItem, FilingType
 
 __all__ = [
-    "CHINA",
     "PaymentFlow",
     "PaymentNotFound",
     "PaymentOutcome",
@@ -84,8 +88,6 @@ __all__ = [
     "get_payment",
 ]
 
-INFNO_SETTLE = "2207"
-INFNO_REVERSE = "2208"
 
 #: Province refusals that are about the request or the person (422), not the province (502).
 _CLIENT_SIDE_REFUSALS = frozenset(
@@ -124,72 +126,6 @@ def check_order(order: PaymentOrder) -> None:
             "A pharmacy purchase needs an electronic prescription",
             "Send prescription_id.",
         )
-
-
-def _settlement_view(row: asyncpg.Record) -> SettlementView | None:
-    if row["setl_id"] is None:
-        return None
-    return SettlementView(
-        settlement_id=row["setl_id"],
-        medical_fee_total_fen=row["medical_fee_total_fen"],
-        full_own_pay_fen=row["full_own_pay_fen"],
-        over_limit_self_pay_fen=row["over_limit_self_pay_fen"],
-        pre_self_pay_fen=row["pre_self_pay_fen"],
-        in_scope_fen=row["in_scope_fen"],
-        deductible_fen=row["deductible_fen"],
-        reimbursement_ratio_bp=row["reimbursement_ratio_bp"],
-        basic_fund_fen=row["basic_fund_fen"],
-        critical_illness_fen=row["critical_illness_fen"],
-        medical_assistance_fen=row["medical_assistance_fen"],
-        fund_total_fen=row["fund_total_fen"],
-        personal_share_fen=row["personal_share_fen"],
-        personal_account_fen=row["personal_account_fen"],
-        cash_fen=row["cash_fen"],
-        account_balance_after_fen=row["account_balance_after_fen"],
-        settled_at=row["settled_at"],
-        reversed_at=row["reversed_at"],
-    )
-
-
-def payment_view(row: asyncpg.Record) -> PaymentView:
-    """A payment row (``queries.PAYMENT_BY_ID``) as the app sees it."""
-    return PaymentView(
-        payment_id=row["payment_id"],
-        state=app_state(row["state"]),
-        psn_no=row["psn_no"],
-        institution_code=row["institution_code"],
-        treatment_area=row["treatment_area"],
-        visit_type=row["visit_type"],
-        personal_account_allowed=row["personal_account_allowed"],
-        medical_fee_total_fen=row["medical_fee_total_fen"],
-        items=msgspec.convert(row["items"], list[FeeItemView]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        service_date=row["service_date"],
-        insured_area=row["insured_area"],
-        scheme=row["scheme"],
-        prescription_id=row["prescription_id"],
-        failure_code=row["failure_code"],
-        failure_detail=row["failure_detail"],
-        settlement=_settlement_view(row),
-    )
-
-
-def _order_of(row: asyncpg.Record) -> PaymentOrder:
-    """The order as the app sent it, from the recorded payment (to continue it later)."""
-    return PaymentOrder(
-        institution_code=row["institution_code"],
-        treatment_area=row["treatment_area"],
-        visit_type=row["visit_type"],
-        items=[
-            FeeItem(
-                item_code=i["item_code"], quantity=i["quantity"], unit_price_fen=i["unit_price_fen"]
-            )
-            for i in row["items"]
-        ],
-        prescription_id=row["prescription_id"],
-        personal_account_allowed=row["personal_account_allowed"],
-    )
 
 
 async def get_payment(
@@ -290,7 +226,7 @@ class PaymentFlow:
                     row["institution_code"],
                     row["treatment_area"],
                     row["service_date"],
-                    _order_of(row),
+                    order_of(row),
                 )
             except DomainError as refusal:
                 await self._fail(payment_id, refusal.code, refusal.detail)
@@ -307,10 +243,8 @@ class PaymentFlow:
         # province first); otherwise it is final.
         return PaymentOutcome(payment=payment_view(row))
 
-    async def estimate(
-        self, *, psn_no: str, order: PaymentOrder
-    ) -> tuple[SettlementBreakdown, str]:
-        """Pre-settle (2206): the split it would be today, and the insured area; no effect anywhere."""
+    async def estimate(self, *, psn_no: str, order: PaymentOrder) -> EstimateView:
+        """Pre-settle (2206): the split it would be today; no effect anywhere."""
         check_order(order)
         today = self._clock().date()
         prepared = await self._prepare(
@@ -330,7 +264,11 @@ class PaymentFlow:
             result = await prepared.adapter.pre_settle(request)
         except ClearingError as exc:
             raise _problem_for(exc) from exc
-        return result.breakdown, prepared.relationship.insured_area
+        return estimate_view(result.breakdown, prepared.relationship.insured_area)
+
+    async def get(self, payment_id: str, *, app_id: str, psn_no: str) -> PaymentView:
+        """The payment, if this app made it for this person; otherwise not found."""
+        return await get_payment(self._pool, payment_id, app_id=app_id, psn_no=psn_no)
 
     async def _receive(
         self, app_id: str, key: str, digest: str, psn_no: str, order: PaymentOrder
@@ -661,7 +599,7 @@ class PaymentFlow:
     ) -> bool:
         """Record that the payment did not settle; False when it was already final."""
         state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
-        if state in FINAL_STATES or state in ("settled", "reversing"):
+        if not can_move(state, "failed"):  # already final, or settled after all
             return False
         check_transition(state, "failed")
         await conn.execute(queries.SET_STATE, payment_id, "failed", code, detail, None)

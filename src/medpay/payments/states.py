@@ -18,6 +18,7 @@ __all__ = [
     "UNFINISHED_STATES",
     "IllegalTransition",
     "app_state",
+    "can_move",
     "check_transition",
 ]
 
@@ -40,6 +41,11 @@ UNFINISHED_STATES = frozenset({"received", "settling", "unknown", "reversing"})
 
 class IllegalTransition(AssertionError):
     """A state change the machine does not allow: a bug, never a client error."""
+
+
+def can_move(current: PaymentState | str | None, target: PaymentState | str) -> bool:
+    """Whether ``current -> target`` is allowed (None: no such payment)."""
+    return current is not None and target in ALLOWED_TRANSITIONS.get(current, frozenset())
 
 
 def check_transition(current: PaymentState | str, target: PaymentState | str) -> None:

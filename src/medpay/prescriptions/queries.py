@@ -1,16 +1,13 @@
-"""SQL for institution keys, prescriptions and their redemptions (migration 0006)."""
+"""SQL for prescriptions and their redemptions (migration 0006)."""
 
 from __future__ import annotations
 
 __all__ = [
-    "ADD_INSTITUTION_KEY",
     "INSERT_PRESCRIPTION",
     "INSERT_PRESCRIPTION_ITEMS",
     "INSERT_REDEMPTION",
     "INSERT_REDEMPTION_EVENT",
-    "INSTITUTION_EXISTS",
     "INSTITUTION_KIND",
-    "INSTITUTION_WITH_ACTIVE_KEYS",
     "LATEST_REDEMPTION",
     "LOCK_PRESCRIPTION",
     "LOCK_PRESCRIPTION_OF_PAYMENT",
@@ -20,25 +17,6 @@ __all__ = [
     "PRESCRIPTION_ITEMS",
     "REDEMPTION_OF_PAYMENT",
 ]
-
-# --- institution keys -----------------------------------------------------------------------
-
-INSTITUTION_EXISTS = "SELECT 1 FROM institutions WHERE institution_code = $1"
-
-ADD_INSTITUTION_KEY = """
-INSERT INTO institution_keys (institution_code, algorithm, public_key_pem) VALUES ($1, $2, $3)
-RETURNING key_id
-"""
-
-INSTITUTION_WITH_ACTIVE_KEYS = """
-SELECT i.institution_code, i.name, i.area, i.kind,
-       coalesce(array_agg(k.algorithm ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{}') AS algorithms,
-       coalesce(array_agg(k.public_key_pem ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{}') AS public_keys
-  FROM institutions i
-  LEFT JOIN institution_keys k ON k.institution_code = i.institution_code AND k.status = 'active'
- WHERE i.institution_code = $1
- GROUP BY i.institution_code
-"""
 
 INSTITUTION_KIND = "SELECT kind FROM institutions WHERE institution_code = $1"
 

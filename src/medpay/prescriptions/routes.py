@@ -1,21 +1,27 @@
-"""HTTP for prescriptions: parse, authenticate, call the service; nothing else."""
+"""HTTP for e-prescriptions: institutions issue and read them; pharmacies redeem them by paying.
+
+Imports: ``medpay.prescriptions`` and the layers below it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from litestar import Controller, Request, Response, get, post
+import asyncpg
+from litestar import Controller, Response, get
 from litestar.params import FromPath, JSONBody
 
+from medpay.clock import CHINA
 from medpay.errors import Forbidden
+from medpay.http import Injected
 from medpay.http.openapi import INSTITUTION_SECURITY
 from medpay.http.problems import problem_responses
-from medpay.http.responses import json_response
+from medpay.institutions.keys import InstitutionSigner
 from medpay.prescriptions.schemas import PrescriptionOrder, PrescriptionView
-from medpay.prescriptions.service import CHINA, get_prescription, issue_prescription
-from medpay.security.guards import current_institution, institution_guard
-from medpay.security.idempotency import IdempotencyKeyHeader, run_idempotent
+from medpay.prescriptions.service import get_prescription, issue_prescription
+from medpay.security.guards import provide_caller, signed_by
+from medpay.security.idempotency import IdempotentPost, idempotent_post
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
@@ -28,7 +34,7 @@ async def prescriber_guard(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
     """Only hospitals and internet hospitals issue prescriptions; a pharmacy dispenses (DOMAIN.md section 4)."""
-    institution = current_institution(connection)  # type: ignore[arg-type]
+    institution: InstitutionSigner = provide_caller(connection)  # type: ignore[arg-type]
     if not institution.may_prescribe:
         raise Forbidden(
             "institution_cannot_prescribe",
@@ -44,9 +50,9 @@ class PrescriptionController(Controller):
     path = "/v1/prescriptions"
     security = INSTITUTION_SECURITY
     tags = ["prescriptions"]
-    guards = [institution_guard]
+    guards = [signed_by("institution")]
 
-    @post(
+    @idempotent_post(
         "/",
         operation_id="issuePrescription",
         summary="Issue an electronic prescription",
@@ -56,31 +62,25 @@ class PrescriptionController(Controller):
     )
     async def issue_prescription(
         self,
-        request: Request[Any, Any, Any],
         data: JSONBody[PrescriptionOrder],
-        idempotency_key: IdempotencyKeyHeader = None,
+        caller: Injected[InstitutionSigner],
+        pool: Injected[asyncpg.Pool],
+        idempotent: Injected[IdempotentPost],
     ) -> Response[PrescriptionView]:
         """Record a prescription for one person; any designated retail pharmacy may redeem it once."""
-        institution = current_institution(request)
-
-        async def operation(key: str, digest: str) -> Response[bytes]:
-            view = await issue_prescription(
-                request.app.state.pool,
-                institution_code=institution.institution_code,
+        # Idempotency keys are scoped per caller; an institution's scope cannot meet an app's.
+        return await idempotent.answer(
+            scope=f"institution:{caller.institution_code}",
+            status=201,
+            run=lambda key, digest: issue_prescription(
+                pool,
+                institution_code=caller.institution_code,
                 idempotency_key=key,
                 request_digest=digest,
                 order=data,
                 now=dt.datetime.now(CHINA),
-            )
-            return json_response(view, 201, f"/v1/prescriptions/{view.prescription_id}")
-
-        # Idempotency keys are scoped per caller; an institution's scope cannot meet an app's.
-        return await run_idempotent(
-            request,
-            scope=f"institution:{institution.institution_code}",
-            principal=institution.institution_code,
-            idempotency_key=idempotency_key,
-            operation=operation,
+            ),
+            location=lambda view: f"/v1/prescriptions/{view.prescription_id}",
         )
 
     @get(
@@ -90,12 +90,15 @@ class PrescriptionController(Controller):
         responses=problem_responses(401, 404),
     )
     async def get_prescription(
-        self, request: Request[Any, Any, Any], prescription_id: FromPath[str]
+        self,
+        prescription_id: FromPath[str],
+        caller: Injected[InstitutionSigner],
+        pool: Injected[asyncpg.Pool],
     ) -> PrescriptionView:
         """Only the issuing institution sees a prescription here."""
         return await get_prescription(
-            request.app.state.pool,
+            pool,
             prescription_id,
-            institution_code=current_institution(request).institution_code,
+            institution_code=caller.institution_code,
             today=dt.datetime.now(CHINA).date(),
         )

@@ -8,8 +8,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from medpay.payments.schemas import ItemCode, Quantity
-from medpay.schemas import ApiAnswer, ApiRequest
+from medpay.schemas import ApiAnswer, ApiRequest, ItemCode, Quantity
 
 __all__ = [
     "MAX_VALIDITY_DAYS",

@@ -54,7 +54,6 @@ if TYPE_CHECKING:
     import asyncpg
 
 __all__ = [
-    "CHINA",
     "REDEMPTION_TRANSITIONS",
     "IllegalRedemptionTransition",
     "PrescriptionNotFound",

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from medpay.clock import china_today
 from medpay.db.pool import transaction
 from medpay.errors import DomainError, NotFound, Refused
 from medpay.relationships import queries
@@ -31,7 +32,8 @@ from medpay.relationships.schemas import (
     SegmentView,
 )
 from medpay.relationships.transfers import transfer_views
-from medpay.relationships.workdays import NO_HOLIDAYS, china_today, whole_months_between
+from medpay.relationships.workdays import NO_HOLIDAYS, whole_months_between
+from medpay.wire.national import province_of
 
 if TYPE_CHECKING:
     import asyncpg
@@ -66,7 +68,7 @@ class InsuranceRelationship(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def insured_province(self) -> str:
         """The province of the insured area (DOMAIN.md section 1)."""
-        return self.insured_area[:2] + "0000"
+        return province_of(self.insured_area)
 
     def in_waiting_period(self, on: dt.date) -> bool:
         """Whether ``on`` falls in the segment's waiting period (the fund pays nothing)."""
@@ -128,7 +130,7 @@ def _segment_view(row: asyncpg.Record) -> SegmentView:
     return SegmentView(
         segment_id=row["segment_id"],
         insured_area=row["insured_area"],
-        insured_province=row["insured_area"][:2] + "0000",
+        insured_province=province_of(row["insured_area"]),
         scheme=row["scheme"],
         valid_from=row["valid_from"],
         contribution_months=row["contribution_months"],

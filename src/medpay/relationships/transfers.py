@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import asyncpg
 
+from medpay.clock import add_months, china_today
 from medpay.db.pool import transaction
 from medpay.errors import Conflict, DomainError, Forbidden, NotFound, Refused
 from medpay.ledger.service import account_transfer_postings, post_journal
@@ -55,9 +56,7 @@ from medpay.relationships.schemas import (
 )
 from medpay.relationships.workdays import (
     NO_HOLIDAYS,
-    add_months,
     add_working_days,
-    china_today,
     whole_months_between,
     working_days_between,
 )

@@ -9,18 +9,15 @@ when the month is shorter (31 January + 1 month = 28 or 29 February).
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Collection
 
-from medpay.clock import CHINA, china_today
+from medpay.clock import add_months
 
 __all__ = [
-    "CHINA",
     "NO_HOLIDAYS",
     "add_months",
     "add_working_days",
-    "china_today",
     "is_working_day",
     "whole_months_between",
     "working_days_between",
@@ -68,14 +65,6 @@ def working_days_between(
         day += _ONE_DAY
         count += day.weekday() < 5
     return count - sum(1 for h in set(holidays) if start < h <= end and h.weekday() < 5)
-
-
-def add_months(day: dt.date, months: int) -> dt.date:
-    """``day`` moved by ``months`` calendar months, clamped to the last day of the month."""
-    index = day.year * 12 + (day.month - 1) + months
-    year, month = divmod(index, 12)
-    month += 1
-    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def whole_months_between(start: dt.date, end: dt.date) -> int:

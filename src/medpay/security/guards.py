@@ -1,55 +1,182 @@
-"""Litestar guards: a patient-app request is signed, fresh, unreplayed and from a known person.
+"""Litestar guards: a request is signed, fresh and unreplayed, by a registered caller.
 
 Guards run before the body is decoded into a schema, so an unsigned request is
 refused with 401 before anything about its content is said.
+
+Security knows keys and signatures, not which registry holds them: the wiring hands
+it a :class:`Gatekeeper` with one lookup per kind of caller (patient apps,
+agencies, operators, institutions). The verified caller and the patient are then
+provided to handlers by :func:`provide_caller` and :func:`provide_patient`.
+
+Imports: foundations and ``medpay.security`` only.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
-from medpay.channels.service import find_app
-from medpay.parties.service import SigningParty, find_agency, find_operator
-from medpay.prescriptions.institution_keys import find_institution_signer
+from medpay.errors import Unauthenticated
 from medpay.security import queries
-from medpay.security.identity import IdentityVerifier, PatientIdentity, require_face
+from medpay.security.identity import PatientIdentity, require_face
 from medpay.security.signatures import (
     NONCE_PATTERN,
+    PublicKey,
     canonical_request,
     unauthorized,
     verify_signature,
 )
 
 if TYPE_CHECKING:
+    import asyncpg
     from litestar import Request
     from litestar.connection import ASGIConnection
     from litestar.handlers.base import BaseRouteHandler
 
-    from medpay.channels.service import PatientApp
-    from medpay.config import Settings
-    from medpay.prescriptions.institution_keys import InstitutionSigner
+    from medpay.security.identity import IdentityVerifier
 
 __all__ = [
-    "agency_guard",
-    "current_agency",
-    "current_app",
-    "current_institution",
-    "current_operator",
-    "current_patient",
-    "institution_guard",
-    "operator_guard",
+    "GATEKEEPER_STATE_KEY",
+    "ID_HEADERS",
+    "CallerKind",
+    "Gatekeeper",
+    "Guard",
+    "Signer",
+    "SignerLookup",
     "patient_identity_guard",
     "patient_payment_guard",
-    "signed_app_guard",
+    "provide_caller",
+    "provide_patient",
+    "signed_by",
+    "single_header",
     "verify_signed_request",
 ]
 
+CallerKind = Literal["app", "agency", "operator", "institution"]
+#: The header that names each kind of caller; all sign the same three other headers.
+ID_HEADERS: dict[CallerKind, str] = {
+    "app": "x-app-id",
+    "agency": "x-agency-id",
+    "operator": "x-operator-id",
+    "institution": "x-institution-id",
+}
+#: Where the wiring puts the :class:`Gatekeeper` on the application's state.
+GATEKEEPER_STATE_KEY = "gatekeeper"
+
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
+Guard = Callable[["ASGIConnection[Any, Any, Any, Any]", "BaseRouteHandler"], Awaitable[None]]
 
-def path_with_query(request: Request[Any, Any, Any]) -> str:
+
+class Signer(Protocol):
+    """What the signature check needs of a caller, whatever its registry."""
+
+    @property
+    def status(self) -> str:
+        """``active``, or anything else for a caller refused at the door."""
+        ...
+
+    @property
+    def keys(self) -> tuple[PublicKey, ...]:
+        """The caller's active public keys (several while a key is rotated)."""
+        ...
+
+
+SignerLookup = Callable[["asyncpg.Pool", str], Awaitable[Signer | None]]
+
+
+class Gatekeeper:
+    """Everything the guards need, handed over by the wiring."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        lookups: Mapping[CallerKind, SignerLookup],
+        identity: IdentityVerifier,
+        signature_window_seconds: int,
+    ) -> None:
+        self.pool = pool
+        self.lookups = dict(lookups)
+        self.identity = identity
+        self.signature_window_seconds = signature_window_seconds
+
+
+def _gatekeeper(connection: ASGIConnection[Any, Any, Any, Any]) -> Gatekeeper:
+    return cast("Gatekeeper", connection.app.state[GATEKEEPER_STATE_KEY])
+
+
+def single_header(connection: ASGIConnection[Any, Any, Any, Any], name: str) -> str | None:
+    """The one value of header ``name``; a repeated security header is refused.
+
+    With two ``X-App-Id`` (or two signatures, or two tokens), which one a server takes
+    depends on header order: refuse rather than guess.
+    """
+    values = connection.headers.getall(name, [])
+    if len(values) > 1:
+        raise Unauthenticated(
+            "security_header_repeated",
+            "A security header is repeated",
+            f"Send {name} once.",
+            credential="identity" if name == "authorization" else "signature",
+        )
+    return values[0] if values else None
+
+
+async def verify_signed_request(
+    request: Request[Any, Any, Any], *, kind: CallerKind, gatekeeper: Gatekeeper
+) -> Signer:
+    """Check the caller's id header, X-Timestamp, X-Nonce and X-Signature against its registry.
+
+    The order is fixed: the caller, the clock, the signature, and only then the nonce,
+    so a forger cannot spend a genuine caller's nonces. Each failure has its own code.
+    """
+    id_header = ID_HEADERS[kind]
+    caller_id = single_header(request, id_header)
+    timestamp = single_header(request, "x-timestamp")
+    nonce = single_header(request, "x-nonce")
+    signature = single_header(request, "x-signature")
+    if not (caller_id and timestamp and nonce and signature):
+        raise unauthorized(
+            "signature_missing",
+            "The request is not signed",
+            f"Send {id_header}, X-Timestamp, X-Nonce and X-Signature.",
+        )
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        raise unauthorized("timestamp_invalid", "X-Timestamp must be unix seconds")
+    window = gatekeeper.signature_window_seconds
+    skew = abs(int(time.time()) - int(timestamp))
+    if skew > window:
+        raise unauthorized(
+            "timestamp_out_of_window",
+            "X-Timestamp is too far from the server's clock",
+            f"Allowed: {window} s either way; this one is {skew} s away.",
+        )
+    if not NONCE_PATTERN.match(nonce):
+        raise unauthorized(
+            "nonce_invalid", "X-Nonce must be 16 to 64 characters of A-Z, a-z, 0-9, '_' or '-'"
+        )
+    well_formed = len(caller_id) <= 64 and set(caller_id) <= _ID_CHARS
+    caller = await gatekeeper.lookups[kind](gatekeeper.pool, caller_id) if well_formed else None
+    if caller is None:
+        raise unauthorized(f"{kind}_unknown", f"No such {kind} is registered")
+    if caller.status != "active":
+        raise unauthorized(f"{kind}_suspended", f"The {kind} is suspended")
+    body = await request.body()
+    message = canonical_request(request.method, _path_with_query(request), timestamp, nonce, body)
+    if not any(verify_signature(key, signature, message) for key in caller.keys):
+        raise unauthorized("signature_invalid", "The request signature does not verify")
+    # Apps keep their bare id as the nonce scope; other kinds are prefixed (ids have no ':').
+    scope = caller_id if kind == "app" else f"{kind}:{caller_id}"
+    if await gatekeeper.pool.fetchval(queries.SPEND_NONCE, scope, nonce) is None:
+        raise unauthorized(
+            "nonce_replayed", "This nonce was already used", "Each request needs a new X-Nonce."
+        )
+    return caller
+
+
+def _path_with_query(request: Request[Any, Any, Any]) -> str:
     """The request target exactly as the client sent it (the string it signed)."""
     scope = request.scope
     raw = scope.get("raw_path")
@@ -59,117 +186,39 @@ def path_with_query(request: Request[Any, Any, Any]) -> str:
     return f"{path}?{query.decode('latin-1')}" if query else path
 
 
-class _Signer(Protocol):
-    """What the signature check needs of a caller, whatever its registry."""
+def signed_by(*kinds: CallerKind) -> Guard:
+    """A guard: the request is signed by a registered, active caller of one of ``kinds``.
 
-    @property
-    def status(self) -> str: ...
-
-    @property
-    def keys(self) -> tuple[Any, ...]: ...
-
-
-async def verify_signed_request(
-    request: Request[Any, Any, Any],
-    *,
-    id_header: str,
-    kind: str,
-    lookup: Callable[[Any, str], Awaitable[_Signer | None]],
-) -> _Signer:
-    """Check ``id_header``, X-Timestamp, X-Nonce and X-Signature against ``kind``'s registry.
-
-    The order is fixed: the caller, the clock, the signature, and only then the nonce,
-    so a forger cannot spend a genuine caller's nonces. Each failure has its own code.
+    With several kinds, the id header present says which registry to ask; both
+    present is ambiguous and refused.
     """
-    settings: Settings = request.app.state.settings
-    headers = request.headers
-    caller_id = headers.get(id_header)
-    timestamp = headers.get("x-timestamp")
-    nonce = headers.get("x-nonce")
-    signature = headers.get("x-signature")
-    if not (caller_id and timestamp and nonce and signature):
-        raise unauthorized(
-            "signature_missing",
-            "The request is not signed",
-            f"Send {id_header}, X-Timestamp, X-Nonce and X-Signature.",
+    assert kinds, "a guard needs at least one kind of caller"
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        present = [kind for kind in kinds if ID_HEADERS[kind] in connection.headers]
+        if len(present) > 1:
+            raise unauthorized(
+                "caller_ambiguous",
+                "The request names more than one kind of caller",
+                f"Send one of {', '.join(ID_HEADERS[k] for k in present)}.",
+            )
+        kind = present[0] if present else kinds[0]
+        request = cast("Request[Any, Any, Any]", connection)
+        request.state.caller = await verify_signed_request(
+            request, kind=kind, gatekeeper=_gatekeeper(connection)
         )
-    if not timestamp.isdigit() or len(timestamp) > 12:
-        raise unauthorized("timestamp_invalid", "X-Timestamp must be unix seconds")
-    skew = abs(int(time.time()) - int(timestamp))
-    if skew > settings.signature_window_seconds:
-        raise unauthorized(
-            "timestamp_out_of_window",
-            "X-Timestamp is too far from the server's clock",
-            f"Allowed: {settings.signature_window_seconds} s either way; this one is {skew} s away.",
-        )
-    if not NONCE_PATTERN.match(nonce):
-        raise unauthorized(
-            "nonce_invalid", "X-Nonce must be 16 to 64 characters of A-Z, a-z, 0-9, '_' or '-'"
-        )
-    pool = request.app.state.pool
-    well_formed = len(caller_id) <= 64 and set(caller_id) <= _ID_CHARS
-    caller = await lookup(pool, caller_id) if well_formed else None
-    if caller is None:
-        raise unauthorized(f"{kind}_unknown", f"No such {kind} is registered")
-    if caller.status != "active":
-        raise unauthorized(f"{kind}_suspended", f"The {kind} is suspended")
-    body = await request.body()
-    message = canonical_request(request.method, path_with_query(request), timestamp, nonce, body)
-    if not any(verify_signature(key, signature, message) for key in caller.keys):
-        raise unauthorized("signature_invalid", "The request signature does not verify")
-    # Apps keep their bare id as the nonce scope; other kinds are prefixed (ids have no ':').
-    scope = caller_id if kind == "app" else f"{kind}:{caller_id}"
-    if await pool.fetchval(queries.SPEND_NONCE, scope, nonce) is None:
-        raise unauthorized(
-            "nonce_replayed", "This nonce was already used", "Each request needs a new X-Nonce."
-        )
-    return caller
+        request.state.caller_kind = kind
 
-
-async def signed_app_guard(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    """A request from a registered, active patient app (X-App-Id)."""
-    request = cast("Request[Any, Any, Any]", connection)
-    request.state.patient_app = await verify_signed_request(
-        request, id_header="x-app-id", kind="app", lookup=find_app
-    )
-
-
-async def agency_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """A request from a registered, active insurance agency (X-Agency-Id)."""
-    request = cast("Request[Any, Any, Any]", connection)
-    request.state.agency = await verify_signed_request(
-        request, id_header="x-agency-id", kind="agency", lookup=find_agency
-    )
-
-
-async def operator_guard(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    """A request from a registered, active medpay operator (X-Operator-Id)."""
-    request = cast("Request[Any, Any, Any]", connection)
-    request.state.operator = await verify_signed_request(
-        request, id_header="x-operator-id", kind="operator", lookup=find_operator
-    )
-
-
-async def institution_guard(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    """A request from a registered designated institution with its own key (X-Institution-Id)."""
-    request = cast("Request[Any, Any, Any]", connection)
-    request.state.institution = await verify_signed_request(
-        request, id_header="x-institution-id", kind="institution", lookup=find_institution_signer
-    )
+    guard.__name__ = f"signed_by_{'_or_'.join(kinds)}"
+    return guard
 
 
 async def patient_identity_guard(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
     """Check the patient's identity token."""
-    verifier: IdentityVerifier = connection.app.state.identity_verifier
-    connection.state.patient = verifier.verify(connection.headers.get("authorization"))
+    authorization = single_header(connection, "authorization")
+    connection.state.patient = _gatekeeper(connection).identity.verify(authorization)
 
 
 async def patient_payment_guard(
@@ -179,26 +228,11 @@ async def patient_payment_guard(
     require_face(connection.state.patient)
 
 
-def current_app(request: Request[Any, Any, Any]) -> PatientApp:
-    """The app that signed this request (set by ``signed_app_guard``)."""
-    return cast("PatientApp", request.state.patient_app)
+def provide_caller(request: Request[Any, Any, Any]) -> Any:
+    """The caller a ``signed_by`` guard verified (the registry's own record of it)."""
+    return request.state.caller
 
 
-def current_patient(request: Request[Any, Any, Any]) -> PatientIdentity:
+def provide_patient(request: Request[Any, Any, Any]) -> PatientIdentity:
     """The person of this request (set by ``patient_identity_guard``)."""
     return cast("PatientIdentity", request.state.patient)
-
-
-def current_agency(request: Request[Any, Any, Any]) -> SigningParty:
-    """The agency that signed this request (set by ``agency_guard``)."""
-    return cast("SigningParty", request.state.agency)
-
-
-def current_operator(request: Request[Any, Any, Any]) -> SigningParty:
-    """The operator that signed this request (set by ``operator_guard``)."""
-    return cast("SigningParty", request.state.operator)
-
-
-def current_institution(request: Request[Any, Any, Any]) -> InstitutionSigner:
-    """The institution that signed this request (set by ``institution_guard``)."""
-    return cast("InstitutionSigner", request.state.institution)

@@ -13,17 +13,22 @@ under a unique constraint), so a retry never doubles an effect.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from litestar import Request, Response
-from litestar.params import HeaderParameter
+from litestar import Request, Response, post
+from litestar.di import Provide
+from litestar.enums import ParamType
+from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 
 from medpay.db.pool import transaction
 from medpay.errors import Conflict, DomainError, InvalidRequest
+from medpay.http import Injected
 from medpay.http.problems import PROBLEM_MEDIA_TYPE, render
+from medpay.http.responses import json_response
 from medpay.security import queries
 
 if TYPE_CHECKING:
@@ -32,10 +37,12 @@ if TYPE_CHECKING:
 __all__ = [
     "IDEMPOTENCY_KEY_PATTERN",
     "Idempotency",
-    "IdempotencyKeyHeader",
     "IdempotencyKeyReused",
+    "IdempotentOperation",
+    "IdempotentPost",
+    "idempotent_post",
+    "provide_idempotent_post",
     "request_digest",
-    "run_idempotent",
     "validate_idempotency_key",
 ]
 
@@ -43,15 +50,6 @@ IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
 REPLAY_HEADER = "Idempotent-Replayed"
 #: Failures that say nothing about the request: the client may retry it under the same key.
 _NOT_AN_OUTCOME = frozenset({"upstream_failed", "upstream_unavailable"})
-
-#: The header every POST takes, as route handlers declare it.
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Idempotency-Key",
-        description="Required on every POST: 8 to 128 characters; a repeat returns the first outcome.",
-    ),
-]
 
 
 def validate_idempotency_key(key: str | None) -> str:
@@ -174,25 +172,102 @@ class Idempotency:
         await self._pool.execute(queries.RELEASE_IDEMPOTENCY_KEY, app_id, key)
 
 
-async def run_idempotent(
-    request: Request[Any, Any, Any],
-    *,
-    scope: str,
-    principal: str,
-    idempotency_key: str | None,
-    operation: Callable[[str, str], Awaitable[Response[bytes]]],
-) -> Response[Any]:
-    """The HTTP side of every idempotent POST: check the key, digest the request, run once.
+class IdempotentPost:
+    """One POST under its Idempotency-Key: the key checked, the request digested, run once.
 
-    ``scope`` is whose keys these are (an app id, ``agency:<id>``, ...); ``principal``
-    goes into the digest (the patient, for an app), so the same key for another
-    principal is a different request. ``operation`` receives the key and the digest.
+    Handlers receive it by injection (``idempotent``) and call it with whose keys these
+    are and the operation; a repeat of the same request gets the first outcome.
     """
-    key = validate_idempotency_key(idempotency_key)
-    digest = request_digest(request.method, request.url.path, principal, await request.body())
 
-    async def run() -> Response[bytes]:
-        return await operation(key, digest)
+    def __init__(self, request: Request[Any, Any, Any], store: Idempotency) -> None:
+        self._request = request
+        self._store = store
 
-    idempotency: Idempotency = request.app.state.idempotency
-    return await idempotency.run(app_id=scope, key=key, digest=digest, operation=run)
+    async def __call__(
+        self,
+        *,
+        scope: str,
+        principal: str | None = None,
+        run: Callable[[str, str], Awaitable[Response[bytes]]],
+    ) -> Response[Any]:
+        """Run ``run(key, digest)`` at most once per (``scope``, key); replay its outcome.
+
+        ``scope`` is whose keys these are (an app id, ``agency:<id>``, ...); ``principal``
+        (default: the scope) goes into the digest, so the same key for another principal
+        is a different request (the patient, for an app).
+        """
+        key = validate_idempotency_key(self._key_header())
+        request = self._request
+        digest = request_digest(
+            request.method, request.url.path, principal or scope, await request.body()
+        )
+        return await self._store.run(
+            app_id=scope, key=key, digest=digest, operation=lambda: run(key, digest)
+        )
+
+    async def answer(
+        self,
+        *,
+        scope: str,
+        status: int,
+        run: Callable[[str, str], Awaitable[Any]],
+        location: Callable[[Any], str] | None = None,
+        principal: str | None = None,
+    ) -> Response[Any]:
+        """Like calling it, for an operation that returns a view: answered as JSON, ``status``."""
+
+        async def respond(key: str, digest: str) -> Response[bytes]:
+            view = await run(key, digest)
+            return json_response(view, status, location(view) if location else None)
+
+        return await self(scope=scope, principal=principal, run=respond)
+
+    def _key_header(self) -> str | None:
+        values = self._request.headers.getall("idempotency-key", [])
+        if len(values) > 1:
+            raise InvalidRequest(
+                "idempotency_key_repeated",
+                "The Idempotency-Key header is repeated",
+                "Send one Idempotency-Key.",
+            )
+        return values[0] if values else None
+
+
+@dataclasses.dataclass
+class IdempotentOperation(Operation):
+    """The OpenAPI operation of an idempotent POST: it documents the required key as enforced."""
+
+    def __post_init__(self) -> None:
+        key = Parameter(
+            name="Idempotency-Key",
+            param_in=ParamType.HEADER,
+            required=True,
+            description=(
+                "Required on every POST: 8 to 128 characters of A-Z, a-z, 0-9, '_', '.', ':' "
+                "or '-'; a repeat of the same request returns the first outcome."
+            ),
+            schema=Schema(
+                type=OpenAPIType.STRING,
+                min_length=8,
+                max_length=128,
+                pattern=IDEMPOTENCY_KEY_PATTERN.pattern,
+            ),
+        )
+        others = [p for p in self.parameters or [] if getattr(p, "name", None) != key.name]
+        self.parameters = [*others, key]
+
+
+def idempotent_post(path: str, **kwargs: Any) -> Any:
+    """``@post`` for an idempotent operation: the key documented, ``idempotent`` injected."""
+    dependencies = {
+        "idempotent": Provide(provide_idempotent_post, sync_to_thread=False),
+        **kwargs.pop("dependencies", {}),
+    }
+    return post(path, operation_class=IdempotentOperation, dependencies=dependencies, **kwargs)
+
+
+def provide_idempotent_post(
+    request: Request[Any, Any, Any], idempotency: Injected[Idempotency]
+) -> IdempotentPost:
+    """The ``idempotent`` dependency of every POST handler."""
+    return IdempotentPost(request, idempotency)

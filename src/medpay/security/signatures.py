@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 from typing import Literal
@@ -31,6 +32,8 @@ __all__ = [
     "canonical_request",
     "generate_key_pair",
     "load_public_key",
+    "parsed_key",
+    "parsed_keys",
     "sign_request",
     "signature_headers",
     "unauthorized",
@@ -71,6 +74,19 @@ def load_public_key(pem: str, algorithm: KeyAlgorithm) -> PublicKey:
     ):
         return key
     raise ValueError(f"the key is not an {algorithm} public key")
+
+
+@functools.lru_cache(maxsize=4096)
+def parsed_key(pem: str, algorithm: KeyAlgorithm) -> PublicKey:
+    """Parse each stored key once per process: parsing PEM is slower than verifying."""
+    return load_public_key(pem, algorithm)
+
+
+def parsed_keys(algorithms: list[str], pems: list[str]) -> tuple[PublicKey, ...]:
+    """A registry row's active keys (parallel arrays of algorithms and PEMs), parsed."""
+    return tuple(
+        parsed_key(pem, algorithm) for algorithm, pem in zip(algorithms, pems, strict=True)
+    )
 
 
 def verify_signature(public_key: PublicKey, signature_b64: str, message: bytes) -> bool:

@@ -8,7 +8,7 @@ applies.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
@@ -17,11 +17,30 @@ from medpay.settlement import queries
 from medpay.settlement.adapters.base import ClassifiedItem
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import asyncpg
 
-    from medpay.payments.schemas import FeeItem
+__all__ = ["CatalogueEntry", "FeeLine", "UnknownItems", "add_catalogue_entry", "classify_items"]
 
-__all__ = ["CatalogueEntry", "UnknownItems", "add_catalogue_entry", "classify_items"]
+
+class FeeLine(Protocol):
+    """A line of a bill as sent: which item, how many, at what unit price."""
+
+    @property
+    def item_code(self) -> str:
+        """med_list_codg."""
+        ...
+
+    @property
+    def quantity(self) -> int:
+        """Cnt."""
+        ...
+
+    @property
+    def unit_price_fen(self) -> int:
+        """Pric."""
+        ...
 
 
 class CatalogueEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,7 +67,7 @@ class UnknownItems(Refused):
 
 
 async def classify_items(
-    conn: asyncpg.Connection | asyncpg.Pool, treatment_area: str, items: list[FeeItem]
+    conn: asyncpg.Connection | asyncpg.Pool, treatment_area: str, items: Sequence[FeeLine]
 ) -> list[ClassifiedItem]:
     """Each item with its class, limit and share, in order; 422 for any item not listed."""
     codes = sorted({item.item_code for item in items})

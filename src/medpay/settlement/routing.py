@@ -5,19 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from medpay.errors import Refused
+from medpay.wire.national import province_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from medpay.settlement.adapters.base import ClearingAdapter
 
-__all__ = ["ProvinceDirectory", "ProvinceNotConnected", "province_of"]
-
-
-def province_of(area: str) -> str:
-    """The province of a 6-digit area: its first two digits and ``0000`` (330106 -> 330000)."""
-    assert len(area) == 6 and area.isdigit(), area
-    return area[:2] + "0000"
+__all__ = ["ProvinceDirectory", "ProvinceNotConnected"]
 
 
 class ProvinceNotConnected(Refused):

@@ -43,6 +43,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from medpay.db.pool import connection, create_pool
 from medpay.simulator import store
 from medpay.simulator.callbacks import CallbackDelivery, CallbackSender, TaskGroup
+from medpay.simulator.codes import ANSWER_MESSAGES, AnswerCode, SimulatorCode
 from medpay.simulator.config import FaultKnobs, SimulatorConfig, check_loopback_url
 from medpay.simulator.service import (
     Call,
@@ -52,7 +53,6 @@ from medpay.simulator.service import (
     process,
 )
 from medpay.wire.national import (
-    ERROR_MESSAGES,
     SIGNTYPE,
     InfCode,
     decode_input,
@@ -230,7 +230,7 @@ class SimulatorState:
         return resumed
 
     def answer(
-        self, admdvs: str, received_at: dt.datetime, infcode: InfCode, message: str | None = None
+        self, admdvs: str, received_at: dt.datetime, infcode: AnswerCode, message: str | None = None
     ) -> Response[bytes]:
         """A signed error envelope."""
         body = encode_response(
@@ -238,7 +238,7 @@ class SimulatorState:
             received_at,
             self.serial(),
             infcode=int(infcode),
-            err_msg=message or ERROR_MESSAGES[infcode],
+            err_msg=message or ANSWER_MESSAGES[infcode],
         )
         return self.signed(admdvs, body)
 
@@ -294,7 +294,7 @@ async def province_api(
             "000000",
             received_at,
             sim.serial(),
-            infcode=int(InfCode.WRONG_PROVINCE),
+            infcode=int(SimulatorCode.WRONG_PROVINCE),
             err_msg=f"province {admdvs} is not simulated here",
         )
         return Response(body, status_code=404, media_type=_JSON)
@@ -307,7 +307,7 @@ async def province_api(
         envelope = request_decoder().decode(body)
         input_builtins = msgspec.json.decode(envelope.input)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        return sim.answer(admdvs, received_at, InfCode.MALFORMED, f"malformed request: {exc}")
+        return sim.answer(admdvs, received_at, SimulatorCode.MALFORMED, f"malformed request: {exc}")
     try:
         sim.check_signature({**msgspec.structs.asdict(envelope), "input": input_builtins})
     except SignatureError as exc:
@@ -316,17 +316,20 @@ async def province_api(
         return sim.answer(
             admdvs,
             received_at,
-            InfCode.WRONG_PROVINCE,
+            SimulatorCode.WRONG_PROVINCE,
             f"insured area {envelope.insuplc_admdvs} is not in province {admdvs}",
         )
     try:
         typed_input = decode_input(envelope.infno, envelope.input)
     except KeyError:
         return sim.answer(
-            admdvs, received_at, InfCode.UNSUPPORTED_INFNO, f"infno {envelope.infno} not served"
+            admdvs,
+            received_at,
+            SimulatorCode.UNSUPPORTED_INFNO,
+            f"infno {envelope.infno} not served",
         )
     except msgspec.ValidationError as exc:
-        return sim.answer(admdvs, received_at, InfCode.MALFORMED, f"malformed input: {exc}")
+        return sim.answer(admdvs, received_at, SimulatorCode.MALFORMED, f"malformed input: {exc}")
 
     rng = sim.randoms[admdvs]
     inject_error = rng.random() < faults.error_rate  # every draw every time: reproducible

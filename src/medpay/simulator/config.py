@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from medpay.simulator.codes import GATEWAY_PROBLEMS
 from medpay.simulator.policy import Policy
 from medpay.wire.national import PROVINCES
 from medpay.wire.signing import (
@@ -51,6 +52,7 @@ __all__ = [
     "ProvinceConfig",
     "SimulatorConfig",
     "check_loopback_url",
+    "clearing_provinces",
     "default_config",
     "load_config",
     "parse_config",
@@ -227,3 +229,25 @@ def simulator_public_keys(config: SimulatorConfig) -> dict[str, str]:
             raise ValueError(f"province {province.admdvs} has no key; load the config first")
         keys[province.admdvs] = public_key_pem(load_private_key(province.private_key_pem))
     return keys
+
+
+def clearing_provinces(
+    config: SimulatorConfig, base_url: str, *, read_timeout_s: float = 10.0
+) -> list[dict[str, object]]:
+    """Every simulated province as a line of the gateway's clearing configuration (JSON).
+
+    The simulator knows its own URL layout and its finer answer codes; the gateway
+    reads only the configuration this produces, never the simulator's code.
+    """
+    base = base_url.rstrip("/")
+    return [
+        {
+            "admdvs": admdvs,
+            "kind": "national_http",
+            "url": f"{base}/provinces/{admdvs}/api",
+            "public_key_pem": pem,
+            "read_timeout_s": read_timeout_s,
+            "infcodes": dict(GATEWAY_PROBLEMS),
+        }
+        for admdvs, pem in sorted(simulator_public_keys(config).items())
+    ]

@@ -1,7 +1,7 @@
 """Sample insured persons for the simulator, and for the gateway's own person records.
 
-``sample_persons.json`` is data shared by both systems (each reads it into its own
-tables): persons insured in several provinces, employees with personal account
+``medpay/samples/persons.json`` is data shared by both systems (each reads it into its
+own tables): persons insured in several provinces, employees with personal account
 balances and residents (who have none), some eligible for medical assistance, so that
 every branch of DOMAIN.md section 3 can be exercised end to end.
 """
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SAMPLE_PERSONS", "load_sample_persons", "seed_persons", "seed_sample_persons"]
 
-SAMPLE_PERSONS = Path(__file__).parent / "sample_persons.json"
+SAMPLE_PERSONS = Path(__file__).parent.parent / "samples" / "persons.json"
 
 
 def load_sample_persons(path: str | Path = SAMPLE_PERSONS) -> list[PersonRecord]:

@@ -26,6 +26,7 @@ import msgspec
 
 from medpay.db.pool import connection
 from medpay.simulator import store
+from medpay.simulator.codes import ANSWER_MESSAGES, AnswerCode, SimulatorCode
 from medpay.simulator.policy import (
     Calculation,
     Claim,
@@ -35,7 +36,6 @@ from medpay.simulator.policy import (
     calculate,
 )
 from medpay.wire.national import (
-    ERROR_MESSAGES,
     FUND_BASIC_EMPLOYEE,
     FUND_BASIC_RESIDENT,
     FUND_CRITICAL_ILLNESS,
@@ -87,9 +87,9 @@ _CLASSES = {"01": "A", "02": "B", "03": "C"}
 class ProvinceError(Exception):
     """A refusal: answered with a negative infcode, after undoing any work."""
 
-    def __init__(self, infcode: InfCode, message: str | None = None) -> None:
+    def __init__(self, infcode: AnswerCode, message: str | None = None) -> None:
         self.infcode = infcode
-        self.message = message or ERROR_MESSAGES[infcode]
+        self.message = message or ANSWER_MESSAGES[infcode]
         super().__init__(f"{int(infcode)} {self.message}")
 
 
@@ -311,11 +311,11 @@ async def complete_async(
 def _call_of(pending: store.AsyncSettlementRow, policies: Mapping[str, Policy]) -> Call:
     policy = policies.get(pending.province)
     if policy is None:
-        raise ProvinceError(InfCode.WRONG_PROVINCE, f"province {pending.province} not served")
+        raise ProvinceError(SimulatorCode.WRONG_PROVINCE, f"province {pending.province} not served")
     try:
         typed = decode_input(pending.infno, encode(pending.input))
     except (KeyError, msgspec.ValidationError) as exc:
-        raise ProvinceError(InfCode.MALFORMED, f"malformed input: {exc}") from exc
+        raise ProvinceError(SimulatorCode.MALFORMED, f"malformed input: {exc}") from exc
     return Call(
         province=pending.province,
         policy=policy,
@@ -385,11 +385,12 @@ def _check_person(person: store.PersonRow | None, call: Call, insutype: str) -> 
         raise ProvinceError(InfCode.PERSON_UNKNOWN)
     if person.insutype != insutype:
         raise ProvinceError(
-            InfCode.PERSON_MISMATCH, f"person is insured under {person.insutype}, not {insutype}"
+            SimulatorCode.PERSON_MISMATCH,
+            f"person is insured under {person.insutype}, not {insutype}",
         )
     if person.insuplc_admdvs != call.insuplc_admdvs:
         raise ProvinceError(
-            InfCode.PERSON_MISMATCH,
+            SimulatorCode.PERSON_MISMATCH,
             f"person is insured in {person.insuplc_admdvs}, not {call.insuplc_admdvs}",
         )
     return person
@@ -506,7 +507,7 @@ async def _settle(conn: asyncpg.Connection, call: Call, serial: int) -> Settleme
         await store.get_person(conn, inp.psn_no, for_update=True), call, inp.insutype
     )
     if await store.live_settlement_for_charge(conn, inp.psn_no, inp.mdtrt_id, inp.chrg_bchno):
-        raise ProvinceError(InfCode.DUPLICATE_CHARGE)
+        raise ProvinceError(SimulatorCode.DUPLICATE_CHARGE)
     year = inp.begntime.year
     totals = await store.lock_year_totals(conn, inp.psn_no, year)
     calc = _calculate(call, inp, person, totals)

@@ -48,6 +48,8 @@ from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 
 import msgspec
 
+from medpay.clock import CHINA
+
 __all__ = [
     "CALLBACK_PATH",
     "CHINA_TZ",
@@ -101,8 +103,8 @@ __all__ = [
     "response_decoder",
 ]
 
-#: Business times on the national wire are Beijing time (UTC+8, no daylight saving).
-CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
+#: Business times on the national wire are Beijing time (medpay.clock.CHINA).
+CHINA_TZ = CHINA
 
 SIGNTYPE = "ED25519"  # stand-in for "SM2"
 INFVER = "V1.0"
@@ -160,10 +162,11 @@ PROVINCES: dict[str, str] = {
 
 
 class InfCode(enum.IntEnum):
-    """``infcode`` values: 0 success, negative an error after which nothing was done.
+    """``infcode`` values every province answers: 0 success, negative: nothing was done.
 
-    -1..-7 are the codes every province answers; -8..-12 are the simulator's finer
-    distinctions (a real province answers -1 with a message for most of them).
+    A province may answer finer negative codes of its own; the clearing configuration
+    says what each means (``ProvinceEndpoint.infcodes``), and any other negative code
+    is a province error.
     """
 
     OK = 0
@@ -174,11 +177,6 @@ class InfCode(enum.IntEnum):
     SETTLEMENT_UNKNOWN = -5  # setl_id unknown (or not this person's / visit's)
     ALREADY_REVERSED = -6  # the settlement was reversed under another msgid
     BAD_SIGNATURE = -7  # cainfo missing or not valid for any trusted key
-    MALFORMED = -8  # the envelope or input does not parse or validate
-    WRONG_PROVINCE = -9  # insuplc_admdvs belongs to another province
-    UNSUPPORTED_INFNO = -10  # transaction number not served
-    PERSON_MISMATCH = -11  # insutype / insured area disagree with the province's record
-    DUPLICATE_CHARGE = -12  # this visit's charge batch is already settled
 
 
 ERROR_MESSAGES: dict[InfCode, str] = {
@@ -189,11 +187,6 @@ ERROR_MESSAGES: dict[InfCode, str] = {
     InfCode.SETTLEMENT_UNKNOWN: "settlement unknown",
     InfCode.ALREADY_REVERSED: "settlement already reversed",
     InfCode.BAD_SIGNATURE: "signature missing or invalid",
-    InfCode.MALFORMED: "malformed request",
-    InfCode.WRONG_PROVINCE: "insured area belongs to another province",
-    InfCode.UNSUPPORTED_INFNO: "transaction not supported",
-    InfCode.PERSON_MISMATCH: "request disagrees with the person's record",
-    InfCode.DUPLICATE_CHARGE: "charge batch already settled",
 }
 
 # --- constrained scalar types ---------------------------------------------------------

@@ -38,6 +38,8 @@ from typing import Annotated, ClassVar, Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from medpay.wire.national import OutFilType
+
 __all__ = [
     "CALLBACK_MALFORMED",
     "CALLBACK_SIGNATURE_INVALID",
@@ -83,7 +85,8 @@ Bp = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
 Admdvs = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
 Scheme = Literal["employee", "resident"]
 ItemClass = Literal["A", "B", "C"]
-FilingType = Literal["long_term", "referral", "emergency", "temporary"]
+#: The filing valid on the service date, as the insured province adjusts the ratio by it.
+FilingType = OutFilType
 
 # Problem codes of a ProvinceRejected (stable; the API maps them to problem details).
 PROBLEM_PROVINCE_ERROR = "province_error"

@@ -24,17 +24,13 @@ from medpay.settlement.adapters.base import (
     CALLBACK_MALFORMED,
     CALLBACK_SIGNATURE_INVALID,
     CALLBACK_TIMESTAMP_OUT_OF_WINDOW,
-    PROBLEM_CHARGE_ALREADY_SETTLED,
     PROBLEM_FILING_REQUIRED,
     PROBLEM_MSGID_CONFLICT,
-    PROBLEM_PERSON_MISMATCH,
     PROBLEM_PERSON_UNKNOWN,
     PROBLEM_PROVINCE_ERROR,
-    PROBLEM_PROVINCE_REFUSED_REQUEST,
     PROBLEM_PROVINCE_REFUSED_SIGNATURE,
     PROBLEM_SETTLEMENT_ALREADY_REVERSED,
     PROBLEM_SETTLEMENT_UNKNOWN,
-    PROBLEM_WRONG_PROVINCE,
     CallbackRejected,
     FundPayment,
     OutcomeUnknown,
@@ -88,14 +84,14 @@ from medpay.wire.signing import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
         Ed25519PrivateKey,
         Ed25519PublicKey,
     )
 
-    from medpay.settlement.adapters.registry import ClearingConfig, ProvinceEndpoint
+    from medpay.settlement.adapters.config import ClearingConfig, ProvinceEndpoint
 
 __all__ = ["DEFAULT_TIMEOUT", "INFCODE_PROBLEMS", "NationalHttpAdapter", "new_http_client"]
 
@@ -111,19 +107,9 @@ INFCODE_PROBLEMS: dict[int, tuple[str, bool]] = {
     InfCode.SETTLEMENT_UNKNOWN: (PROBLEM_SETTLEMENT_UNKNOWN, False),
     InfCode.ALREADY_REVERSED: (PROBLEM_SETTLEMENT_ALREADY_REVERSED, False),
     InfCode.BAD_SIGNATURE: (PROBLEM_PROVINCE_REFUSED_SIGNATURE, False),
-    InfCode.MALFORMED: (PROBLEM_PROVINCE_REFUSED_REQUEST, False),
-    InfCode.WRONG_PROVINCE: (PROBLEM_WRONG_PROVINCE, False),
-    InfCode.UNSUPPORTED_INFNO: (PROBLEM_PROVINCE_REFUSED_REQUEST, False),
-    InfCode.PERSON_MISMATCH: (PROBLEM_PERSON_MISMATCH, False),
-    InfCode.DUPLICATE_CHARGE: (PROBLEM_CHARGE_ALREADY_SETTLED, False),
 }
 
 _UNKNOWN_PROBLEM = (PROBLEM_PROVINCE_ERROR, False)
-
-
-def _problem_of(infcode: int) -> str:
-    """The ``PROBLEM_*`` code of a negative infcode (unknown ones: province_error)."""
-    return INFCODE_PROBLEMS.get(infcode, _UNKNOWN_PROBLEM)[0]
 
 
 _CALLBACK_KINDS = {INFNO_SETTLE: "settlement", INFNO_REVERSE: "reversal"}
@@ -166,6 +152,7 @@ class NationalHttpAdapter:
         *,
         recer_sys_code: str = "MEDPAY",
         clock: Callable[[], dt.datetime] | None = None,
+        infcodes: Mapping[int, str] | None = None,
     ) -> None:
         if province_of(province_code) != province_code:
             raise ValueError(f"not a province code: {province_code}")
@@ -177,6 +164,11 @@ class NationalHttpAdapter:
         self._timeout = timeout
         self._recer_sys_code = recer_sys_code
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        #: The national codes, and this province's own finer ones (never retried as is).
+        self._infcodes = {
+            **INFCODE_PROBLEMS,
+            **{code: (problem, False) for code, problem in (infcodes or {}).items()},
+        }
 
     @classmethod
     def from_endpoint(
@@ -196,6 +188,7 @@ class NationalHttpAdapter:
                 pool=endpoint.connect_timeout_s,
             ),
             recer_sys_code=config.recer_sys_code,
+            infcodes=endpoint.infcodes,
         )
 
     # --- transactions -----------------------------------------------------------------------
@@ -250,7 +243,7 @@ class NationalHttpAdapter:
         elif output.ord_stas == "failed":
             if output.err_code is None or output.err_code >= 0:
                 raise self._invalid(request.msgid, "ord_stas failed without a negative err_code")
-            error_code = _problem_of(output.err_code)
+            error_code = self._problem_of(output.err_code)[0]
             message = output.err_msg or f"infcode {output.err_code}"
         return QueryResult(
             msgid=request.msgid,
@@ -310,7 +303,7 @@ class NationalHttpAdapter:
             except ProvinceResponseInvalid as exc:
                 raise self._rejected(CALLBACK_MALFORMED, exc.message) from exc
         if callback.err_code is not None:
-            error_code = _problem_of(callback.err_code)
+            error_code = self._problem_of(callback.err_code)[0]
             message = callback.err_msg or f"infcode {callback.err_code}"
         return ProvinceCallback(
             callback_id=callback.callback_id,
@@ -322,6 +315,10 @@ class NationalHttpAdapter:
             message=message,
             sent_at=sent_at,
         )
+
+    def _problem_of(self, infcode: int) -> tuple[str, bool]:
+        """The ``PROBLEM_*`` code of a negative infcode, and whether the same request may succeed."""
+        return self._infcodes.get(infcode, _UNKNOWN_PROBLEM)
 
     def _rejected(self, code: str, message: str) -> CallbackRejected:
         return CallbackRejected(code, message, province=self.province_code)
@@ -482,7 +479,7 @@ class NationalHttpAdapter:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise self._invalid(msgid, f"malformed answer: {exc}") from exc
         if answer.infcode < 0:
-            code, retryable = INFCODE_PROBLEMS.get(answer.infcode, _UNKNOWN_PROBLEM)
+            code, retryable = self._problem_of(answer.infcode)
             raise ProvinceRejected(
                 code,
                 answer.infcode,

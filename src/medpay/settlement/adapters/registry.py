@@ -8,12 +8,12 @@ line with that ``kind``; nothing else in the gateway changes (DOMAIN.md section 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
+from medpay.settlement.adapters.config import ClearingConfig, ProvinceEndpoint
 from medpay.settlement.adapters.national_http import NationalHttpAdapter
 
 if TYPE_CHECKING:
@@ -28,27 +28,7 @@ __all__ = [
     "ProvinceEndpoint",
     "build_adapters",
     "load_clearing_config",
-    "simulator_endpoints",
 ]
-
-
-class ProvinceEndpoint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One province's clearing platform: how to reach it and whom to believe."""
-
-    admdvs: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2}0000$")]
-    kind: str = "national_http"
-    url: str
-    public_key_pem: str  # verifies the province's answers and its callbacks
-    connect_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
-    read_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
-
-
-class ClearingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The gateway's clearing configuration: its own signing key and every province."""
-
-    signing_key_pem: str  # the gateway's Ed25519 private key: signs cainfo
-    provinces: list[ProvinceEndpoint]
-    recer_sys_code: str = "MEDPAY"
 
 
 class AdapterFactory(Protocol):
@@ -90,23 +70,3 @@ def build_adapters(config: ClearingConfig, client: httpx.AsyncClient) -> dict[st
 def load_clearing_config(path: str | Path) -> ClearingConfig:
     """Read a clearing configuration from a JSON file."""
     return msgspec.json.decode(Path(path).read_bytes(), type=ClearingConfig)
-
-
-def simulator_endpoints(
-    base_url: str, public_keys: Mapping[str, str], *, read_timeout_s: float = 10.0
-) -> list[ProvinceEndpoint]:
-    """Endpoints for every province the simulator at ``base_url`` serves.
-
-    ``public_keys`` is ``medpay.simulator.config.simulator_public_keys(config)``
-    (passed in, so the gateway does not import the simulator).
-    """
-    base = base_url.rstrip("/")
-    return [
-        ProvinceEndpoint(
-            admdvs=admdvs,
-            url=f"{base}/provinces/{admdvs}/api",
-            public_key_pem=pem,
-            read_timeout_s=read_timeout_s,
-        )
-        for admdvs, pem in sorted(public_keys.items())
-    ]

@@ -1,5 +1,7 @@
 """The transactional outbox: a final state's notification is written with the state.
 
+Delivering it is ``medpay.notifications``'s business; writing it belongs to the payment.
+
 A payment's final state (settled, failed, reversed) and the event telling its app
 are committed in one transaction, so a crash can neither lose the event nor send it
 for a state that was rolled back. The dispatcher delivers it afterwards.
@@ -12,7 +14,8 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from medpay.notifications import queries
+from medpay.payments import queries
+from medpay.payments.views import payment_view
 
 if TYPE_CHECKING:
     import asyncpg
@@ -38,18 +41,15 @@ async def enqueue_notification(
 
     Nothing is written for an app without a webhook URL.
     """
-    from medpay.payments.queries import PAYMENT_BY_ID
-    from medpay.payments.service import payment_view
-
     assert conn.is_in_transaction(), (
         "a notification is written in the same transaction as its state"
     )
     target = await conn.fetchrow(queries.PAYMENT_FOR_NOTIFICATION, payment_id)
     if target is None or not target["webhook_url"]:
         return
-    row = await conn.fetchrow(PAYMENT_BY_ID, payment_id)
+    row = await conn.fetchrow(queries.PAYMENT_BY_ID, payment_id)
     assert row is not None
     payload = msgspec.to_builtins(payment_view(row))
     await conn.execute(
-        queries.ENQUEUE, uuid.uuid4(), payment_id, target["app_id"], event_type, payload
+        queries.ENQUEUE_EVENT, uuid.uuid4(), payment_id, target["app_id"], event_type, payload
     )

@@ -2,8 +2,7 @@
 
 A hospital or internet hospital signs each prescription it issues with its own key,
 under ``X-Institution-Id`` and the same header scheme as patient apps, checked by
-``medpay.security.guards.institution_guard``. Kept beside prescriptions, their first
-use; they belong to the institution registry and may move there unchanged.
+``medpay.security.guards.signed_by("institution")``.
 """
 
 from __future__ import annotations
@@ -12,14 +11,19 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from medpay.channels.service import parsed_key
-from medpay.prescriptions import queries
-from medpay.security.signatures import KeyAlgorithm, PublicKey, generate_key_pair, load_public_key
+from medpay.institutions import queries
+from medpay.security.signatures import (
+    KeyAlgorithm,
+    PublicKey,
+    generate_key_pair,
+    load_public_key,
+    parsed_keys,
+)
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from medpay.institutions.service import InstitutionKind
+    from medpay.institutions.schemas import InstitutionKind
 
 __all__ = ["InstitutionSigner", "find_institution_signer", "register_institution_key"]
 
@@ -55,10 +59,7 @@ async def find_institution_signer(
         area=row["area"],
         kind=row["kind"],
         status="active",
-        keys=tuple(
-            parsed_key(pem, algorithm)
-            for algorithm, pem in zip(row["algorithms"], row["public_keys"], strict=True)
-        ),
+        keys=parsed_keys(row["algorithms"], row["public_keys"]),
     )
 
 

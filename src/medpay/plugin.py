@@ -1,0 +1,228 @@
+"""The gateway's resources as a Litestar plugin: one lifespan each, injected with ``Provide``.
+
+``on_app_init`` adds a lifespan per resource, in the order they depend on each other
+(database, outbound HTTP client, payment flow, background work). Litestar enters
+them in that order and leaves them in reverse, also when a later one fails to start,
+so nothing opened is leaked. Handlers receive what they need as typed parameters
+(``pool``, ``payment_flow``, ``provinces``, ``idempotency``, ``settings``, and the
+verified ``caller`` and ``patient``); none reaches into ``app.state`` itself.
+
+HTTP wiring: may import every layer below it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import httpx
+from litestar.di import Provide
+from litestar.plugins import InitPluginProtocol
+
+from medpay.channels.service import find_app
+from medpay.config import Settings
+from medpay.db.pool import create_pool
+from medpay.institutions.keys import find_institution_signer
+from medpay.notifications.dispatcher import NotificationDispatcher
+from medpay.parties.service import find_agency, find_operator
+from medpay.payments.resolver import PaymentResolver
+from medpay.payments.service import PaymentFlow
+from medpay.security import queries as security_queries
+from medpay.security.guards import (
+    GATEKEEPER_STATE_KEY,
+    Gatekeeper,
+    provide_caller,
+    provide_patient,
+)
+from medpay.security.idempotency import Idempotency
+from medpay.security.identity import IdentityVerifier
+from medpay.settlement.adapters.national_http import new_http_client
+from medpay.settlement.adapters.registry import build_adapters
+from medpay.settlement.routing import ProvinceDirectory
+from medpay.wire.signing import load_private_key
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from litestar import Litestar
+    from litestar.config.app import AppConfig
+
+    from medpay.settlement.adapters.config import ClearingConfig
+
+__all__ = ["GatewayPlugin", "GatewayResources", "resources_of"]
+
+_log = logging.getLogger("medpay")
+HOUSEKEEPING_INTERVAL_SECONDS = 600
+_RESOURCES = "resources"
+
+
+class GatewayResources:
+    """What the lifespans opened; an attribute is set once its lifespan has entered."""
+
+    pool: asyncpg.Pool
+    http_client: httpx.AsyncClient
+    idempotency: Idempotency
+    provinces: ProvinceDirectory
+    payment_flow: PaymentFlow
+    resolver: PaymentResolver
+
+
+def resources_of(app: Litestar) -> GatewayResources:
+    """The resources of a running gateway (for the CLI, scripts and tests)."""
+    resources: GatewayResources = app.state[_RESOURCES]
+    return resources
+
+
+class GatewayPlugin(InitPluginProtocol):
+    """Opens and closes the gateway's resources and provides them to handlers."""
+
+    def __init__(self, settings: Settings, clearing: ClearingConfig | None) -> None:
+        assert settings.database_url, "the CLI starts a database before the gateway"
+        self._settings = settings
+        self._clearing = clearing
+        self._resources = GatewayResources()
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Add the lifespans and the dependencies."""
+        app_config.state[_RESOURCES] = self._resources
+        app_config.lifespan = [
+            *app_config.lifespan,
+            self._database,
+            self._http_client,
+            self._payment_flow,
+            self._background_work,
+        ]
+        providers: dict[str, Callable[..., Any]] = {
+            "settings": self._provide_settings,
+            "pool": self._provide_pool,
+            "idempotency": self._provide_idempotency,
+            "provinces": self._provide_provinces,
+            "payment_flow": self._provide_payment_flow,
+            "caller": provide_caller,
+            "patient": provide_patient,
+        }
+        app_config.dependencies = {
+            **app_config.dependencies,
+            **{name: Provide(f, sync_to_thread=False) for name, f in providers.items()},
+        }
+        return app_config
+
+    # Providers: read when a request needs them, after the lifespans have run.
+
+    def _provide_settings(self) -> Settings:
+        return self._settings
+
+    def _provide_pool(self) -> asyncpg.Pool:
+        return self._resources.pool
+
+    def _provide_idempotency(self) -> Idempotency:
+        return self._resources.idempotency
+
+    def _provide_provinces(self) -> ProvinceDirectory:
+        return self._resources.provinces
+
+    def _provide_payment_flow(self) -> PaymentFlow:
+        return self._resources.payment_flow
+
+    @contextlib.asynccontextmanager
+    async def _database(self, app: Litestar) -> AsyncIterator[None]:
+        """The pool, and what needs only the pool: the idempotency store, the guards' gate."""
+        settings = self._settings
+        assert settings.database_url is not None
+        pool = await create_pool(
+            settings.database_url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            application_name="medpay-gateway",
+        )
+        try:
+            self._resources.pool = pool
+            self._resources.idempotency = Idempotency(
+                pool,
+                retention_hours=settings.idempotency_retention_hours,
+                lock_seconds=settings.idempotency_lock_seconds,
+            )
+            app.state[GATEKEEPER_STATE_KEY] = Gatekeeper(
+                pool,
+                lookups={
+                    "app": find_app,
+                    "agency": find_agency,
+                    "operator": find_operator,
+                    "institution": find_institution_signer,
+                },
+                identity=IdentityVerifier(
+                    settings.identity_issuers,
+                    settings.identity_audience,
+                    settings.identity_leeway_seconds,
+                ),
+                signature_window_seconds=settings.signature_window_seconds,
+            )
+            yield
+        finally:
+            await pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _http_client(self, _app: Litestar) -> AsyncIterator[None]:
+        """One pooled outbound client for every province and webhook."""
+        client = new_http_client()
+        try:
+            self._resources.http_client = client
+            yield
+        finally:
+            await client.aclose()
+
+    @contextlib.asynccontextmanager
+    async def _payment_flow(self, _app: Litestar) -> AsyncIterator[None]:
+        """The province directory (one adapter per province), the flow and its resolver."""
+        resources, settings = self._resources, self._settings
+        adapters = build_adapters(self._clearing, resources.http_client) if self._clearing else {}
+        resources.provinces = ProvinceDirectory(adapters)
+        resources.payment_flow = PaymentFlow(
+            resources.pool, resources.provinces, settle_grace_seconds=settings.settle_grace_seconds
+        )
+        resources.resolver = PaymentResolver(
+            resources.pool,
+            resources.payment_flow,
+            interval_seconds=settings.worker_interval_seconds,
+        )
+        yield
+
+    @contextlib.asynccontextmanager
+    async def _background_work(self, _app: Litestar) -> AsyncIterator[None]:
+        """Housekeeping always; the resolver and the notification dispatcher when configured."""
+        resources, settings = self._resources, self._settings
+        work = [_housekeeping(resources.pool, settings)]
+        if settings.background_workers:
+            work.append(resources.resolver.run_forever())
+            if self._clearing is not None:
+                dispatcher = NotificationDispatcher(
+                    resources.pool,
+                    resources.http_client,
+                    load_private_key(self._clearing.signing_key_pem),
+                    interval_seconds=settings.worker_interval_seconds,
+                )
+                work.append(dispatcher.run_forever())
+        tasks = [asyncio.create_task(job) for job in work]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+async def _housekeeping(pool: asyncpg.Pool, settings: Settings) -> None:
+    """Forget nonces past any valid window and idempotency keys past retention."""
+    nonce_horizon = float(2 * settings.signature_window_seconds + 60)
+    while True:
+        try:
+            await pool.execute(security_queries.PURGE_OLD_NONCES, nonce_horizon)
+            await pool.execute(security_queries.PURGE_EXPIRED_IDEMPOTENCY_KEYS)
+        except Exception:  # a passing database error must not stop housekeeping
+            _log.exception("housekeeping failed; will try again")
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)
