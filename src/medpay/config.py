@@ -1,13 +1,18 @@
-"""Settings, read once from the environment into a frozen Struct."""
+"""Settings, read once from the environment into a frozen Struct: one variable per field.
+
+Foundation module: imports nothing of medpay.
+"""
 
 from __future__ import annotations
 
 import os
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
-__all__ = ["IdentityIssuer", "Settings", "load_settings"]
+__all__ = ["IdentityIssuer", "Settings", "environment_variable", "load_settings"]
 
 
 class IdentityIssuer(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,42 +63,40 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return Path(self.data_dir)
 
 
-def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
-    """Read ``MEDPAY_*`` variables (and ``DATABASE_URL``) once; ``overrides`` win.
+def environment_variable(field: str) -> str:
+    """The variable that sets ``field``: ``MEDPAY_<FIELD>`` (``DATABASE_URL`` for the database)."""
+    return "DATABASE_URL" if field == "database_url" else f"MEDPAY_{field.upper()}"
 
-    ``MEDPAY_IDENTITY_ISSUERS`` is a JSON list of ``{"issuer", "public_key_pem"}``;
-    without it the development issuer in the data folder is trusted (see
-    ``medpay tokens issue``).
+
+def _is_scalar(annotation: object) -> bool:
+    """Whether a field is text, a number or a flag (else its variable holds JSON)."""
+    scalars = (str, int, float, bool, type(None))
+    return annotation in scalars or all(arg in scalars for arg in typing.get_args(annotation))
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read every field of :class:`Settings` from its environment variable once; ``overrides`` win.
+
+    Text, numbers and flags convert laxly (``"8080"``, ``"2.5"``, ``"true"``/``"0"``);
+    structured fields hold JSON, e.g. ``MEDPAY_IDENTITY_ISSUERS`` is a list of
+    ``{"issuer", "public_key_pem"}``. An empty variable counts as unset. Without
+    issuers the development issuer in the data folder is trusted (``medpay tokens``).
+
+    Raises:
+        ValueError: a variable that does not convert to its field, naming both.
     """
     env = os.environ if environ is None else environ
     values: dict[str, object] = {}
-    if env.get("DATABASE_URL"):
-        values["database_url"] = env["DATABASE_URL"]
-    for field, cast in (
-        ("data_dir", str),
-        ("host", str),
-        ("port", int),
-        ("signature_window_seconds", int),
-        ("max_request_bytes", int),
-        ("identity_audience", str),
-        ("idempotency_retention_hours", int),
-        ("pool_max_size", int),
-        ("clearing_config_file", str),
-        ("worker_interval_seconds", float),
-        ("settle_grace_seconds", float),
-    ):
-        raw = env.get(f"MEDPAY_{field.upper()}")
-        if raw:
-            values[field] = cast(raw)
-    if env.get("MEDPAY_BACKGROUND_WORKERS"):
-        values["background_workers"] = env["MEDPAY_BACKGROUND_WORKERS"].lower() in (
-            "1",
-            "true",
-            "yes",
-        )
-    if env.get("MEDPAY_IDENTITY_ISSUERS"):
-        values["identity_issuers"] = msgspec.json.decode(
-            env["MEDPAY_IDENTITY_ISSUERS"], type=tuple[IdentityIssuer, ...]
-        )
+    for field in msgspec.structs.fields(Settings):
+        raw = env.get(environment_variable(field.name))
+        if not raw:
+            continue
+        try:
+            values[field.name] = raw if _is_scalar(field.type) else msgspec.json.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"{environment_variable(field.name)} is not JSON: {exc}") from exc
     values.update(overrides)
-    return msgspec.convert(values, Settings)
+    try:
+        return msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"bad setting: {exc}") from exc
