@@ -1,4 +1,7 @@
-"""Electronic prescriptions: issued by a designated institution, redeemed once (DOMAIN.md section 4)."""
+"""Electronic prescriptions: issued by a designated institution, redeemed once (DOMAIN.md 4).
+
+Layer: registries. May import the other registries (institutions), security and the foundations.
+"""
 
 from __future__ import annotations
 
