@@ -3,8 +3,10 @@
 With ``DATABASE_URL`` set, tests use that server (it must allow CREATE DATABASE);
 otherwise an embedded server is started in a temporary folder and stopped by its pid
 at the end of the run, pass or fail. Each test gets its own database cloned from a
-migrated template (``CREATE DATABASE ... TEMPLATE``), which is much faster than
-migrating per test and isolates tests completely.
+migrated template (``CREATE DATABASE ... TEMPLATE ... STRATEGY FILE_COPY``: a file
+copy of a 10 MB template, about three times faster than the WAL-logged default),
+which isolates tests completely. Under pytest-xdist every worker has its own server
+(or, with ``DATABASE_URL``, its own template), so workers never meet.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from medpay.db.embedded import EmbeddedPostgres
 from medpay.db.migrate import GATEWAY_MIGRATIONS, apply_migrations
 from medpay.db.pool import create_pool
 
-TEMPLATE = "medpay_template"
+#: One template per xdist worker ("gw0", "gw1", ...; "main" without xdist).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+TEMPLATE = f"medpay_template_{WORKER}"
 _counter = itertools.count()
 
 
@@ -96,39 +100,53 @@ async def _seed(dsn: str) -> None:
 
 
 class DatabaseFactory:
-    """Clones of the template made ahead of time, so a test never waits for CREATE DATABASE.
+    """Clones of the template made ahead of time, so a test rarely waits for CREATE DATABASE.
 
-    Cloning takes about 0.3 s on this server whatever the strategy; a background task
-    keeps the next clone ready while the current test runs, and drops used ones.
+    A clone takes 80 to 250 ms here, mostly waiting for the server's checkpoint; three
+    made at once take little more than one. So ``makers`` tasks, each on its own
+    connection, keep ``ready`` clones queued, and another drops the used ones.
     """
 
-    def __init__(self, server_dsn: str, template: str, ready: int = 2) -> None:
+    def __init__(self, server_dsn: str, template: str, *, makers: int = 3, ready: int = 4) -> None:
         self._server_dsn = server_dsn
         self._template = template
+        self._makers = makers
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=ready)
         self._to_drop: asyncio.Queue[str] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._work(), name="test-database-factory")
+        self._tasks = [
+            asyncio.create_task(self._make(), name=f"test-database-maker-{n}")
+            for n in range(self._makers)
+        ]
+        self._tasks.append(asyncio.create_task(self._drop(), name="test-database-dropper"))
 
-    async def _work(self) -> None:
+    async def _make(self) -> None:
         admin = await asyncpg.connect(self._server_dsn)
         try:
             while True:
-                while not self._to_drop.empty():
-                    await admin.execute(
-                        f"DROP DATABASE IF EXISTS {self._to_drop.get_nowait()} WITH (FORCE)"
-                    )
-                name = f"medpay_test_{os.getpid()}_{next(_counter)}"
-                await admin.execute(f"CREATE DATABASE {name} TEMPLATE {self._template}")
+                name = f"medpay_test_{WORKER}_{os.getpid()}_{next(_counter)}"
+                await admin.execute(
+                    f"CREATE DATABASE {name} TEMPLATE {self._template} STRATEGY FILE_COPY"
+                )
                 await self._queue.put(name)
         finally:
             await admin.close()
 
+    async def _drop(self) -> None:
+        admin = await asyncpg.connect(self._server_dsn)
+        try:
+            while True:
+                name = await self._to_drop.get()
+                await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await admin.close()
+
     async def take(self) -> str:
-        if self._task is not None and self._task.done():
-            self._task.result()  # surface the factory's error
+        for task in self._tasks:
+            if task.done():
+                task.result()  # surface a maker's error
         return _with_database(
             self._server_dsn, await asyncio.wait_for(self._queue.get(), timeout=60)
         )
@@ -137,10 +155,11 @@ class DatabaseFactory:
         self._to_drop.put_nowait(urlsplit(dsn).path.lstrip("/"))
 
     async def stop(self) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         leftovers = [*(self._queue.get_nowait() for _ in range(self._queue.qsize()))]
         leftovers += [self._to_drop.get_nowait() for _ in range(self._to_drop.qsize())]
         admin = await asyncpg.connect(self._server_dsn)

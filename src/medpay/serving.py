@@ -50,7 +50,51 @@ class ServerStartError(RuntimeError):
 
 
 class _InProcessServer(uvicorn.Server):
-    """uvicorn without its signal handlers, and with a startup failure as an exception."""
+    """uvicorn without its signal handlers, with a startup failure as an exception, and quick to stop.
+
+    uvicorn polls for its exit flag every 0.1 s and waits on fixed 0.1 s sleeps while
+    shutting down: 0.3 s a stop, which the test suite pays twice per test. Here the
+    main loop wakes on :meth:`request_exit` and the shutdown polls at 10 ms; what is
+    waited for is unchanged (connections closed, tasks done, the lifespan's shutdown).
+    """
+
+    _POLL_S = 0.01
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._exit = asyncio.Event()
+
+    def request_exit(self) -> None:
+        """Stop accepting and shut down (what ``should_exit`` does, without the wait)."""
+        self.should_exit = True
+        self._exit.set()
+
+    async def main_loop(self) -> None:
+        """Run until asked to exit; refresh the Date header once a second meanwhile."""
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 10) % 864000  # on_tick's once-a-second work runs every call
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exit.wait(), timeout=1.0)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown, polling at 10 ms instead of 100 ms."""
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        try:
+            async with asyncio.timeout(self.config.timeout_graceful_shutdown):
+                while self.server_state.connections or self.server_state.tasks:
+                    await asyncio.sleep(self._POLL_S)
+        except TimeoutError:
+            for task in self.server_state.tasks:
+                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        for server in self.servers:
+            await server.wait_closed()
+        await self.lifespan.shutdown()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -88,7 +132,7 @@ class RunningServer:
 
     async def stop(self) -> None:
         """Stop accepting, finish or cancel requests in flight (bounded), run the shutdown."""
-        self._server.should_exit = True
+        self._server.request_exit()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
