@@ -200,6 +200,14 @@ def test_base64_signature_round_trip(key) -> None:
     gm.verify_base64(key.public_key(), signature, b"message", encoding="raw")
 
 
+def test_an_unknown_signature_encoding_is_a_programming_error(key) -> None:
+    with pytest.raises(ValueError, match="'der' or 'raw'") as raised:
+        gm.verify(key.public_key(), gm.sign(key, b"m"), b"m", encoding="DER")  # type: ignore[arg-type]
+    assert not isinstance(raised.value, gm.GmError)
+    with pytest.raises(ValueError, match="'der' or 'raw'"):
+        gm.sign(key, b"m", encoding="asn1")  # type: ignore[arg-type]
+
+
 def test_signatures_are_randomised(key) -> None:
     assert gm.sign(key, b"m") != gm.sign(key, b"m")
 

@@ -29,7 +29,7 @@ Written here rather than taken from a library, and why:
   prehashed signer (an HSM).
 * Range checks on keys (1 <= d <= n - 2, GB/T 32918.1 section 6.1: signing needs the
   inverse of 1 + d) and on r, s (1 <= r, s <= n - 1) before the native call: tongsuopy
-  accepts d = n - 1 and d >= n, and answers malformed signatures with an
+  accepts d = n - 1 and values above n, and answers malformed signatures with an
   ``InternalError`` instead of ``InvalidSignature``. DER itself is parsed and written
   by ``cryptography`` (strict DER).
 
@@ -362,10 +362,16 @@ def signature_raw_to_der(signature: bytes) -> bytes:
     return encode_dss_signature(r, s)
 
 
+def _check_encoding(encoding: str) -> None:
+    if encoding not in ("der", "raw"):
+        raise ValueError(f"signature encoding must be 'der' or 'raw', not {encoding!r}")
+
+
 def sign(
     private_key: Sm2PrivateKey, message: bytes, *, encoding: SignatureEncoding = "der"
 ) -> bytes:
     """SM2 signature with SM3 of ``message`` under the default user id."""
+    _check_encoding(encoding)
     der = bytes(private_key._key.sign(message, _SM3_WITH_SM2))
     return der if encoding == "der" else signature_der_to_raw(der)
 
@@ -382,6 +388,7 @@ def verify(
     Raises:
         GmError: the signature is malformed or does not verify.
     """
+    _check_encoding(encoding)
     if not isinstance(signature, bytes):
         raise GmError("signature must be bytes")
     if encoding == "raw":
