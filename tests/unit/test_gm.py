@@ -273,6 +273,9 @@ def test_signature_that_is_not_bytes_is_refused(key) -> None:
         gm.verify(key.public_key(), "3045", b"m")  # type: ignore[arg-type]
 
 
+_PROPERTY_KEY = gm.generate_private_key()
+
+
 @given(signature=st.binary(max_size=80), message=st.binary(max_size=64))
 def test_arbitrary_der_bytes_either_verify_or_raise_gm_error(signature, message) -> None:
     public = _PROPERTY_KEY.public_key()
@@ -296,9 +299,6 @@ def test_arbitrary_base64_text_either_verifies_or_raises_gm_error(text) -> None:
         gm.verify_base64(_PROPERTY_KEY.public_key(), text, b"m", encoding="raw")
     except gm.GmError:
         pass
-
-
-_PROPERTY_KEY = gm.generate_private_key()
 
 
 # --- keys -----------------------------------------------------------------------------------

@@ -293,6 +293,9 @@ def test_enc_data_replaced_by_other_data_under_the_same_key_is_refused() -> None
         _open(_replace(envelope, encData=forged))
 
 
+_SEALED = _seal()
+
+
 @given(position=st.integers(min_value=0), digit=st.sampled_from("0123456789ABCDEF"))
 @settings(max_examples=60)
 def test_any_change_to_enc_data_is_refused(position, digit) -> None:
@@ -303,9 +306,6 @@ def test_any_change_to_enc_data_is_refused(position, digit) -> None:
     changed = envelope.encData[:position] + digit + envelope.encData[position + 1 :]
     with pytest.raises(mobile.EnvelopeError):
         _open(_replace(envelope, encData=changed))
-
-
-_SEALED = _seal()
 
 
 @pytest.mark.parametrize(
