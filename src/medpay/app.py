@@ -10,14 +10,14 @@ import msgspec
 from litestar import Litestar, get
 
 from medpay.callbacks.routes import receive_callback
-from medpay.filings.routes import FilingController
+from medpay.filings.routes import filings_router
 from medpay.http import Injected
 from medpay.http.openapi import openapi_config
 from medpay.http.problems import exception_handlers
-from medpay.institutions.routes import InstitutionController
+from medpay.institutions.routes import institutions_router
 from medpay.payments.routes import PaymentController
 from medpay.plugin import GatewayPlugin
-from medpay.prescriptions.routes import PrescriptionController
+from medpay.prescriptions.routes import prescriptions_router
 from medpay.relationships.routes import relationships_router
 from medpay.settlement.adapters.config import ClearingConfig
 from medpay.settlement.adapters.registry import load_clearing_config
@@ -66,9 +66,9 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
             health,
             receive_callback,
             PaymentController,
-            PrescriptionController,
-            FilingController,
-            InstitutionController,
+            prescriptions_router,
+            filings_router,
+            institutions_router,
             relationships_router,
         ],
         plugins=[GatewayPlugin(settings, clearing)],

@@ -6,7 +6,8 @@ default); what we answer omits defaults. Encoders and decoders are built once.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable
+from typing import Annotated, Any, Protocol, TypeVar
 
 import msgspec
 
@@ -18,9 +19,33 @@ __all__ = [
     "ItemCode",
     "PrescriptionId",
     "Quantity",
+    "Row",
     "SafeText",
     "UnitPriceFen",
+    "view_of",
 ]
+
+
+AnswerT = TypeVar("AnswerT", bound=msgspec.Struct)
+
+
+class Row(Protocol):
+    """A database row by column name (an asyncpg Record, or a mapping)."""
+
+    def keys(self) -> Iterable[str]:
+        """The column names."""
+        ...
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def view_of(row: Row, view: type[AnswerT], **fields: Any) -> AnswerT:
+    """A database row (and ``fields`` computed beside it) as an answer, by field name.
+
+    msgspec converts and checks each field, so a view never needs a hand-written copy
+    of its columns; a column the view does not have is ignored.
+    """
+    return msgspec.convert({key: row[key] for key in row.keys()} | fields, view)
 
 
 class ApiRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from medpay.security.queries import WITH_ACTIVE_KEYS
+
 __all__ = ["ADD_KEY", "APP_WITH_ACTIVE_KEYS", "INSERT_APP", "SET_STATUS", "SET_WEBHOOK"]
 
 INSERT_APP = """
@@ -14,15 +16,9 @@ INSERT INTO app_keys (app_id, algorithm, public_key_pem) VALUES ($1, $2, $3)
 RETURNING key_id
 """
 
-APP_WITH_ACTIVE_KEYS = """
-SELECT a.app_id, a.name, a.status, a.webhook_url,
-       coalesce(array_agg(k.algorithm ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{}') AS algorithms,
-       coalesce(array_agg(k.public_key_pem ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{}') AS public_keys
-  FROM apps a
-  LEFT JOIN app_keys k ON k.app_id = a.app_id AND k.status = 'active'
- WHERE a.app_id = $1
- GROUP BY a.app_id
-"""
+APP_WITH_ACTIVE_KEYS = WITH_ACTIVE_KEYS.format(
+    columns="t.app_id, t.name, t.status, t.webhook_url", table="apps", keys="app_keys", id="app_id"
+)
 
 SET_STATUS = "UPDATE apps SET status = $2, updated_at = now() WHERE app_id = $1 RETURNING app_id"
 SET_WEBHOOK = (

@@ -17,9 +17,8 @@ from medpay.db.pool import transaction
 from medpay.security.signatures import (
     KeyAlgorithm,
     PublicKey,
-    generate_key_pair,
-    load_public_key,
     parsed_keys,
+    registered_key_pair,
 )
 
 if TYPE_CHECKING:
@@ -66,11 +65,7 @@ async def register_app(
     public_key_pem: str | None = None,
 ) -> RegisteredApp:
     """Register an app; without ``public_key_pem`` a development key pair is made for it."""
-    private_pem = ""
-    if public_key_pem is None:
-        private_pem, public_key_pem = generate_key_pair(algorithm)
-    else:
-        load_public_key(public_key_pem, algorithm)  # refuse a key of the wrong kind now
+    private_pem, public_key_pem = registered_key_pair(algorithm, public_key_pem)
     app_id = app_id or f"app_{secrets.token_hex(8)}"
     async with transaction(conn) as tx:
         await tx.execute(queries.INSERT_APP, app_id, name)

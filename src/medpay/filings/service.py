@@ -50,6 +50,8 @@ from medpay.filings.schemas import (
 from medpay.wire.national import PROVINCES, OutFilType, province_of
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from medpay.parties.service import SigningParty
 
 __all__ = [
@@ -332,13 +334,9 @@ async def change_filing(
 ) -> FilingView:
     """Change a filing's area, type (within its class) or dates; the old version stays readable."""
     today = today or china_today()
-    filer = _filer(agency, idempotency_key)
     _check_days(change.valid_from, change.valid_until)
-    async with transaction(pool) as tx:
-        if (earlier := await _earlier_effect(tx, filer)) is not None:
-            return earlier
-        row = await _own_filing(tx, filing_id, filer)
-        _check_unlocked(row, today)
+
+    def version(row: asyncpg.Record) -> tuple[object, ...]:
         kind: FilingKind = change.filing_type or row["filing_type"]
         if filing_class(kind) != row["filing_class"]:
             raise _invalid(
@@ -349,27 +347,18 @@ async def change_filing(
         treatment_area = change.treatment_area or row["treatment_area"]
         valid_from = change.valid_from or row["valid_from"]
         valid_until = _period(kind, valid_from, change.valid_until or row["valid_until"], today)
-        if (treatment_area, kind, valid_from, valid_until) == (
+        unchanged = (
             row["treatment_area"],
             row["filing_type"],
             row["valid_from"],
             row["valid_until"],
-        ):
+        )
+        if (treatment_area, kind, valid_from, valid_until) == unchanged:
             raise _invalid("filing_change_empty", "The change changes nothing")
         _check_areas(row["insured_area"], treatment_area)
-        written = await _write(
-            tx,
-            queries.CHANGE_FILING,
-            row["filing_id"],
-            treatment_area,
-            kind,
-            valid_from,
-            valid_until,
-            change.reason,
-            filer.agency_id,
-            filer.idempotency_key,
-        )
-        return await _view(tx, written)
+        return (queries.CHANGE_FILING, treatment_area, kind, valid_from, valid_until, change.reason)
+
+    return await _amend(pool, filing_id, _filer(agency, idempotency_key), today, version)
 
 
 async def cancel_filing(
@@ -392,25 +381,40 @@ async def cancel_filing(
             "A cancellation takes effect today or later",
             "Settlements already made under a filing stay as they were.",
         )
-    async with transaction(pool) as tx:
-        if (earlier := await _earlier_effect(tx, filer)) is not None:
-            return earlier
-        row = await _own_filing(tx, filing_id, filer)
-        _check_unlocked(row, today)
+
+    def version(row: asyncpg.Record) -> tuple[object, ...]:
         if row["valid_until"] is not None and effective >= row["valid_until"]:
             raise _invalid(
                 "filing_already_ends",
                 "The filing ends on its own before the cancellation would take effect",
                 f"It is valid until {row['valid_until'].isoformat()} (exclusive).",
             )
+        # Cancelled before it starts: withdrawn, never in force.
+        return (queries.CANCEL_FILING, max(effective, row["valid_from"]), cancellation.reason)
+
+    return await _amend(pool, filing_id, filer, today, version)
+
+
+async def _amend(
+    pool: _Source,
+    filing_id: str,
+    filer: _Filer,
+    today: dt.date,
+    version: Callable[[asyncpg.Record], tuple[object, ...]],
+) -> FilingView:
+    """Write the next version of one of the agency's own filings, once per Idempotency-Key.
+
+    ``version`` checks the filing as it stands and returns the statement that writes
+    the new version with its own arguments (the filing, the agency and the key follow).
+    """
+    async with transaction(pool) as tx:
+        if (earlier := await _earlier_effect(tx, filer)) is not None:
+            return earlier
+        row = await _own_filing(tx, filing_id, filer)
+        _check_unlocked(row, today)
+        query, *args = version(row)
         written = await _write(
-            tx,
-            queries.CANCEL_FILING,
-            row["filing_id"],
-            max(effective, row["valid_from"]),  # before it starts: withdrawn, never in force
-            cancellation.reason,
-            filer.agency_id,
-            filer.idempotency_key,
+            tx, str(query), row["filing_id"], *args, filer.agency_id, filer.idempotency_key
         )
         return await _view(tx, written)
 

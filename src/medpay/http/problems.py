@@ -138,6 +138,29 @@ _HTTP_CODES = {
 }
 
 
+def _answer(
+    request: Request[Any, Any, Any],
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    """A problem about ``request`` that no domain error carried."""
+    problem = Problem(
+        type=PROBLEM_TYPE_BASE + code,
+        title=title,
+        status=status,
+        code=code,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+    )
+    return problem_response(problem, headers)
+
+
 def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
     code, title = _HTTP_CODES.get(status, ("http_error", "HTTP error"))
@@ -150,30 +173,14 @@ def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> R
         extra = exc.extra if isinstance(exc.extra, list) else None
         errors = [dict(e) for e in extra if isinstance(e, dict)] if extra else None
         detail = "; ".join(str(e.get("message")) for e in errors or []) or detail
-    problem = Problem(
-        type=PROBLEM_TYPE_BASE + code,
-        title=title,
-        status=status,
-        code=code,
-        detail=detail,
-        instance=request.url.path,
-        errors=errors,
-    )
     headers = dict(exc.headers) if exc.headers else None
-    return problem_response(problem, headers)
+    return _answer(request, status, code, title, detail, errors=errors, headers=headers)
 
 
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     _log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    problem = Problem(
-        type=PROBLEM_TYPE_BASE + "internal_error",
-        title="Internal error",
-        status=500,
-        code="internal_error",
-        detail="The request could not be completed; nothing was changed that cannot be retried.",
-        instance=request.url.path,
-    )
-    return problem_response(problem)
+    detail = "The request could not be completed; nothing was changed that cannot be retried."
+    return _answer(request, 500, "internal_error", "Internal error", detail)
 
 
 def _on_unrepresentable_text(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -181,15 +188,8 @@ def _on_unrepresentable_text(request: Request[Any, Any, Any], exc: Exception) ->
 
     The query's transaction has rolled back, so nothing was half-written.
     """
-    problem = Problem(
-        type=PROBLEM_TYPE_BASE + "request_invalid",
-        title="The request is not valid",
-        status=400,
-        code="request_invalid",
-        detail="The request contains characters that cannot be stored (such as NUL).",
-        instance=request.url.path,
-    )
-    return problem_response(problem)
+    detail = "The request contains characters that cannot be stored (such as NUL)."
+    return _answer(request, 400, "request_invalid", "The request is not valid", detail)
 
 
 exception_handlers: dict[type[Exception] | int, Any] = {

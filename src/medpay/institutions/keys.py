@@ -15,9 +15,8 @@ from medpay.institutions import queries
 from medpay.security.signatures import (
     KeyAlgorithm,
     PublicKey,
-    generate_key_pair,
-    load_public_key,
     parsed_keys,
+    registered_key_pair,
 )
 
 if TYPE_CHECKING:
@@ -39,6 +38,11 @@ class InstitutionSigner(msgspec.Struct, frozen=True, kw_only=True):
     #: DOMAIN.md section 4) belongs to the institution registry's agreements.
     status: Literal["active", "suspended"]
     keys: tuple[PublicKey, ...]
+
+    @property
+    def scope(self) -> str:
+        """Whose Idempotency-Keys these are: ``institution:<fixmedins_code>``."""
+        return f"institution:{self.institution_code}"
 
     @property
     def may_prescribe(self) -> bool:
@@ -74,11 +78,7 @@ async def register_institution_key(
     Without ``public_key_pem`` a development key pair is made (for dev and tests); with
     one, the private half is not ours and comes back empty.
     """
-    private_pem = ""
-    if public_key_pem is None:
-        private_pem, public_key_pem = generate_key_pair(algorithm)
-    else:
-        load_public_key(public_key_pem, algorithm)  # refuse a key of the wrong kind now
+    private_pem, public_key_pem = registered_key_pair(algorithm, public_key_pem)
     if await conn.fetchval(queries.INSTITUTION_EXISTS, code) is None:
         raise LookupError(f"{code} is not a registered institution")
     await conn.execute(queries.ADD_INSTITUTION_KEY, code, algorithm, public_key_pem)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from medpay.security.queries import WITH_ACTIVE_KEYS
+
 __all__ = [
     "ADD_INSTITUTION_KEY",
     "AGREEMENTS_OF_INSTITUTION",
@@ -166,7 +168,7 @@ SELECT e.event_id, e.agreement_id, e.event, e.effective_from, e.valid_until, e.r
  ORDER BY e.event_id
 """
 
-# --- institution keys (they sign e-prescriptions) -----------------------------------------------------------------------
+# --- institution keys (they sign e-prescriptions) ------------------------------------------
 
 INSTITUTION_EXISTS = "SELECT 1 FROM institutions WHERE institution_code = $1"
 
@@ -175,12 +177,9 @@ INSERT INTO institution_keys (institution_code, algorithm, public_key_pem) VALUE
 RETURNING key_id
 """
 
-INSTITUTION_WITH_ACTIVE_KEYS = """
-SELECT i.institution_code, i.name, i.area, i.kind,
-       coalesce(array_agg(k.algorithm ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{}') AS algorithms,
-       coalesce(array_agg(k.public_key_pem ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{}') AS public_keys
-  FROM institutions i
-  LEFT JOIN institution_keys k ON k.institution_code = i.institution_code AND k.status = 'active'
- WHERE i.institution_code = $1
- GROUP BY i.institution_code
-"""
+INSTITUTION_WITH_ACTIVE_KEYS = WITH_ACTIVE_KEYS.format(
+    columns="t.institution_code, t.name, t.area, t.kind",
+    table="institutions",
+    keys="institution_keys",
+    id="institution_code",
+)

@@ -6,16 +6,13 @@ Imports: ``medpay.institutions`` and the layers below it.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
-import asyncpg
-from litestar import Controller, Response, get
-from litestar.params import FromPath, JSONBody
+from litestar import Router
+from litestar.params import FromPath
 
 from medpay.errors import NotFound
-from medpay.http import Injected
 from medpay.http.openapi import OPERATOR_SECURITY
-from medpay.http.problems import problem_responses
 from medpay.institutions.schemas import (
     INSTITUTION_CODE_PATTERN,
     AgreementStep,
@@ -31,10 +28,9 @@ from medpay.institutions.service import (
     sign_agreement,
 )
 from medpay.parties.service import SigningParty
-from medpay.security.guards import signed_by
-from medpay.security.idempotency import IdempotentPost, idempotent_post
+from medpay.security.actions import Act, Signers, signed_get, signed_post
 
-__all__ = ["InstitutionController"]
+__all__ = ["institutions_router"]
 
 _PATH_DIGITS = 18  # a bigint agreement id has at most 18 digits we accept
 _CODE = re.compile(INSTITUTION_CODE_PATTERN)
@@ -54,154 +50,81 @@ def _agreement_id(raw: str) -> int:
     return int(raw)
 
 
+Operator = Act[SigningParty]
+_REGISTRY = Signers(
+    kinds=("operator",),
+    security=OPERATOR_SECURITY,
+    location=lambda _view, institution_code, **_: f"/v1/institutions/{institution_code}",
+)
+_NEW = Signers(
+    kinds=("operator",),
+    security=OPERATOR_SECURITY,
+    problems=(400, 401, 409, 413, 422),
+    location=lambda view, **_: f"/v1/institutions/{view.institution_code}",
+)
+_AGREEMENT = "/{institution_code:str}/agreements/{agreement_id:str}"
+
+
 async def _agreement_step(
+    act: Operator,
     event: Literal["suspended", "reinstated", "dissolved"],
     institution_code: str,
     agreement_id: str,
     step: AgreementStep,
-    operator: SigningParty,
-    pool: Injected[asyncpg.Pool],
-    idempotent: Injected[IdempotentPost],
-) -> Response[Any]:
+) -> AgreementView:
     """What suspending, reinstating and dissolving share: one step in an agreement's history."""
     code, number = _institution_code(institution_code), _agreement_id(agreement_id)
-    return await idempotent.answer(
-        scope=operator.scope,
-        status=200,
-        run=lambda key, _: change_agreement(
-            pool, code, number, event, step, operator_id=operator.party_id, idempotency_key=key
-        ),
-        location=lambda _view: f"/v1/institutions/{code}",
+    return await change_agreement(
+        act.pool,
+        code,
+        number,
+        event,
+        step,
+        operator_id=act.caller.party_id,
+        idempotency_key=act.key,
     )
 
 
-class InstitutionController(Controller):
-    """The registry of designated institutions and their agreements (DOMAIN.md section 4)."""
+@signed_post("/", "registerInstitution", "Register a hospital, internet hospital or retail pharmacy", _NEW, status=201)  # fmt: skip
+async def register(act: Operator, data: NewInstitution) -> InstitutionView:
+    """Add an institution; it settles nothing until it signs an agreement."""
+    return await register_new_institution(act.pool, data)
 
-    path = "/v1/institutions"
-    security = OPERATOR_SECURITY
-    tags = ["institutions"]
-    guards = [signed_by("operator")]
 
-    @idempotent_post(
-        "/",
-        operation_id="registerInstitution",
-        summary="Register a hospital, internet hospital or retail pharmacy",
-        status_code=201,
-        responses=problem_responses(400, 401, 409, 413, 422),
-    )
-    async def register(
-        self,
-        data: JSONBody[NewInstitution],
-        caller: Injected[SigningParty],
-        pool: Injected[asyncpg.Pool],
-        idempotent: Injected[IdempotentPost],
-    ) -> Response[InstitutionView]:
-        """Add an institution; it settles nothing until it signs an agreement."""
-        return await idempotent.answer(
-            scope=caller.scope,
-            status=201,
-            run=lambda _key, _digest: register_new_institution(pool, data),
-            location=lambda view: f"/v1/institutions/{view.institution_code}",
-        )
+@signed_get("/{institution_code:str}", "getInstitution", "An institution with its agreements and their whole history", _REGISTRY)  # fmt: skip
+async def get_one(act: Operator, institution_code: FromPath[str]) -> InstitutionView:
+    """Every agreement, suspension and recorded step; nothing is ever overwritten."""
+    return await get_institution(act.pool, _institution_code(institution_code))
 
-    @get(
-        "/{institution_code:str}",
-        operation_id="getInstitution",
-        summary="An institution with its agreements and their whole history",
-        responses=problem_responses(401, 404),
-    )
-    async def get_one(
-        self, institution_code: FromPath[str], pool: Injected[asyncpg.Pool]
-    ) -> InstitutionView:
-        """Every agreement, suspension and recorded step; nothing is ever overwritten."""
-        return await get_institution(pool, _institution_code(institution_code))
 
-    @idempotent_post(
-        "/{institution_code:str}/agreements",
-        operation_id="signAgreement",
-        summary="Sign an agreement covering [valid_from, valid_until)",
-        status_code=201,
-        responses=problem_responses(400, 401, 404, 409, 413, 422),
-    )
-    async def sign(
-        self,
-        institution_code: FromPath[str],
-        data: JSONBody[NewAgreement],
-        caller: Injected[SigningParty],
-        pool: Injected[asyncpg.Pool],
-        idempotent: Injected[IdempotentPost],
-    ) -> Response[AgreementView]:
-        """An internet hospital signs only while its physical institution is designated."""
-        code = _institution_code(institution_code)
-        return await idempotent.answer(
-            scope=caller.scope,
-            status=201,
-            run=lambda key, _: sign_agreement(
-                pool, code, data, operator_id=caller.party_id, idempotency_key=key
-            ),
-            location=lambda _view: f"/v1/institutions/{code}",
-        )
+@signed_post("/{institution_code:str}/agreements", "signAgreement", "Sign an agreement covering [valid_from, valid_until)", _REGISTRY, status=201)  # fmt: skip
+async def sign(act: Operator, institution_code: FromPath[str], data: NewAgreement) -> AgreementView:
+    """An internet hospital signs only while its physical institution is designated."""
+    code = _institution_code(institution_code)
+    return await sign_agreement(act.pool, code, data, operator_id=act.caller.party_id, idempotency_key=act.key)  # fmt: skip
 
-    @idempotent_post(
-        "/{institution_code:str}/agreements/{agreement_id:str}/suspension",
-        operation_id="suspendAgreement",
-        summary="Suspend an agreement from a date until it is reinstated",
-        status_code=200,
-        responses=problem_responses(400, 401, 404, 409, 413, 422),
-    )
-    async def suspend(
-        self,
-        institution_code: FromPath[str],
-        agreement_id: FromPath[str],
-        data: JSONBody[AgreementStep],
-        caller: Injected[SigningParty],
-        pool: Injected[asyncpg.Pool],
-        idempotent: Injected[IdempotentPost],
-    ) -> Response[AgreementView]:
-        """No settlement from ``effective_from`` until a reinstatement."""
-        return await _agreement_step(
-            "suspended", institution_code, agreement_id, data, caller, pool, idempotent
-        )
 
-    @idempotent_post(
-        "/{institution_code:str}/agreements/{agreement_id:str}/reinstatement",
-        operation_id="reinstateAgreement",
-        summary="End an agreement's suspension from a date",
-        status_code=200,
-        responses=problem_responses(400, 401, 404, 409, 413, 422),
-    )
-    async def reinstate(
-        self,
-        institution_code: FromPath[str],
-        agreement_id: FromPath[str],
-        data: JSONBody[AgreementStep],
-        caller: Injected[SigningParty],
-        pool: Injected[asyncpg.Pool],
-        idempotent: Injected[IdempotentPost],
-    ) -> Response[AgreementView]:
-        """Settlement resumes from ``effective_from``."""
-        return await _agreement_step(
-            "reinstated", institution_code, agreement_id, data, caller, pool, idempotent
-        )
+@signed_post(f"{_AGREEMENT}/suspension", "suspendAgreement", "Suspend an agreement from a date until it is reinstated", _REGISTRY)  # fmt: skip
+async def suspend(act: Operator, institution_code: FromPath[str], agreement_id: FromPath[str], data: AgreementStep) -> AgreementView:  # fmt: skip
+    """No settlement from ``effective_from`` until a reinstatement."""
+    return await _agreement_step(act, "suspended", institution_code, agreement_id, data)
 
-    @idempotent_post(
-        "/{institution_code:str}/agreements/{agreement_id:str}/dissolution",
-        operation_id="dissolveAgreement",
-        summary="Dissolve an agreement from a date",
-        status_code=200,
-        responses=problem_responses(400, 401, 404, 409, 413, 422),
-    )
-    async def dissolve(
-        self,
-        institution_code: FromPath[str],
-        agreement_id: FromPath[str],
-        data: JSONBody[AgreementStep],
-        caller: Injected[SigningParty],
-        pool: Injected[asyncpg.Pool],
-        idempotent: Injected[IdempotentPost],
-    ) -> Response[AgreementView]:
-        """Expenses from ``effective_from`` on are not settled (DOMAIN.md section 4)."""
-        return await _agreement_step(
-            "dissolved", institution_code, agreement_id, data, caller, pool, idempotent
-        )
+
+@signed_post(f"{_AGREEMENT}/reinstatement", "reinstateAgreement", "End an agreement's suspension from a date", _REGISTRY)  # fmt: skip
+async def reinstate(act: Operator, institution_code: FromPath[str], agreement_id: FromPath[str], data: AgreementStep) -> AgreementView:  # fmt: skip
+    """Settlement resumes from ``effective_from``."""
+    return await _agreement_step(act, "reinstated", institution_code, agreement_id, data)
+
+
+@signed_post(f"{_AGREEMENT}/dissolution", "dissolveAgreement", "Dissolve an agreement from a date", _REGISTRY)  # fmt: skip
+async def dissolve(act: Operator, institution_code: FromPath[str], agreement_id: FromPath[str], data: AgreementStep) -> AgreementView:  # fmt: skip
+    """Expenses from ``effective_from`` on are not settled (DOMAIN.md section 4)."""
+    return await _agreement_step(act, "dissolved", institution_code, agreement_id, data)
+
+
+#: The registry of designated institutions and their agreements (DOMAIN.md section 4).
+institutions_router = Router(
+    path="/v1/institutions",
+    tags=["institutions"],
+    route_handlers=[register, get_one, sign, suspend, reinstate, dissolve],
+)

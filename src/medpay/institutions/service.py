@@ -32,6 +32,7 @@ from medpay.institutions.schemas import (
     NewInstitution,
     SuspensionView,
 )
+from medpay.schemas import view_of
 
 __all__ = [
     "Institution",
@@ -125,44 +126,23 @@ async def get_institution(conn: _Source, code: str) -> InstitutionView:
     for agreement in agreements:
         agreement_id = agreement["agreement_id"]
         suspensions = [
-            SuspensionView(suspended_from=s["suspended_from"], reinstated_from=s["reinstated_from"])
-            for s in suspension_rows
-            if s["agreement_id"] == agreement_id
+            view_of(s, SuspensionView) for s in suspension_rows if s["agreement_id"] == agreement_id
         ]
         history = [
-            AgreementEventView(
-                event=e["event"],
-                effective_from=e["effective_from"],
-                recorded_at=e["recorded_at"],
-                valid_until=e["valid_until"],
-                reason=e["reason"],
-                operator_id=e["operator_id"],
-            )
-            for e in event_rows
-            if e["agreement_id"] == agreement_id
+            view_of(e, AgreementEventView) for e in event_rows if e["agreement_id"] == agreement_id
         ]
         assert history and history[0].event == "signed", "an agreement starts with its signature"
+        status_today = _status_on(agreement, suspensions, today)
         views.append(
-            AgreementView(
-                agreement_id=agreement_id,
-                valid_from=agreement["valid_from"],
-                valid_until=agreement["valid_until"],
-                dissolved_from=agreement["dissolved_from"],
-                status_today=_status_on(agreement, suspensions, today),
+            view_of(
+                agreement,
+                AgreementView,
+                status_today=status_today,
                 suspensions=suspensions,
                 history=history,
             )
         )
-    return InstitutionView(
-        institution_code=row["institution_code"],
-        name=row["name"],
-        area=row["area"],
-        kind=row["kind"],
-        level=row["level"],
-        relies_on=row["relies_on"],
-        registered_at=row["created_at"],
-        agreements=views,
-    )
+    return view_of(row, InstitutionView, registered_at=row["created_at"], agreements=views)
 
 
 async def _agreement_view(conn: _Source, code: str, agreement_id: int) -> AgreementView:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from medpay.security.queries import WITH_ACTIVE_KEYS
+
 __all__ = [
     "ADD_AGENCY_KEY",
     "ADD_OPERATOR_KEY",
@@ -18,27 +20,21 @@ ADD_AGENCY_KEY = (
 )
 SET_AGENCY_STATUS = "UPDATE agencies SET status = $2 WHERE agency_id = $1 RETURNING agency_id"
 
-AGENCY_WITH_ACTIVE_KEYS = """
-SELECT a.agency_id AS party_id, a.name, a.status, a.area,
-       coalesce(array_agg(k.algorithm ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{}') AS algorithms,
-       coalesce(array_agg(k.public_key_pem ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{}') AS public_keys
-  FROM agencies a
-  LEFT JOIN agency_keys k ON k.agency_id = a.agency_id AND k.status = 'active'
- WHERE a.agency_id = $1
- GROUP BY a.agency_id
-"""
+AGENCY_WITH_ACTIVE_KEYS = WITH_ACTIVE_KEYS.format(
+    columns="t.agency_id AS party_id, t.name, t.status, t.area",
+    table="agencies",
+    keys="agency_keys",
+    id="agency_id",
+)
 
 INSERT_OPERATOR = "INSERT INTO operators (operator_id, name) VALUES ($1, $2)"
 ADD_OPERATOR_KEY = (
     "INSERT INTO operator_keys (operator_id, algorithm, public_key_pem) VALUES ($1, $2, $3)"
 )
 
-OPERATOR_WITH_ACTIVE_KEYS = """
-SELECT o.operator_id AS party_id, o.name, o.status, NULL::text AS area,
-       coalesce(array_agg(k.algorithm ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{}') AS algorithms,
-       coalesce(array_agg(k.public_key_pem ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{}') AS public_keys
-  FROM operators o
-  LEFT JOIN operator_keys k ON k.operator_id = o.operator_id AND k.status = 'active'
- WHERE o.operator_id = $1
- GROUP BY o.operator_id
-"""
+OPERATOR_WITH_ACTIVE_KEYS = WITH_ACTIVE_KEYS.format(
+    columns="t.operator_id AS party_id, t.name, t.status, NULL::text AS area",
+    table="operators",
+    keys="operator_keys",
+    id="operator_id",
+)

@@ -17,9 +17,8 @@ from medpay.parties import queries
 from medpay.security.signatures import (
     KeyAlgorithm,
     PublicKey,
-    generate_key_pair,
-    load_public_key,
     parsed_keys,
+    registered_key_pair,
 )
 
 if TYPE_CHECKING:
@@ -101,13 +100,6 @@ async def find_operator(
     return _party("operator", await conn.fetchrow(queries.OPERATOR_WITH_ACTIVE_KEYS, operator_id))
 
 
-def _key_pair(algorithm: KeyAlgorithm, public_key_pem: str | None) -> tuple[str, str]:
-    if public_key_pem is None:
-        return generate_key_pair(algorithm)
-    load_public_key(public_key_pem, algorithm)
-    return "", public_key_pem
-
-
 async def register_agency(
     conn: asyncpg.Connection | asyncpg.Pool,
     name: str,
@@ -118,20 +110,8 @@ async def register_agency(
     public_key_pem: str | None = None,
 ) -> RegisteredParty:
     """Register the insurance agency of coordination area ``area``."""
-    private_pem, public_pem = _key_pair(algorithm, public_key_pem)
     agency_id = agency_id or f"agency_{area}_{secrets.token_hex(4)}"
-    async with transaction(conn) as tx:
-        await tx.execute(queries.INSERT_AGENCY, agency_id, name, area)
-        await tx.execute(queries.ADD_AGENCY_KEY, agency_id, algorithm, public_pem)
-    return RegisteredParty(
-        kind="agency",
-        party_id=agency_id,
-        name=name,
-        area=area,
-        algorithm=algorithm,
-        private_key_pem=private_pem,
-        public_key_pem=public_pem,
-    )
+    return await _register(conn, "agency", agency_id, name, area, algorithm, public_key_pem)
 
 
 async def register_operator(
@@ -143,15 +123,37 @@ async def register_operator(
     public_key_pem: str | None = None,
 ) -> RegisteredParty:
     """Register a medpay operator."""
-    private_pem, public_pem = _key_pair(algorithm, public_key_pem)
     operator_id = operator_id or f"op_{secrets.token_hex(6)}"
+    return await _register(conn, "operator", operator_id, name, None, algorithm, public_key_pem)
+
+
+#: Each kind's own table and key table.
+_REGISTER: dict[PartyKind, tuple[str, str]] = {
+    "agency": (queries.INSERT_AGENCY, queries.ADD_AGENCY_KEY),
+    "operator": (queries.INSERT_OPERATOR, queries.ADD_OPERATOR_KEY),
+}
+
+
+async def _register(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    kind: PartyKind,
+    party_id: str,
+    name: str,
+    area: str | None,
+    algorithm: KeyAlgorithm,
+    public_key_pem: str | None,
+) -> RegisteredParty:
+    """The party and its first key, in one transaction."""
+    private_pem, public_pem = registered_key_pair(algorithm, public_key_pem)
+    insert, add_key = _REGISTER[kind]
     async with transaction(conn) as tx:
-        await tx.execute(queries.INSERT_OPERATOR, operator_id, name)
-        await tx.execute(queries.ADD_OPERATOR_KEY, operator_id, algorithm, public_pem)
+        await tx.execute(insert, party_id, name, *([] if area is None else [area]))
+        await tx.execute(add_key, party_id, algorithm, public_pem)
     return RegisteredParty(
-        kind="operator",
-        party_id=operator_id,
+        kind=kind,
+        party_id=party_id,
         name=name,
+        area=area,
         algorithm=algorithm,
         private_key_pem=private_pem,
         public_key_pem=public_pem,

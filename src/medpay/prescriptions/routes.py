@@ -8,26 +8,23 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
-from litestar import Controller, Response, get
-from litestar.params import FromPath, JSONBody
+from litestar import Router
+from litestar.params import FromPath
 
 from medpay.clock import CHINA
 from medpay.errors import Forbidden
-from medpay.http import Injected
 from medpay.http.openapi import INSTITUTION_SECURITY
-from medpay.http.problems import problem_responses
 from medpay.institutions.keys import InstitutionSigner
 from medpay.prescriptions.schemas import PrescriptionOrder, PrescriptionView
 from medpay.prescriptions.service import get_prescription, issue_prescription
-from medpay.security.guards import provide_caller, signed_by
-from medpay.security.idempotency import IdempotentPost, idempotent_post
+from medpay.security.actions import Act, Signers, signed_get, signed_post
+from medpay.security.guards import provide_caller
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
     from litestar.handlers.base import BaseRouteHandler
 
-__all__ = ["PrescriptionController", "prescriber_guard"]
+__all__ = ["prescriber_guard", "prescriptions_router"]
 
 
 async def prescriber_guard(
@@ -44,61 +41,40 @@ async def prescriber_guard(
         )
 
 
-class PrescriptionController(Controller):
-    """Electronic prescriptions, signed by the institution that issues them (X-Institution-Id)."""
+Institution = Act[InstitutionSigner]
+_PRESCRIBERS = Signers(
+    kinds=("institution",),
+    security=INSTITUTION_SECURITY,
+    problems=(400, 401, 403, 409, 413, 422),
+    location=lambda view, **_: f"/v1/prescriptions/{view.prescription_id}",
+)
 
-    path = "/v1/prescriptions"
-    security = INSTITUTION_SECURITY
-    tags = ["prescriptions"]
-    guards = [signed_by("institution")]
 
-    @idempotent_post(
-        "/",
-        operation_id="issuePrescription",
-        summary="Issue an electronic prescription",
-        guards=[prescriber_guard],
-        status_code=201,
-        responses=problem_responses(400, 401, 403, 409, 413, 422),
+@signed_post("/", "issuePrescription", "Issue an electronic prescription", _PRESCRIBERS, status=201, guards=[prescriber_guard])  # fmt: skip
+async def issue(act: Institution, data: PrescriptionOrder) -> PrescriptionView:
+    """Record a prescription for one person; any designated retail pharmacy may redeem it once."""
+    return await issue_prescription(
+        act.pool,
+        institution_code=act.caller.institution_code,
+        idempotency_key=act.key,
+        request_digest=act.digest,
+        order=data,
+        now=dt.datetime.now(CHINA),
     )
-    async def issue_prescription(
-        self,
-        data: JSONBody[PrescriptionOrder],
-        caller: Injected[InstitutionSigner],
-        pool: Injected[asyncpg.Pool],
-        idempotent: Injected[IdempotentPost],
-    ) -> Response[PrescriptionView]:
-        """Record a prescription for one person; any designated retail pharmacy may redeem it once."""
-        # Idempotency keys are scoped per caller; an institution's scope cannot meet an app's.
-        return await idempotent.answer(
-            scope=f"institution:{caller.institution_code}",
-            status=201,
-            run=lambda key, digest: issue_prescription(
-                pool,
-                institution_code=caller.institution_code,
-                idempotency_key=key,
-                request_digest=digest,
-                order=data,
-                now=dt.datetime.now(CHINA),
-            ),
-            location=lambda view: f"/v1/prescriptions/{view.prescription_id}",
-        )
 
-    @get(
-        "/{prescription_id:str}",
-        operation_id="getPrescription",
-        summary="A prescription this institution issued, with its redemptions",
-        responses=problem_responses(401, 404),
+
+@signed_get("/{prescription_id:str}", "getPrescription", "A prescription this institution issued, with its redemptions", _PRESCRIBERS)  # fmt: skip
+async def get_one(act: Institution, prescription_id: FromPath[str]) -> PrescriptionView:
+    """Only the issuing institution sees a prescription here."""
+    return await get_prescription(
+        act.pool,
+        prescription_id,
+        institution_code=act.caller.institution_code,
+        today=dt.datetime.now(CHINA).date(),
     )
-    async def get_prescription(
-        self,
-        prescription_id: FromPath[str],
-        caller: Injected[InstitutionSigner],
-        pool: Injected[asyncpg.Pool],
-    ) -> PrescriptionView:
-        """Only the issuing institution sees a prescription here."""
-        return await get_prescription(
-            pool,
-            prescription_id,
-            institution_code=caller.institution_code,
-            today=dt.datetime.now(CHINA).date(),
-        )
+
+
+#: Electronic prescriptions, signed by the institution that issues them (X-Institution-Id).
+prescriptions_router = Router(
+    path="/v1/prescriptions", tags=["prescriptions"], route_handlers=[issue, get_one]
+)

@@ -39,12 +39,12 @@ from medpay.errors import Conflict, NotFound, Refused
 from medpay.prescriptions import queries
 from medpay.prescriptions.schemas import (
     STANDARD_VALIDITY_DAYS,
-    PrescribedItemView,
     PrescriptionOrder,
     PrescriptionStatus,
     PrescriptionView,
     RedemptionView,
 )
+from medpay.schemas import view_of
 from medpay.security.idempotency import IdempotencyKeyReused
 
 if TYPE_CHECKING:
@@ -138,18 +138,8 @@ def _status(
 
 def _view(row: asyncpg.Record, today: dt.date) -> PrescriptionView:
     redemptions = msgspec.convert(row["redemptions"], list[RedemptionView])
-    return PrescriptionView(
-        prescription_id=row["prescription_id"],
-        institution_code=row["institution_code"],
-        psn_no=row["psn_no"],
-        kind=row["kind"],
-        validity_days=row["validity_days"],
-        issued_at=row["issued_at"],
-        valid_from=row["valid_from"],
-        valid_until=row["valid_until"],
-        status=_status(row, redemptions, today),
-        items=msgspec.convert(row["items"], list[PrescribedItemView]),
-        redemptions=redemptions,
+    return view_of(
+        row, PrescriptionView, status=_status(row, redemptions, today), redemptions=redemptions
     )
 
 

@@ -33,6 +33,7 @@ from medpay.relationships.schemas import (
 )
 from medpay.relationships.transfers import transfer_views
 from medpay.relationships.workdays import NO_HOLIDAYS, whole_months_between
+from medpay.schemas import view_of
 from medpay.wire.national import province_of
 
 if TYPE_CHECKING:
@@ -127,18 +128,7 @@ async def register_person(
 
 
 def _segment_view(row: asyncpg.Record) -> SegmentView:
-    return SegmentView(
-        segment_id=row["segment_id"],
-        insured_area=row["insured_area"],
-        insured_province=province_of(row["insured_area"]),
-        scheme=row["scheme"],
-        valid_from=row["valid_from"],
-        contribution_months=row["contribution_months"],
-        carried_months=row["carried_months"],
-        valid_until=row["valid_until"],
-        waiting_until=row["waiting_until"],
-        opened_by_transfer_id=row["opened_by_transfer_id"],
-    )
+    return view_of(row, SegmentView, insured_province=province_of(row["insured_area"]))
 
 
 _PSN_NO = re.compile(r"^[0-9A-Za-z]{6,32}$")

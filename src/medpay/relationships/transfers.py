@@ -34,7 +34,7 @@ import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, Unpack
 
 import asyncpg
 
@@ -60,6 +60,7 @@ from medpay.relationships.workdays import (
     whole_months_between,
     working_days_between,
 )
+from medpay.schemas import view_of
 from medpay.security.idempotency import IdempotencyKeyReused
 
 if TYPE_CHECKING:
@@ -211,24 +212,10 @@ def _view(
         awaiting, due_on = "acceptance", row["acceptance_due_on"]
     if due_on is not None:
         late = working_days_between(due_on, today, holidays)
-    return TransferView(
-        transfer_id=row["transfer_id"],
-        psn_no=row["psn_no"],
-        from_area=row["from_area"],
-        to_area=row["to_area"],
-        scheme=row["scheme"],
-        state=row["state"],
-        applicant_agency_id=row["applicant_agency_id"],
-        from_segment_id=row["from_segment_id"],
-        requested_at=row["requested_at"],
-        requested_on=row["requested_on"],
-        certificate_due_on=row["certificate_due_on"],
-        updated_at=row["updated_at"],
-        acceptance_due_on=row["acceptance_due_on"],
+    return view_of(
+        row,
+        TransferView,
         certificate=certificate,
-        to_segment_id=row["to_segment_id"],
-        accepted_on=row["accepted_on"],
-        closing_reason=row["closing_reason"],
         awaiting=awaiting,
         due_on=due_on,
         working_days_late=late,
@@ -667,26 +654,14 @@ async def reject_transfer(
     agency: SigningParty,
     transfer_id: str | uuid.UUID,
     rejection: TransferRejection,
-    *,
-    idempotency_key: str | None = None,
-    today: dt.date | None = None,
-    holidays: Collection[dt.date] = NO_HOLIDAYS,
+    **when: Unpack[StepOptions],
 ) -> TransferView:
     """Either area's agency refuses an open transfer; the old segment goes on (DOMAIN.md section 6).
 
     Problems: 404 ``transfer_not_found``, 403 ``agency_not_for_area``, 409
     ``transfer_transition_not_allowed``.
     """
-    return await _take_step(
-        pool,
-        agency,
-        transfer_id,
-        "reject",
-        _closing(rejection.reason),
-        idempotency_key=idempotency_key,
-        today=today or china_today(),
-        holidays=holidays,
-    )
+    return await _close(pool, agency, transfer_id, "reject", rejection.reason, **when)
 
 
 async def cancel_transfer(
@@ -694,22 +669,42 @@ async def cancel_transfer(
     agency: SigningParty,
     transfer_id: str | uuid.UUID,
     cancellation: TransferCancellation,
-    *,
-    idempotency_key: str | None = None,
-    today: dt.date | None = None,
-    holidays: Collection[dt.date] = NO_HOLIDAYS,
+    **when: Unpack[StepOptions],
 ) -> TransferView:
     """The applicant withdraws an open transfer; the old segment goes on.
 
     Problems: 404 ``transfer_not_found``, 403 ``agency_not_applicant``, 409
     ``transfer_transition_not_allowed``.
     """
+    return await _close(pool, agency, transfer_id, "cancel", cancellation.reason, **when)
+
+
+class StepOptions(TypedDict, total=False):
+    """What every step may be given besides its own input."""
+
+    idempotency_key: str | None
+    today: dt.date | None
+    holidays: Collection[dt.date]
+
+
+async def _close(
+    pool: asyncpg.Pool | asyncpg.Connection,
+    agency: SigningParty,
+    transfer_id: str | uuid.UUID,
+    step: Literal["reject", "cancel"],
+    reason: str | None,
+    *,
+    idempotency_key: str | None = None,
+    today: dt.date | None = None,
+    holidays: Collection[dt.date] = NO_HOLIDAYS,
+) -> TransferView:
+    """End an open transfer without moving anything: rejected or cancelled, with its reason."""
     return await _take_step(
         pool,
         agency,
         transfer_id,
-        "cancel",
-        _closing(cancellation.reason),
+        step,
+        _closing(reason),
         idempotency_key=idempotency_key,
         today=today or china_today(),
         holidays=holidays,

@@ -11,7 +11,20 @@ __all__ = [
     "RECLAIM_IDEMPOTENCY_KEY",
     "RELEASE_IDEMPOTENCY_KEY",
     "SPEND_NONCE",
+    "WITH_ACTIVE_KEYS",
 ]
+
+#: A registry's caller with its active keys as two parallel arrays (``signatures.parsed_keys``):
+#: ``WITH_ACTIVE_KEYS.format(columns=..., table=..., keys=..., id=...)``, names ours only.
+WITH_ACTIVE_KEYS = """
+SELECT {columns},
+       coalesce(array_agg(k.algorithm ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{{}}') AS algorithms,
+       coalesce(array_agg(k.public_key_pem ORDER BY k.key_id) FILTER (WHERE k.key_id IS NOT NULL), '{{}}') AS public_keys
+  FROM {table} t
+  LEFT JOIN {keys} k ON k.{id} = t.{id} AND k.status = 'active'
+ WHERE t.{id} = $1
+ GROUP BY t.{id}
+"""
 
 # One round trip: a row comes back only when the nonce is new.
 SPEND_NONCE = """

@@ -34,6 +34,7 @@ __all__ = [
     "load_public_key",
     "parsed_key",
     "parsed_keys",
+    "registered_key_pair",
     "sign_request",
     "signature_headers",
     "unauthorized",
@@ -103,6 +104,19 @@ def verify_signature(public_key: PublicKey, signature_b64: str, message: bytes) 
     except InvalidSignature:
         return False
     return True
+
+
+def registered_key_pair(algorithm: KeyAlgorithm, public_key_pem: str | None) -> tuple[str, str]:
+    """The (private PEM, public PEM) a registry records for a new caller.
+
+    With ``public_key_pem`` (the caller keeps its private key) it is checked to be of
+    ``algorithm`` now and the private half comes back empty; without one a development
+    pair is made (for dev and tests).
+    """
+    if public_key_pem is None:
+        return generate_key_pair(algorithm)
+    load_public_key(public_key_pem, algorithm)  # refuse a key of the wrong kind now
+    return "", public_key_pem
 
 
 def generate_key_pair(algorithm: KeyAlgorithm) -> tuple[str, str]:

@@ -404,6 +404,14 @@ async def get_faults(admdvs: FromPath[str], sim: Sim) -> FaultKnobs:
     return sim.faults[admdvs]
 
 
+def _person_view(person: store.PersonRow, totals: list[store.YearTotals]) -> PersonView:
+    """A person as the admin API shows them (the stored province is left out)."""
+    fields = msgspec.structs.asdict(person) | {
+        "totals": [msgspec.structs.asdict(t) for t in totals]
+    }
+    return msgspec.convert(fields, PersonView)
+
+
 @get(
     "/admin/persons/{psn_no:str}",
     guards=[_loopback_only],
@@ -418,15 +426,7 @@ async def get_person(psn_no: FromPath[str], sim: Sim) -> PersonView:
         if person is None:
             raise NotFoundException(f"person {psn_no} unknown")
         totals = await store.list_year_totals(conn, psn_no)
-    return PersonView(
-        psn_no=person.psn_no,
-        name=person.name,
-        insuplc_admdvs=person.insuplc_admdvs,
-        insutype=person.insutype,
-        acct_balance_fen=person.acct_balance_fen,
-        maf_eligible=person.maf_eligible,
-        totals=[YearTotalsView(**msgspec.structs.asdict(t)) for t in totals],
-    )
+    return _person_view(person, totals)
 
 
 @put(
@@ -458,15 +458,7 @@ async def move_enrolment(
         if person is None:
             raise NotFoundException(f"person {psn_no} unknown")
         totals = await store.list_year_totals(conn, psn_no)
-    return PersonView(
-        psn_no=person.psn_no,
-        name=person.name,
-        insuplc_admdvs=person.insuplc_admdvs,
-        insutype=person.insutype,
-        acct_balance_fen=person.acct_balance_fen,
-        maf_eligible=person.maf_eligible,
-        totals=[YearTotalsView(**msgspec.structs.asdict(t)) for t in totals],
-    )
+    return _person_view(person, totals)
 
 
 @put(
