@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 import msgspec
-from litestar import Litestar, get
+from litestar import Litestar, get, head
 
 from medpay.callbacks.routes import receive_callback
 from medpay.filings.routes import filings_router
 from medpay.http import Injected
-from medpay.http.openapi import openapi_config
+from medpay.http.deadlines import body_deadline
+from medpay.http.openapi import ClosedStructSchemaPlugin, openapi_config
 from medpay.http.problems import exception_handlers
+from medpay.http.strict import strict_request
 from medpay.institutions.routes import institutions_router
 from medpay.payments.routes import PaymentController
 from medpay.plugin import GatewayPlugin
@@ -50,6 +52,14 @@ async def health(pool: Injected[asyncpg.Pool]) -> Health:
     return Health(status="ok", database="ok")
 
 
+@head(
+    "/health", operation_id="headHealth", tags=["operations"], summary="Is the gateway up (no body)"
+)
+async def health_head(pool: Injected[asyncpg.Pool]) -> None:
+    """What ``GET /health`` says, as a status only (load balancers probe with HEAD)."""
+    await pool.fetchval("SELECT 1")
+
+
 def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) -> Litestar:
     """Build the gateway for ``settings`` (``database_url`` must be set by now).
 
@@ -64,6 +74,7 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
     return Litestar(
         route_handlers=[
             health,
+            health_head,
             receive_callback,
             PaymentController,
             prescriptions_router,
@@ -71,7 +82,9 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
             institutions_router,
             relationships_router,
         ],
-        plugins=[GatewayPlugin(settings, clearing)],
+        plugins=[GatewayPlugin(settings, clearing), ClosedStructSchemaPlugin()],
+        before_request=strict_request,
+        middleware=[body_deadline(settings.request_body_seconds)],
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(medpay_version()),
         request_max_body_size=settings.max_request_bytes,

@@ -269,7 +269,7 @@ async def _run(settings: Settings, *, simulator_port: int) -> None:
                     token = DevelopmentIssuer.load_or_create(data_dir).issue(
                         "33000000000000000001",
                         audience=settings.identity_audience,
-                        ttl_seconds=8 * 3600,
+                        ttl_seconds=4 * 3600,  # the longest life the gateway accepts
                     )
                     print(f"Simulator (31 provinces) {simulator.url}  (GET /health)")
                     print(

@@ -36,11 +36,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     signature_window_seconds: int = 300
     #: Largest request body accepted; larger is a 413 problem.
     max_request_bytes: int = 64 * 1024
+    #: How long a request's body may take to arrive; later is a 408 problem.
+    request_body_seconds: float = 10.0
     #: Identity tokens must carry this ``aud``.
     identity_audience: str = "medpay"
     identity_issuers: tuple[IdentityIssuer, ...] = ()
     #: Clock skew tolerated on ``exp`` and ``nbf``.
     identity_leeway_seconds: int = 30
+    #: The longest life (``exp - nbf``) of an identity token the gateway accepts.
+    identity_max_lifetime_seconds: int = 4 * 3600
     #: Idempotency keys are kept at least this long (foundation issue: 24 h).
     idempotency_retention_hours: int = 24
     #: An ``in_progress`` key older than this is taken to belong to a crashed request.

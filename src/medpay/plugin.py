@@ -157,6 +157,7 @@ class GatewayPlugin(InitPluginProtocol):
                     settings.identity_issuers,
                     settings.identity_audience,
                     settings.identity_leeway_seconds,
+                    max_lifetime_seconds=settings.identity_max_lifetime_seconds,
                 ),
                 signature_window_seconds=settings.signature_window_seconds,
             )

@@ -7,7 +7,7 @@ default); what we answer omits defaults. Encoders and decoders are built once.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import msgspec
 
@@ -22,6 +22,7 @@ __all__ = [
     "Row",
     "SafeText",
     "UnitPriceFen",
+    "VisitType",
     "view_of",
 ]
 
@@ -55,6 +56,9 @@ class ApiRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 class ApiAnswer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Base of every response body."""
 
+
+#: What the patient is paying for (DOMAIN.md section 4).
+VisitType = Literal["online_revisit", "pharmacy_purchase", "home_nursing"]
 
 #: A 6-digit administrative division code (admdvs).
 AREA_CODE = Annotated[str, msgspec.Meta(pattern=r"^[1-6][0-9]{5}$", examples=["330106"])]

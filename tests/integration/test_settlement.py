@@ -158,7 +158,10 @@ async def test_reversal_repeated_has_no_second_effect(client, signed, simulator)
     path = f"/v1/payments/{paid['payment_id']}/reversal"
     first = await client.post(path, headers={"Idempotency-Key": "reverse-0002"}, auth=signed)
     again = await client.post(path, headers={"Idempotency-Key": "reverse-0003"}, auth=signed)
-    assert first.json()["state"] == again.json()["state"] == "reversed"
+    assert first.json()["state"] == "reversed"
+    # Issue 8, item 11: a new request to reverse it again says so (it was a 200 before).
+    assert again.status_code == 409
+    assert problem(again)["code"] == "payment_already_reversed"
     person = await _simulated_person(simulator, ZHEJIANG_EMPLOYEE)
     assert person["acct_balance_fen"] == 523400
 

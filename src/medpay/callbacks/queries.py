@@ -12,4 +12,7 @@ ON CONFLICT (province, callback_id) DO NOTHING
 RETURNING callback_row
 """
 
-SET_CALLBACK_OUTCOME = "UPDATE province_callbacks SET outcome = $2 WHERE callback_row = $1"
+# $3: why a conflict is one (for reconciliation), or NULL.
+SET_CALLBACK_OUTCOME = (
+    "UPDATE province_callbacks SET outcome = $2, detail = $3 WHERE callback_row = $1"
+)

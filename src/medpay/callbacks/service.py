@@ -18,6 +18,7 @@ from medpay.callbacks import queries
 from medpay.db.pool import transaction
 from medpay.errors import Forbidden
 from medpay.payments.queries import LOCK_PAYMENT_STATE
+from medpay.payments.service import ReportMismatch
 from medpay.settlement import queries as settlement_queries
 from medpay.wire.national import INFNO_REVERSE, INFNO_SETTLE
 
@@ -77,33 +78,50 @@ async def apply_callback(
         )
         if row is None:
             return "duplicate"
-        applied = False
-        msgid = message["msgid"]
-        if message["infno"] == INFNO_SETTLE and callback.kind == "settlement":
-            if callback.result == "settled" and callback.breakdown is not None:
-                applied = await flow.record_settled_in(conn, payment_id, msgid, callback.breakdown)
-            elif callback.result == "failed":
-                applied = await flow.record_failed_in(
-                    conn,
-                    payment_id,
-                    callback.error_code or "province_error",
-                    callback.message,
-                    msgid=msgid,
-                    outcome="rejected",
-                )
-        elif (
-            message["infno"] == INFNO_REVERSE
-            and callback.kind == "reversal"
-            and callback.result == "reversed"
-        ):
-            applied = await flow.record_reversed_in(conn, payment_id, msgid)
+        try:
+            applied = await _apply(conn, flow, message, callback)
+        except ReportMismatch as mismatch:  # kept for reconciliation; nothing else changed
+            await conn.execute(queries.SET_CALLBACK_OUTCOME, row, "conflict", mismatch.reason)
+            return "conflict"
         if applied:
             return "applied"
         state = await conn.fetchval(LOCK_PAYMENT_STATE, payment_id)
-        outcome: CallbackOutcome = (
-            "already_final"
-            if state in _CONSISTENT.get(callback.result, frozenset())
-            else "conflict"
-        )
-        await conn.execute(queries.SET_CALLBACK_OUTCOME, row, outcome)
-        return outcome
+        if state in _CONSISTENT.get(callback.result, frozenset()):
+            await conn.execute(queries.SET_CALLBACK_OUTCOME, row, "already_final", None)
+            return "already_final"
+        detail = f"reported {callback.result}, the payment is {state}"
+        await conn.execute(queries.SET_CALLBACK_OUTCOME, row, "conflict", detail)
+        return "conflict"
+
+
+async def _apply(
+    conn: asyncpg.Connection,
+    flow: PaymentFlow,
+    message: asyncpg.Record,
+    callback: ProvinceCallback,
+) -> bool:
+    """Record what the callback reports through the flow; False when it changes nothing.
+
+    Raises:
+        ReportMismatch: the callback's figures are not the payment's.
+    """
+    payment_id, msgid = message["payment_id"], message["msgid"]
+    if message["infno"] == INFNO_SETTLE and callback.kind == "settlement":
+        if callback.result == "settled" and callback.breakdown is not None:
+            return await flow.record_settled_in(conn, payment_id, msgid, callback.breakdown)
+        if callback.result == "failed":
+            return await flow.record_failed_in(
+                conn,
+                payment_id,
+                callback.error_code or "province_error",
+                callback.message,
+                msgid=msgid,
+                outcome="rejected",
+            )
+    if (
+        message["infno"] == INFNO_REVERSE
+        and callback.kind == "reversal"
+        and callback.result == "reversed"
+    ):
+        return await flow.record_reversed_in(conn, payment_id, msgid, callback.breakdown)
+    return False

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Schema, SecurityScheme
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.typing import FieldDefinition
 
 __all__ = [
     "AGENCY_OR_OPERATOR",
@@ -12,6 +19,7 @@ __all__ = [
     "INSTITUTION_SECURITY",
     "OPERATOR_SECURITY",
     "PATIENT_SECURITY",
+    "ClosedStructSchemaPlugin",
     "openapi_config",
 ]
 
@@ -77,14 +85,23 @@ against its own registry of keys: a patient app's key opens none of their endpoi
 
 ## The patient
 `Authorization: Bearer <JWT>` from a trusted identity service: EdDSA or ES256 only;
-`iss`, `aud`, `exp`, `nbf` enforced; `sub` is the person number (`psn_no`). Paying
-needs `face` in `amr` (else 403 `face_verification_required`).
+`iss`, `aud`, `exp`, `nbf` enforced with 30 s of clock leeway either way; a token may
+live at most 4 hours (`exp - nbf`, else 401 `identity_token_lifetime_too_long`); `sub`
+is the person number (`psn_no`). Paying needs `face` in `amr` (else 403
+`face_verification_required`). A repeated security header (`X-App-Id`, `X-Timestamp`,
+`X-Nonce`, `X-Signature`, `Authorization`) is refused: 401 `security_header_repeated`.
 
 ## Idempotency
 Every POST takes `Idempotency-Key`. A repeat of the same request returns the first
 status and body (with `Idempotent-Replayed: true`); another request under the same
 key is 409 `idempotency_key_reused`; a repeat while the first still runs is 409
 `idempotency_request_in_progress` with `Retry-After`. Keys are kept 24 hours.
+
+## Requests
+Bodies are JSON (`application/json`, else 415) of exactly the schema's types: `"1"` is
+not an integer and `1` not a boolean; unknown fields are refused. A query parameter is
+sent once (a repeat is 400 `query_parameter_repeated`). A body must arrive within 10 s
+(else 408 and the connection is closed).
 
 ## Errors
 Every error is `application/problem+json` (RFC 9457) with `type`, `title`, `status`,
@@ -96,6 +113,23 @@ def _header_key(name: str, description: str) -> SecurityScheme:
     return SecurityScheme(
         type="apiKey", name=name, security_scheme_in="header", description=description
     )
+
+
+class ClosedStructSchemaPlugin(StructSchemaPlugin):
+    """Struct schemas as Litestar makes them, closed where the server refuses unknown fields.
+
+    What a client sends forbids unknown fields; the document says so with
+    ``additionalProperties: false``.
+    """
+
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: SchemaCreator
+    ) -> Schema:
+        """Litestar's schema, closed when the Struct is."""
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        if field_definition.type_.__struct_config__.forbid_unknown_fields:
+            schema.additional_properties = False
+        return schema
 
 
 def openapi_config(version: str) -> OpenAPIConfig:

@@ -16,6 +16,7 @@ import asyncpg
 import msgspec
 from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Reference
 
 from medpay.errors import DomainError, ErrorKind, Unauthenticated
 
@@ -23,10 +24,12 @@ if TYPE_CHECKING:
     from litestar import Request
 
 __all__ = [
+    "BODY_PROBLEMS",
     "PROBLEM_MEDIA_TYPE",
     "STATUS_OF_KIND",
     "Problem",
     "exception_handlers",
+    "problem_document",
     "problem_headers",
     "problem_of",
     "problem_response",
@@ -132,6 +135,7 @@ _HTTP_CODES = {
     403: ("forbidden", "Not allowed"),
     404: ("not_found", "No such resource"),
     405: ("method_not_allowed", "Method not allowed"),
+    408: ("request_timeout", "The request did not arrive in time"),
     413: ("request_too_large", "The request body is too large"),
     415: ("unsupported_media_type", "Unsupported media type"),
     429: ("too_many_requests", "Too many requests"),
@@ -207,11 +211,29 @@ _STATUS_TEXT = {
     403: "Authenticated but not allowed (see code)",
     404: "No such resource, or not yours",
     409: "Idempotency-Key conflict, or a state that does not allow this",
+    408: "The request body did not arrive in time; the connection is closed",
     413: "Request body too large",
+    415: "The body is not JSON",
     422: "Understood but refused by a domain rule (see code)",
     502: "The province refused or answered badly",
     503: "The province could not be reached",
 }
+
+
+#: What any request with a body may be answered, whatever its route.
+BODY_PROBLEMS = (400, 408, 413, 415)
+
+
+def problem_document(status: int) -> OpenAPIResponse:
+    """An OpenAPI response entry: ``status`` answers with a problem document."""
+    return OpenAPIResponse(
+        description=_STATUS_TEXT.get(status, "Problem"),
+        content={
+            PROBLEM_MEDIA_TYPE: OpenAPIMediaType(
+                schema=Reference(ref="#/components/schemas/Problem")
+            )
+        },
+    )
 
 
 def problem_responses(*statuses: int) -> dict[int, Any]:

@@ -32,13 +32,15 @@ from medpay.institutions.schemas import (
     NewInstitution,
     SuspensionView,
 )
-from medpay.schemas import view_of
+from medpay.schemas import VisitType, view_of
 
 __all__ = [
+    "VISITS_OFFERED",
     "Institution",
     "InstitutionKind",
     "change_agreement",
     "check_may_settle",
+    "check_offers",
     "find_institution",
     "get_institution",
     "is_designated_pharmacy",
@@ -181,6 +183,29 @@ def _refuse(status: str | None, subject: str, code: str, on: dt.date) -> None:
     if subject == "physical_institution":
         detail += " An internet hospital falls with the institution it relies on."
     raise Refused(problem_code, _TITLES[problem_code], detail)
+
+
+#: The kinds of designated institution where each kind of visit happens (DOMAIN.md section 4):
+#: online revisits at internet hospitals, purchases on an e-prescription at retail
+#: pharmacies, home nursing from a hospital or an internet hospital.
+VISITS_OFFERED: dict[VisitType, frozenset[InstitutionKind]] = {
+    "online_revisit": frozenset({"internet_hospital"}),
+    "pharmacy_purchase": frozenset({"retail_pharmacy"}),
+    "home_nursing": frozenset({"hospital", "internet_hospital"}),
+}
+
+
+def check_offers(institution: Institution, visit_type: VisitType) -> None:
+    """Refuse (422 ``visit_type_not_offered``) a visit the institution's kind does not offer."""
+    kinds = VISITS_OFFERED[visit_type]
+    if institution.kind not in kinds:
+        raise Refused(
+            "visit_type_not_offered",
+            "This institution does not offer this kind of visit",
+            f"{institution.institution_code} is a {institution.kind.replace('_', ' ')}; "
+            f"{visit_type.replace('_', ' ')} is at a "
+            f"{' or '.join(sorted(kind.replace('_', ' ') for kind in kinds))}.",
+        )
 
 
 async def check_may_settle(conn: _Source, institution_code: str, on: dt.date) -> None:

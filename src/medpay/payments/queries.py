@@ -75,8 +75,11 @@ PAYMENT_BY_IDEMPOTENCY_KEY = (
 LOCK_PAYMENT_STATE = "SELECT state FROM payments WHERE payment_id = $1 FOR UPDATE"
 
 LOCK_PAYMENT_FOR_SETTLEMENT = """
-SELECT state, institution_code, insured_area, treatment_area, medical_fee_total_fen
-  FROM payments WHERE payment_id = $1 FOR UPDATE
+SELECT p.payment_id, p.state, p.psn_no, p.institution_code, p.insured_area, p.treatment_area,
+       p.medical_fee_total_fen, s.setl_id
+  FROM payments p LEFT JOIN settlements s USING (payment_id)
+ WHERE p.payment_id = $1
+   FOR UPDATE OF p
 """
 
 START_SETTLING = """

@@ -6,6 +6,7 @@ Imports: ``medpay.payments`` and the layers below it.
 from __future__ import annotations
 
 from litestar import Controller, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from medpay.channels.service import PatientApp
@@ -32,6 +33,10 @@ def _answer(outcome: PaymentOutcome, success_status: int) -> Response[bytes]:
     return json_response(payment, status, location)
 
 
+def _PENDING(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=PaymentView, description=description)
+
+
 class PaymentController(Controller):
     """Payments made by patients from their apps.
 
@@ -49,8 +54,11 @@ class PaymentController(Controller):
         summary="Pay for care with basic medical insurance",
         guards=[patient_payment_guard],
         status_code=201,
-        response_description="Settled with the home province; 202 while its answer is pending",
-        responses=problem_responses(400, 401, 403, 409, 413, 422, 502, 503),
+        response_description="Settled with the home province",
+        responses={
+            202: _PENDING("Recorded; the home province's answer is pending (processing)"),
+            **problem_responses(400, 401, 403, 409, 413, 422, 502, 503),
+        },
     )
     async def create_payment(
         self,
@@ -103,7 +111,10 @@ class PaymentController(Controller):
         summary="Reverse a settled payment; balance and year-to-date totals return exactly",
         guards=[patient_payment_guard],
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409, 422, 502, 503),
+        responses={
+            202: _PENDING("The reversal is under way (reversing); its outcome follows"),
+            **problem_responses(400, 401, 403, 404, 409, 422, 502, 503),
+        },
     )
     async def reverse_payment(
         self,

@@ -17,6 +17,7 @@ from medpay.schemas import (
     PrescriptionId,
     Quantity,
     UnitPriceFen,
+    VisitType,
 )
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
     "VisitType",
 ]
 
-VisitType = Literal["online_revisit", "pharmacy_purchase", "home_nursing"]
 #: What an app sees: ``processing`` while the province's answer is awaited or being resolved
 #: (internally ``settling`` or ``unknown``).
 PaymentState = Literal["received", "processing", "settled", "reversing", "reversed", "failed"]

@@ -39,7 +39,7 @@ from medpay.errors import (
     UpstreamUnavailable,
 )
 from medpay.filings.service import filing_type_on
-from medpay.institutions.service import check_may_settle, find_institution
+from medpay.institutions.service import check_may_settle, check_offers, find_institution
 from medpay.ledger.service import post_journal, reversal_postings, settlement_postings
 from medpay.payments import queries
 from medpay.payments.events import enqueue_notification
@@ -63,6 +63,7 @@ from medpay.settlement.adapters.base import (
     ClearingError,
     OutcomeUnknown,
     ProvinceRejected,
+    ProvinceResponseInvalid,
     ProvinceUnavailable,
     QueryRequest,
     ReversalRequest,
@@ -71,7 +72,13 @@ from medpay.settlement.adapters.base import (
 )
 from medpay.settlement.catalogue import classify_items
 from medpay.settlement.routing import ProvinceDirectory
-from medpay.wire.national import INFNO_REVERSE, INFNO_SETTLE, new_msgid, province_of
+from medpay.wire.national import (
+    FEN_MAX,
+    INFNO_REVERSE,
+    INFNO_SETTLE,
+    new_msgid,
+    province_of,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -111,6 +118,42 @@ class PaymentNotFound(NotFound):
         super().__init__("payment_not_found", "No such payment")
 
 
+class ReportMismatch(Exception):
+    """A province's report does not describe the payment it names: nothing is recorded.
+
+    Signed by the right province is not enough: its word must match what we sent
+    (the person, the visit, the total) and, for a reversal, what it settled.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def report_mismatch(payment: asyncpg.Record, report: SettlementBreakdown) -> str | None:
+    """Why ``report`` does not describe ``payment`` (``LOCK_PAYMENT_FOR_SETTLEMENT``), or None."""
+    if report.psn_no is not None and report.psn_no != payment["psn_no"]:
+        return "psn_no is another person's"
+    if report.visit_id is not None and report.visit_id != payment_key(payment).hex:
+        return "mdtrt_id is another visit's"
+    if report.medfee_total_fen != payment["medical_fee_total_fen"]:
+        return (
+            f"medfee_sumamt {report.medfee_total_fen} fen, "
+            f"the payment is {payment['medical_fee_total_fen']} fen"
+        )
+    if not report.settlement_id:
+        return "no setl_id"
+    if payment["setl_id"] is not None and report.settlement_id != payment["setl_id"]:
+        return "setl_id is another settlement's"
+    return None
+
+
+def payment_key(payment: asyncpg.Record) -> uuid.UUID:
+    """The payment's id (its visit id, mdtrt_id, is the id's hex)."""
+    key: uuid.UUID = payment["payment_id"]
+    return key
+
+
 class PaymentOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """What the HTTP layer answers: the payment, and the problem if it did not settle."""
 
@@ -119,7 +162,17 @@ class PaymentOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def check_order(order: PaymentOrder) -> None:
-    """Rules a schema cannot say (DOMAIN.md section 4)."""
+    """Rules a schema cannot say (DOMAIN.md section 4), before anything is recorded.
+
+    Every line is within the wire's bounds by its schema; their sum must be too, or
+    the province would refuse the request after the payment was recorded.
+    """
+    if order.medical_fee_total_fen > FEN_MAX:
+        raise Refused(
+            "order_total_too_large",
+            "The order's total is more than a settlement can carry",
+            f"{order.medical_fee_total_fen} fen; at most {FEN_MAX} fen.",
+        )
     if order.visit_type == "pharmacy_purchase" and order.prescription_id is None:
         raise Refused(
             "prescription_required",
@@ -329,6 +382,7 @@ class PaymentFlow:
                 "The institution is not a designated institution",
                 f"{institution_code} is not in the institution registry.",
             )
+        check_offers(institution, order.visit_type)
         # Designated on the service date, and, for an internet hospital, its physical one too.
         await check_may_settle(self._pool, institution_code, service_date)
         if institution.area != treatment_area:
@@ -486,7 +540,11 @@ class PaymentFlow:
                 payment_id, exc.code, exc.message, msgid=request.msgid, outcome="rejected"
             )
             return PaymentOutcome(payment=await self._reload(payment_id), problem=_problem_for(exc))
-        await self.record_settled(payment_id, request.msgid, result.breakdown)
+        try:
+            await self.record_settled(payment_id, request.msgid, result.breakdown)
+        except ReportMismatch as mismatch:  # believe nothing; the resolver asks again
+            invalid = ProvinceResponseInvalid(mismatch.reason, msgid=request.msgid)
+            await self._mark_unknown(payment_id, request.msgid, invalid)
         return PaymentOutcome(payment=await self._reload(payment_id))
 
     # --- recording outcomes (each in one transaction; the *_in forms run in the caller's) -----
@@ -505,16 +563,19 @@ class PaymentFlow:
         msgid: str,
         breakdown: SettlementBreakdown,
     ) -> bool:
-        """The settlement, its journal, the message outcome and the notification, in ``conn``'s transaction."""
+        """The settlement, its journal, the message outcome and the notification, in ``conn``'s transaction.
+
+        Raises:
+            ReportMismatch: ``breakdown`` is about another person, visit, total or
+                settlement; nothing was written.
+        """
         row = await conn.fetchrow(queries.LOCK_PAYMENT_FOR_SETTLEMENT, payment_id)
         assert row is not None
+        if (reason := report_mismatch(row, breakdown)) is not None:
+            raise ReportMismatch(reason)
         if row["state"] not in ("settling", "unknown"):
             return False
         check_transition(row["state"], "settled")
-        if breakdown.medfee_total_fen != row["medical_fee_total_fen"]:
-            raise AssertionError(
-                f"province settled {breakdown.medfee_total_fen} fen, payment is {row['medical_fee_total_fen']}"
-            )
         insured_province = province_of(row["insured_area"])
         await conn.execute(
             queries.INSERT_SETTLEMENT,
@@ -620,8 +681,14 @@ class PaymentFlow:
         """Reverse a settled payment (2208); balance and year-to-date totals return exactly."""
         row = await _owned_row(self._pool, payment_id, app_id=app_id, psn_no=psn_no)
         key: uuid.UUID = row["payment_id"]
-        if row["state"] in ("reversed", "reversing"):
+        if row["state"] == "reversing":  # under way (another request): 202 until it ends
             return PaymentOutcome(payment=payment_view(row))
+        if row["state"] == "reversed":
+            raise Conflict(
+                "payment_already_reversed",
+                "The payment is already reversed",
+                f"Reversed at {row['reversed_at'].isoformat()}; nothing more to give back.",
+            )
         if row["state"] != "settled":
             raise Conflict(
                 "payment_not_reversible",
@@ -686,10 +753,24 @@ class PaymentFlow:
             return await self.record_reversed_in(conn, payment_id, msgid)
 
     async def record_reversed_in(
-        self, conn: asyncpg.Connection, payment_id: uuid.UUID, msgid: str
+        self,
+        conn: asyncpg.Connection,
+        payment_id: uuid.UUID,
+        msgid: str,
+        reported: SettlementBreakdown | None = None,
     ) -> bool:
-        """The reversal, its mirror journal, the message outcome and the notification."""
-        state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
+        """The reversal, its mirror journal, the message outcome and the notification.
+
+        ``reported``: the settlement the province says it reversed, checked first.
+
+        Raises:
+            ReportMismatch: ``reported`` is not this payment's settlement; nothing written.
+        """
+        row = await conn.fetchrow(queries.LOCK_PAYMENT_FOR_SETTLEMENT, payment_id)
+        assert row is not None
+        if reported is not None and (reason := report_mismatch(row, reported)) is not None:
+            raise ReportMismatch(reason)
+        state = row["state"]
         if state != "reversing":
             return False
         check_transition(state, "reversed")
@@ -770,7 +851,10 @@ class PaymentFlow:
             )
         elif result.status == "settled" and infno == INFNO_SETTLE:
             assert result.breakdown is not None
-            await self.record_settled(payment_id, message["msgid"], result.breakdown)
+            try:
+                await self.record_settled(payment_id, message["msgid"], result.breakdown)
+            except ReportMismatch as mismatch:  # the query's answer proves nothing either
+                raise ProvinceResponseInvalid(mismatch.reason, msgid=message["msgid"]) from None
         elif result.status == "reversed":
             if infno == INFNO_REVERSE:
                 await self.record_reversed(payment_id, message["msgid"])

@@ -27,7 +27,7 @@ from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from medpay.db.pool import transaction
 from medpay.errors import Conflict, DomainError, InvalidRequest
 from medpay.http import Injected
-from medpay.http.problems import PROBLEM_MEDIA_TYPE, render
+from medpay.http.problems import BODY_PROBLEMS, PROBLEM_MEDIA_TYPE, problem_document, render
 from medpay.http.responses import json_response
 from medpay.security import queries
 
@@ -124,7 +124,13 @@ class Idempotency:
         body = response.content if isinstance(response.content, bytes) else b""
         media_type = str(response.media_type or PROBLEM_MEDIA_TYPE)
         await self._pool.execute(
-            queries.COMPLETE_IDEMPOTENCY_KEY, app_id, key, response.status_code, body, media_type
+            queries.COMPLETE_IDEMPOTENCY_KEY,
+            app_id,
+            key,
+            response.status_code,
+            body,
+            media_type,
+            next((v for k, v in response.headers.items() if k.lower() == "location"), None),
         )
         return response
 
@@ -154,7 +160,8 @@ class Idempotency:
                     content=bytes(row["response_body"]),
                     status_code=row["response_status"],
                     media_type=row["response_type"],
-                    headers={REPLAY_HEADER: "true"},
+                    headers={REPLAY_HEADER: "true"}
+                    | ({"Location": row["response_location"]} if row["response_location"] else {}),
                 )
             if not row["lock_is_stale"]:
                 raise Conflict(
@@ -255,6 +262,10 @@ class IdempotentOperation(Operation):
         )
         others = [p for p in self.parameters or [] if getattr(p, "name", None) != key.name]
         self.parameters = [*others, key]
+        if self.request_body is not None:  # what any body may be answered
+            self.responses = self.responses or {}
+            for status in BODY_PROBLEMS:
+                self.responses.setdefault(str(status), problem_document(status))
 
 
 def idempotent_post(path: str, **kwargs: Any) -> Any:

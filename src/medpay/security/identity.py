@@ -63,10 +63,16 @@ class IdentityVerifier:
     """Checks identity tokens against the configured issuers' public keys."""
 
     def __init__(
-        self, issuers: tuple[IdentityIssuer, ...], audience: str, leeway_seconds: int
+        self,
+        issuers: tuple[IdentityIssuer, ...],
+        audience: str,
+        leeway_seconds: int,
+        *,
+        max_lifetime_seconds: int = 4 * 3600,
     ) -> None:
         self._audience = audience
         self._leeway = leeway_seconds
+        self._max_lifetime = max_lifetime_seconds
         self._keys: dict[str, tuple[object, str]] = {}
         for issuer in issuers:
             key = serialization.load_pem_public_key(issuer.public_key_pem.encode())
@@ -130,6 +136,13 @@ class IdentityVerifier:
             raise _unauthenticated(
                 "identity_token_invalid", "The identity token is not valid", str(exc)
             ) from exc
+        lifetime = claims["exp"] - claims["nbf"]
+        if not isinstance(lifetime, int | float) or lifetime > self._max_lifetime:
+            raise _unauthenticated(
+                "identity_token_lifetime_too_long",
+                "The identity token lives too long",
+                f"Tokens may live at most {self._max_lifetime} s (exp - nbf); this one {lifetime} s.",
+            )
         subject = claims.get("sub")
         if not isinstance(subject, str) or not PSN_NO_PATTERN.match(subject):
             raise _unauthenticated(

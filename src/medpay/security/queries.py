@@ -43,7 +43,7 @@ RETURNING 1
 """
 
 LOCK_IDEMPOTENCY_KEY = """
-SELECT request_digest, state, response_status, response_body, response_type,
+SELECT request_digest, state, response_status, response_body, response_type, response_location,
        locked_at < now() - make_interval(secs => $3) AS lock_is_stale,
        expires_at < now() AS expired
   FROM idempotency_keys
@@ -55,14 +55,15 @@ SELECT request_digest, state, response_status, response_body, response_type,
 RECLAIM_IDEMPOTENCY_KEY = """
 UPDATE idempotency_keys
    SET request_digest = $3, state = 'in_progress', response_status = NULL, response_body = NULL,
-       response_type = NULL, locked_at = now(), created_at = now(),
+       response_type = NULL, response_location = NULL, locked_at = now(), created_at = now(),
        expires_at = now() + make_interval(hours => $4)
  WHERE app_id = $1 AND idempotency_key = $2
 """
 
 COMPLETE_IDEMPOTENCY_KEY = """
 UPDATE idempotency_keys
-   SET state = 'completed', response_status = $3, response_body = $4, response_type = $5
+   SET state = 'completed', response_status = $3, response_body = $4, response_type = $5,
+       response_location = $6
  WHERE app_id = $1 AND idempotency_key = $2 AND state = 'in_progress'
 """
 

@@ -54,6 +54,7 @@ __all__ = [
     "CALLBACK_PATH",
     "CHINA_TZ",
     "ERROR_MESSAGES",
+    "FEN_MAX",
     "FUND_BASIC_EMPLOYEE",
     "FUND_BASIC_RESIDENT",
     "FUND_CRITICAL_ILLNESS",
@@ -191,7 +192,9 @@ ERROR_MESSAGES: dict[InfCode, str] = {
 
 # --- constrained scalar types ---------------------------------------------------------
 
-Fen = Annotated[int, msgspec.Meta(ge=0, le=10**13, description="integer fen")]
+#: The largest amount the wire carries (10^13 fen: 100 billion yuan).
+FEN_MAX: Final = 10**13
+Fen = Annotated[int, msgspec.Meta(ge=0, le=FEN_MAX, description="integer fen")]
 BasisPoints = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="basis points")]
 Admdvs = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
 PsnNo = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{20}$")]

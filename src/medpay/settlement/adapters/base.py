@@ -226,6 +226,9 @@ class SettlementBreakdown(msgspec.Struct, frozen=True, kw_only=True):
     balance_after_fen: Fen  # balc
     settled_at: dt.datetime  # setl_time
     funds: tuple[FundPayment, ...] = ()  # setldetail
+    #: Whom and which visit the province says it settled (checked against the payment).
+    psn_no: str | None = None  # psn_no
+    visit_id: str | None = None  # mdtrt_id
 
     def __post_init__(self) -> None:
         parts = (

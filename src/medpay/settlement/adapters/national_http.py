@@ -292,7 +292,7 @@ class NationalHttpAdapter:
         try:
             callback = callback_decoder().decode(body)
             sent_at = parse_ref_time(callback.callback_time)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError) as exc:
             raise self._rejected(CALLBACK_MALFORMED, f"not a valid callback: {exc}") from exc
         breakdown = error_code = message = None
         if callback.setlinfo is not None:
@@ -391,6 +391,8 @@ class NationalHttpAdapter:
         try:
             return SettlementBreakdown(
                 settlement_id=info.setl_id,
+                psn_no=info.psn_no,
+                visit_id=info.mdtrt_id,
                 medfee_total_fen=info.medfee_sumamt,
                 full_own_pay_fen=info.fulamt_ownpay_amt,
                 over_limit_self_pay_fen=info.overlmt_selfpay,
@@ -476,7 +478,7 @@ class NationalHttpAdapter:
             raise self._invalid(msgid, f"answer signature: {exc}") from exc
         try:
             answer = response_decoder(output_type).decode(body)  # type: ignore[arg-type]  # a Struct type is hashable
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError) as exc:
             raise self._invalid(msgid, f"malformed answer: {exc}") from exc
         if answer.infcode < 0:
             code, retryable = self._problem_of(answer.infcode)
