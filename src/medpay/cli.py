@@ -372,6 +372,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=1, help="0 to 999: which population")
     seed.add_argument("--out", type=Path, help="population file (default .medpay/population.json)")
     seed.add_argument("--no-simulator", action="store_true", help="the gateway's registry only")
+    seed.add_argument("--prescriber-keys", type=Path, help="write new keys of the prescribers here")
     commands.add_parser(
         "demo", help="send one cross-provincial online revisit to `medpay run` and print the split"
     )
@@ -445,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     seed=args.seed,
                     out=args.out,
                     simulator=not args.no_simulator,
+                    prescriber_keys=args.prescriber_keys,
                 )
             )
         elif args.command == "migrate":

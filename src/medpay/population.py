@@ -54,6 +54,7 @@ import msgspec
 
 from medpay.db.pool import connection
 from medpay.institutions.service import Institution, register_institution, sign_sample_agreement
+from medpay.prescriptions.institution_keys import register_institution_key
 from medpay.simulator import bulk as simulator_bulk
 from medpay.simulator.store import PersonRecord
 
@@ -74,6 +75,7 @@ __all__ = [
     "generate_persons",
     "load_population_file",
     "psn_no_for",
+    "register_prescriber_keys",
     "seed_command",
     "seed_institutions",
     "seed_population",
@@ -382,10 +384,37 @@ def load_population_file(path: str | Path) -> PopulationFile:
     return msgspec.json.decode(Path(path).read_bytes(), type=PopulationFile)
 
 
+async def register_prescriber_keys(pool: asyncpg.Pool) -> dict[str, str]:
+    """A new signing key for each benchmark hospital and internet hospital; private PEM by code.
+
+    For load tests that issue prescriptions as the institutions do (DOMAIN.md section
+    4). Development keys: the private halves are for the load generator only.
+    """
+    keys = {}
+    for institution in benchmark_institutions():
+        if institution.kind != "retail_pharmacy":
+            private_pem, _ = await register_institution_key(pool, institution.institution_code)
+            keys[institution.institution_code] = private_pem
+    return keys
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+
+
 async def seed_command(
-    settings: Settings, *, persons: int, seed: int, out: Path | None, simulator: bool
+    settings: Settings,
+    *,
+    persons: int,
+    seed: int,
+    out: Path | None,
+    simulator: bool,
+    prescriber_keys: Path | None = None,
 ) -> int:
-    """``medpay seed``: migrate, load the samples, then the population; write the file."""
+    """``medpay seed``: migrate, load the samples, then the population; write the file(s)."""
     from medpay.db.pool import create_pool
     from medpay.db.runtime import database, migrate
     from medpay.seed import seed_sample_data
@@ -399,6 +428,7 @@ async def seed_command(
         try:
             await seed_sample_data(pool)
             report = await seed_population(pool, generated, simulator=simulator)
+            keys = await register_prescriber_keys(pool) if prescriber_keys else {}
         finally:
             await pool.close()
     target = out or settings.data_path / "population.json"
@@ -416,4 +446,7 @@ async def seed_command(
         f"institutions: {report.institutions} (a hospital, an internet hospital, a pharmacy per province)"
     )
     print(f"took {report.seconds:.1f} s; wrote {target}")
+    if prescriber_keys:
+        _write_private(prescriber_keys, msgspec.json.encode(keys))
+        print(f"registered a new key for each of {len(keys)} prescribers; wrote {prescriber_keys}")
     return 0
