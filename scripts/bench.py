@@ -545,6 +545,14 @@ class Bench:
                     await asyncio.to_thread(profiler.popen.wait, 30)
                 profiler.stop()
         result.database = await self.payments_of(tag)
+        resolved = await self.system.pool.fetchval(
+            "SELECT count(*) FROM payments WHERE idempotency_key LIKE $1 AND check_attempts > 0",
+            f"bench-{tag}-%",
+        )
+        if resolved:
+            result.notes.append(
+                f"{resolved} payment(s) needed the resolver (outcome first unknown)"
+            )
         kinds = {
             k: sum(p.kind == k for p in planned[: result.requests])
             for k in ("revisit", "pharmacy", "estimate")
@@ -893,7 +901,7 @@ def log_errors(system: System) -> dict[str, int]:
         path = system.folder / f"{name}.log"
         if path.exists():
             text = path.read_text(errors="replace")
-            cut_off = text.count("client disconnected prematurely")
+            cut_off = text.count("InternalServerException: 500: client disconnected prematurely")
             found[name] = text.count("Traceback") - cut_off
             if cut_off:
                 found[f"{name}: requests cut off at phase ends"] = cut_off
@@ -942,6 +950,9 @@ def print_table(summary: dict[str, Any], out: Any) -> None:
             )
         if phase["database"]:
             p(f"{'':<30}database afterwards: {phase['database']}")
+        for note in phase["notes"]:
+            if "resolver" in note or "VmRSS" in note:
+                p(f"{'':<30}{note}")
     accounting = summary["accounting"]
     if accounting:
         p()
