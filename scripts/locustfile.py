@@ -191,6 +191,8 @@ class Traffic:
             seed=options.medpay_seed * 100_003 + os.getpid(),
             pharmacy_share=0.33 if self.prescribers else 0.0,
         )
+        if not options.medpay_rate > 0:
+            raise SystemExit("locustfile: --medpay-rate must be more than 0 tasks per second")
         self.rate = options.medpay_rate
 
     def token(self, psn_no: str) -> str:

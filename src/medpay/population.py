@@ -46,6 +46,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -420,6 +421,11 @@ async def seed_command(
     from medpay.seed import seed_sample_data
     from medpay.simulator.store import SIMULATOR_MIGRATIONS, SIMULATOR_SCHEMA
 
+    if persons < 0 or not 0 <= seed <= MAX_SEED:
+        print(
+            f"medpay seed: --persons must be 0 or more and --seed 0 to {MAX_SEED}", file=sys.stderr
+        )
+        return 2
     generated = generate_persons(persons, seed)
     extra = ((SIMULATOR_MIGRATIONS, SIMULATOR_SCHEMA),) if simulator else ()
     async with database(settings.database_url, settings.data_path) as dsn:
