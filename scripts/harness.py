@@ -29,6 +29,7 @@ from medpay.channels.service import RegisteredApp, register_app
 from medpay.db.embedded import EmbeddedPostgres, free_port
 from medpay.db.pool import create_pool
 from medpay.db.runtime import migrate
+from medpay.population import SyntheticPerson, generate_persons, seed_population
 from medpay.security.identity import DevelopmentIssuer
 from medpay.seed import seed_sample_data
 from medpay.settlement.adapters.config import ClearingConfig
@@ -67,8 +68,53 @@ UNFINISHED = (
 )
 
 
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state, ppid, ...), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """Every live descendant of ``pid`` (a server's workers) as (pid, start time), from /proc.
+
+    The start time tells a process from a later one that reuses its pid.
+    """
+    children: dict[int, list[tuple[int, str]]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            children.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
+    found: list[tuple[int, str]] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child[0])
+    return found
+
+
+def kill_if_same(pid: int, started: str) -> None:
+    """SIGKILL ``pid`` if it is still the process that started at ``started``."""
+    fields = _stat(pid)
+    if fields is not None and fields[19] == started:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def resident_kib(pid: int) -> int:
+    """VmRSS of one process in KiB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 class Process:
-    """A child process we own, stopped by its pid."""
+    """A child process we own, stopped by its pid (and its workers by theirs)."""
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
         self.name, self.args, self.env, self.log = name, args, env, log
@@ -86,21 +132,41 @@ class Process:
             )
 
     def kill(self) -> None:
-        """SIGKILL: no clean-up, no goodbye."""
+        """SIGKILL: no clean-up, no goodbye (its workers too)."""
         assert self.popen is not None
+        workers = descendants(self.popen.pid)
         self.popen.kill()
         self.popen.wait(10)
+        for pid, started in workers:
+            kill_if_same(pid, started)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.popen is None else self.popen.pid
+
+    def pids(self) -> list[int]:
+        """The process and its live descendants (a server's workers)."""
+        if self.popen is None or self.popen.poll() is not None:
+            return []
+        return [self.popen.pid, *(pid for pid, _ in descendants(self.popen.pid))]
+
+    def resident_kib(self) -> dict[int, int]:
+        """VmRSS by pid of the process and its workers."""
+        return {pid: resident_kib(pid) for pid in self.pids()}
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it will not go."""
+        """SIGTERM, then SIGKILL if it will not go; then any worker left behind, by its pid."""
         if self.popen is None or self.popen.poll() is not None:
             return
+        workers = descendants(self.popen.pid)
         self.popen.send_signal(signal.SIGTERM)
         try:
             self.popen.wait(15)
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait(5)
+        for pid, started in workers:
+            kill_if_same(pid, started)
 
 
 async def wait_healthy(url: str, deadline_s: float = 60.0) -> None:
@@ -130,6 +196,9 @@ class System:
         self.simulator_url = f"http://127.0.0.1:{free_port()}"
         self.gateway: Process
         self.simulator: Process
+        self.dsn = ""
+        self.stat_statements = False
+        self.population: list[SyntheticPerson] = []
 
     @classmethod
     async def start(
@@ -142,12 +211,23 @@ class System:
         gateway_args: list[str] | None = None,
         seed: int = 1,
         keep: bool = False,
+        persons: int = 0,
+        population_seed: int = 1,
+        stat_statements: bool = False,
     ) -> System:
+        """Start it all; ``persons`` > 0 seeds that many synthetic persons (``medpay seed``).
+
+        ``stat_statements`` loads pg_stat_statements (one restart of the server).
+        """
         system = cls(Path(tempfile.mkdtemp(prefix="medpay-run-")), keep)
+        system.stat_statements = stat_statements
         try:
             await system._start(
                 faults or {}, callbacks, read_timeout_s, gateway_env or {}, gateway_args, seed
             )
+            if persons:
+                system.population = generate_persons(persons, population_seed)
+                await seed_population(system.pool, system.population)
         except BaseException:
             await system.close()
             raise
@@ -164,10 +244,21 @@ class System:
     ) -> None:
         self.server.start()
         admin = await asyncpg.connect(self.server.dsn())
+        if self.stat_statements:
+            await admin.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+            await admin.close()
+            self.server.stop()
+            self.server.start()
+            admin = await asyncpg.connect(self.server.dsn())
         await admin.execute("CREATE DATABASE medpay")
         await admin.close()
         dsn = self.server.dsn("medpay")
+        self.dsn = dsn
         await migrate(dsn, extra=((SIMULATOR_MIGRATIONS, SIMULATOR_SCHEMA),))
+        if self.stat_statements:
+            conn = await asyncpg.connect(dsn)
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            await conn.close()
         self.pool = await create_pool(dsn, min_size=1, max_size=4)
         await seed_sample_data(self.pool)
         await seed_sample_persons(self.pool)

@@ -393,6 +393,14 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gateway only")
     serve.add_argument("--port", type=int)
     commands.add_parser("migrate", help="apply database migrations (idempotent)")
+    seed = commands.add_parser(
+        "seed", help="a synthetic insured population (benchmark, load tests)"
+    )
+    seed.add_argument("--persons", type=int, required=True, help="how many insured persons")
+    seed.add_argument("--seed", type=int, default=1, help="0 to 999: which population")
+    seed.add_argument("--out", type=Path, help="population file (default .medpay/population.json)")
+    seed.add_argument("--no-simulator", action="store_true", help="the gateway's registry only")
+    seed.add_argument("--prescriber-keys", type=Path, help="write new keys of the prescribers here")
     commands.add_parser(
         "demo", help="send one cross-provincial online revisit to `medpay run` and print the split"
     )
@@ -456,6 +464,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             from medpay.demo import run_demo
 
             return run_demo(settings.data_path)
+        elif args.command == "seed":
+            from medpay.population import seed_command
+
+            return asyncio.run(
+                seed_command(
+                    settings,
+                    persons=args.persons,
+                    seed=args.seed,
+                    out=args.out,
+                    simulator=not args.no_simulator,
+                    prescriber_keys=args.prescriber_keys,
+                )
+            )
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "openapi":

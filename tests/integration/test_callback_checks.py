@@ -97,7 +97,9 @@ async def processing(client, signed, simulator, db_pool):
 
 
 async def _nothing_recorded(db_pool) -> None:
-    assert await db_pool.fetchval("SELECT state FROM payments") == "unknown"  # awaiting the province
+    assert (
+        await db_pool.fetchval("SELECT state FROM payments") == "unknown"
+    )  # awaiting the province
     assert await db_pool.fetchval("SELECT count(*) FROM settlements") == 0
     assert await db_pool.fetchval("SELECT count(*) FROM ledger_journals") == 0
 
