@@ -51,20 +51,27 @@ def migration_sets() -> list[tuple[Path, str]]:
 
 
 @pytest.fixture(scope="session")
-def pg_server_dsn() -> Iterator[str]:
-    """A maintenance DSN (database ``postgres``) on the server for this run."""
-    external = os.environ.get("DATABASE_URL")
-    if external:
-        yield _with_database(external, "postgres")
+def pg_server() -> Iterator[EmbeddedPostgres | None]:
+    """The embedded server of this run, or None when ``DATABASE_URL`` names one."""
+    if os.environ.get("DATABASE_URL"):
+        yield None
         return
     folder = Path(tempfile.mkdtemp(prefix="medpay-test-pg-"))
     server = EmbeddedPostgres(folder / "data", durable=False)
     try:
         server.start()
-        yield server.dsn()
+        yield server
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server_dsn(pg_server: EmbeddedPostgres | None) -> str:
+    """A maintenance DSN (database ``postgres``) on the server for this run."""
+    if pg_server is None:
+        return _with_database(os.environ["DATABASE_URL"], "postgres")
+    return pg_server.dsn()
 
 
 @pytest.fixture(scope="session")

