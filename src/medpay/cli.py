@@ -406,7 +406,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     add = apps.add_parser("add", help="register an app and print a new development key pair")
     add.add_argument("name")
-    add.add_argument("--algorithm", choices=["ed25519", "ecdsa-p256"], default="ed25519")
+    add.add_argument(
+        "--algorithm",
+        choices=["ed25519", "ecdsa-p256", "sm2"],
+        default="ed25519",
+        help="the key type the app signs with (sm2: SM3withSM2, the national algorithm)",
+    )
     for verb in ("suspend", "activate"):
         apps.add_parser(verb, help=f"{verb} an app").add_argument("app_id")
 
