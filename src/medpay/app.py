@@ -15,6 +15,7 @@ from medpay.http import Injected
 from medpay.http.openapi import openapi_config
 from medpay.http.problems import exception_handlers
 from medpay.institutions.routes import InstitutionController
+from medpay.mobile.routes import MobileController
 from medpay.payments.routes import PaymentController
 from medpay.plugin import GatewayPlugin
 from medpay.prescriptions.routes import PrescriptionController
@@ -66,6 +67,7 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
             health,
             receive_callback,
             PaymentController,
+            MobileController,
             PrescriptionController,
             FilingController,
             InstitutionController,

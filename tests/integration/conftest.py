@@ -22,6 +22,7 @@ from medpay.client import AgencySignatureAuth, AppSignatureAuth, OperatorSignatu
 from medpay.config import Settings
 from medpay.parties.service import RegisteredParty, register_agency, register_operator
 from medpay.security.identity import DevelopmentIssuer
+from medpay.security.secrets import generate_key
 from medpay.serving import RunningServer, start_server
 from medpay.settlement.adapters.config import ClearingConfig
 from medpay.simulator.app import create_simulator_app
@@ -43,11 +44,30 @@ def identity_issuer() -> DevelopmentIssuer:
     return DevelopmentIssuer.generate()
 
 
+@pytest.fixture(scope="session")
+def app_secret_key() -> str:
+    """The test gateway's key sealing national apps' appSecrets."""
+    return generate_key()
+
+
+@pytest.fixture(scope="session")
+def mobile_signing_key() -> gm.Sm2PrivateKey:
+    """The test gateway's SM2 key signing the national front door's answers."""
+    return gm.generate_private_key()
+
+
 @pytest.fixture
-def settings(database_url: str, identity_issuer: DevelopmentIssuer) -> Settings:
+def settings(
+    database_url: str,
+    identity_issuer: DevelopmentIssuer,
+    app_secret_key: str,
+    mobile_signing_key: gm.Sm2PrivateKey,
+) -> Settings:
     return Settings(
         database_url=database_url,
         identity_issuers=(identity_issuer.trusted(),),
+        app_secret_key=app_secret_key,
+        mobile_signing_key_pem=gm.private_key_pem(mobile_signing_key),
         max_request_bytes=16 * 1024,
         pool_min_size=1,
         pool_max_size=5,
