@@ -11,6 +11,9 @@ database round trip). Then:
 
 Everything on loopback; every phase is bounded by a request count and a time limit.
 ``--server granian`` serves the gateway with granian instead of uvicorn, to compare.
+``--app-algorithm sm2`` makes the load app sign with SM2 (SM3withSM2) instead of
+Ed25519; ``both`` runs the signed-read and payment phases once per algorithm, in the
+same run, and prints the SM2 app's figures as a ratio to the Ed25519 app's.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from harness import PERSONS, System
 
+from medpay.channels.service import register_app
 from medpay.client import AppSignatureAuth
 
 ORDER = {
@@ -104,6 +108,7 @@ async def main(args: argparse.Namespace) -> int:
         gateway_env={"MEDPAY_POOL_MAX_SIZE": "20"},
         gateway_args=gateway_args,
         keep=args.keep,
+        app_algorithm="sm2" if args.app_algorithm == "sm2" else "ed25519",
     )
     try:
         tokens = {psn: system.issuer.issue(psn, ttl_seconds=3600) for psn in PERSONS}
@@ -111,6 +116,13 @@ async def main(args: argparse.Namespace) -> int:
             psn: AppSignatureAuth(system.app.app_id, system.app.private_key_pem, t)
             for psn, t in tokens.items()
         }
+        sm2_auth = {}
+        if args.app_algorithm == "both":
+            sm2_app = await register_app(system.pool, "SM2 load app", "sm2")
+            sm2_auth = {
+                psn: AppSignatureAuth(sm2_app.app_id, sm2_app.private_key_pem, t)
+                for psn, t in tokens.items()
+            }
         limits = httpx.Limits(
             max_connections=args.concurrency, max_keepalive_connections=args.concurrency
         )
@@ -132,34 +144,52 @@ async def main(args: argparse.Namespace) -> int:
                 response = await http.get(f"/v1/payments/{payment_id}", auth=auth[PERSONS[0]])
                 return response.status_code == 200
 
-            async def payment(i: int) -> bool:
+            async def payment(i: int, signers: dict[str, AppSignatureAuth] = auth) -> bool:
                 psn = PERSONS[i % len(PERSONS)]
                 response = await http.post(
                     "/v1/payments",
                     json=ORDER,
-                    auth=auth[psn],
+                    auth=signers[psn],
                     headers={"Idempotency-Key": f"bench-{i}-{secrets.token_hex(4)}"},
                 )
                 return response.status_code == 201
 
+            sm2_payment_id = ""
+            if sm2_auth:
+                warm_sm2 = await http.post(
+                    "/v1/payments",
+                    json=ORDER,
+                    headers={"Idempotency-Key": "bench-warm-up-sm2"},
+                    auth=sm2_auth[PERSONS[0]],
+                )
+                sm2_payment_id = warm_sm2.json()["payment_id"]
+
+            async def sm2_signed_read(i: int) -> bool:
+                response = await http.get(
+                    f"/v1/payments/{sm2_payment_id}", auth=sm2_auth[PERSONS[0]]
+                )
+                return response.status_code == 200
+
+            async def sm2_payment(i: int) -> bool:
+                return await payment(i, sm2_auth)
+
+            # With both algorithms, each SM2 phase follows its Ed25519 twin, so drift
+            # (a growing database, a warming machine) touches both alike.
+            plan = [
+                ("baseline: GET /health", args.requests, health),
+                ("signed read", args.requests, signed_read),
+                *([("signed read, SM2 app", args.requests, sm2_signed_read)] if sm2_auth else []),
+                ("payment (settled)", args.payments, payment),
+                *([("payment, SM2 app", args.payments, sm2_payment)] if sm2_auth else []),
+            ]
             results = [
-                await phase(
-                    "baseline: GET /health",
-                    args.requests,
-                    args.concurrency,
-                    args.time_limit,
-                    health,
-                ),
-                await phase(
-                    "signed read", args.requests, args.concurrency, args.time_limit, signed_read
-                ),
-                await phase(
-                    "payment (settled)", args.payments, args.concurrency, args.time_limit, payment
-                ),
+                await phase(name, count, args.concurrency, args.time_limit, send)
+                for name, count, send in plan
             ]
         base = results[0]["throughput"]
         print(
-            f"medpay bench: server {args.server}, concurrency {args.concurrency}, loopback, one machine"
+            f"medpay bench: server {args.server}, concurrency {args.concurrency}, loopback, one machine, "
+            f"app key {args.app_algorithm}"
         )
         print(
             f"{'phase':<24}{'requests':>9}{'errors':>7}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
@@ -170,6 +200,17 @@ async def main(args: argparse.Namespace) -> int:
                 f"{r['name']:<24}{r['requests']:>9.0f}{r['errors']:>7.0f}{r['throughput']:>9.1f}{r['p50']:>9.1f}"
                 f"{r['p95']:>9.1f}{r['p99']:>9.1f}{r['throughput'] / base:>12.2f}x"
             )
+        if sm2_auth:
+            by_name = {r["name"]: r for r in results}
+            for ed25519, sm2 in (
+                ("signed read", "signed read, SM2 app"),
+                ("payment (settled)", "payment, SM2 app"),
+            ):
+                ratio = by_name[sm2]["throughput"] / by_name[ed25519]["throughput"]
+                print(
+                    f"SM2 app / Ed25519 app, {ed25519}: throughput {ratio:.2f}x, p50 "
+                    f"{by_name[sm2]['p50']:.1f} ms vs {by_name[ed25519]['p50']:.1f} ms"
+                )
         return 0 if all(r["errors"] == 0 for r in results) else 1
     finally:
         await system.close()
@@ -189,6 +230,12 @@ def cli() -> int:
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds at most per phase")
     parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
     parser.add_argument("--workers", type=int, default=1, help="granian workers")
+    parser.add_argument(
+        "--app-algorithm",
+        choices=["ed25519", "sm2", "both"],
+        default="ed25519",
+        help="the key the load app signs with; both: each, in one run, as a ratio",
+    )
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     return asyncio.run(asyncio.wait_for(main(args), timeout=4 * args.time_limit + 180))
