@@ -64,7 +64,6 @@ import msgspec
 
 from medpay.channels.mobile import MobileApp, find_mobile_app
 from medpay.clock import CHINA
-from medpay.db.pool import transaction
 from medpay.errors import Conflict, DomainError, Forbidden, InvalidRequest, NotFound, Refused
 from medpay.mobile import codes
 from medpay.mobile.queries import (
@@ -369,6 +368,8 @@ class MobileFrontDoor:
                 order.medical_fee_total_fen,
             )
         except asyncpg.UniqueViolationError as clash:
+            if clash.constraint_name != "mobile_orders_pay_auth_id_key":
+                raise
             raise Conflict(
                 "pay_auth_reused",
                 "The payAuthNo was used for another order",
@@ -483,9 +484,9 @@ class MobileFrontDoor:
 
     async def _cancel(self, app: MobileApp, data: CancelUpload) -> CancelUploadAnswer:
         upload = await self._load(app, data.payOrdId, data.payToken)
-        async with transaction(self._pool) as conn:
-            cancelled = await conn.fetchval(CANCEL_UPLOAD, upload.pay_ord_id)
-        if cancelled is None:
+        # Once 6202 has handed the order to the payment flow it is never cancelled, even if
+        # that 6202 did not finish: only the flow may say whether a payment exists.
+        if await self._pool.fetchval(CANCEL_UPLOAD, upload.pay_ord_id) is None:
             raise Conflict(
                 "order_already_paid",
                 "The order was handed to payment and cannot be cancelled",

@@ -22,7 +22,7 @@ CREATE TABLE mobile_orders (
     med_org_ord           text NOT NULL CHECK (med_org_ord ~ '^[0-9A-Za-z_-]{1,64}$'),  -- medOrgOrd
     upload_digest         text NOT NULL CHECK (upload_digest ~ '^[0-9a-f]{64}$'),
     psn_no                text NOT NULL,                                  -- psn_no
-    pay_auth_id           text NOT NULL,            -- issuer and jti of the payAuthNo uploaded with
+    pay_auth_id           text NOT NULL,            -- SHA-256 of the issuer and jti of its payAuthNo
     payment_order         jsonb NOT NULL,           -- the order, our names, integer fen
     medical_fee_total_fen bigint NOT NULL CHECK (medical_fee_total_fen >= 0),  -- medfee_sumamt
     state                 text NOT NULL DEFAULT 'uploaded'
