@@ -4,9 +4,12 @@ Everything runs on loopback (see ``harness.py``): an embedded PostgreSQL, the
 provincial platform simulator and the gateway as separate processes, so that the
 gateway can be SIGKILLed and restarted. The simulator drops 10 % of its answers,
 delays 5 % past the gateway's read timeout and delivers 10 % of its callbacks twice.
-Patient apps retry with the same Idempotency-Key, as a real app would. At the end the
-gateway's records are reconciled against the simulator's and the run prints:
-accepted, settled, failed, reversed, unknown left, lost, settled twice.
+Patient apps retry with the same Idempotency-Key, as a real app would. By default every
+third province speaks the national profile (SM2 cainfo, amounts in yuan) and the rest
+ours (Ed25519, fen), so both adapters settle side by side under the same faults
+(``--national none`` for ours only). At the end the gateway's records are reconciled
+against the simulator's and the run prints: accepted, settled, failed, reversed,
+unknown left, lost, settled twice.
 
 Exit status 0 only when lost = 0, settled twice = 0 and unknown left = 0.
 Bounded: every phase has a deadline; every process is stopped by its pid, always.
@@ -30,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from harness import PERSONS, System, wait_healthy
 
 from medpay.client import AppSignatureAuth
+from medpay.simulator.config import every_third_province
 from medpay.simulator.store import SIMULATOR_SCHEMA
 
 GATEWAY_READ_TIMEOUT_S = 2.0
@@ -209,6 +213,7 @@ async def main(args: argparse.Namespace) -> int:
         "slow_ms": int((GATEWAY_READ_TIMEOUT_S + 1.0) * 1000),
         "callback_duplicate_rate": 0.10,
     }
+    national = every_third_province() if args.national == "third" else []
     system = await System.start(
         faults=faults,
         callbacks=True,
@@ -216,11 +221,19 @@ async def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         keep=args.keep,
         gateway_env={"MEDPAY_SETTLE_GRACE_SECONDS": "4", "MEDPAY_WORKER_INTERVAL_SECONDS": "0.5"},
+        national=national,
     )
     try:
         print(
             f"chaos: {args.payments} payments over {args.duration:.0f} s, {args.kills} gateway kills, "
             f"faults {faults}",
+            flush=True,
+        )
+        on_national = sorted({p[:2] + "0000" for p in PERSONS} & set(national))
+        print(
+            f"chaos: {len(national)} of 31 provinces on the national profile (SM2, yuan): "
+            f"{', '.join(national) or 'none'}; home provinces of the load on it: "
+            f"{', '.join(on_national) or 'none'}",
             flush=True,
         )
         tally, events = Tally(), []
@@ -242,6 +255,15 @@ async def main(args: argparse.Namespace) -> int:
         to_zero = time.monotonic() - settle_started
         await asyncio.sleep(2.0)  # late duplicate callbacks arrive now: they must change nothing
         figures = await reconcile(system.pool, tally)
+        by_profile = await system.pool.fetch(
+            "SELECT left(insured_area, 2) || '0000' = any($1::text[]) AS national, count(*) AS n"
+            " FROM payments WHERE state IN ('settled', 'reversed') GROUP BY 1",
+            national,
+        )
+        profiles = {
+            ("national (SM2, yuan)" if r["national"] else "ours (Ed25519, fen)"): r["n"]
+            for r in by_profile
+        }
 
         latencies = sorted(tally.latencies) or [0.0]
 
@@ -257,6 +279,10 @@ async def main(args: argparse.Namespace) -> int:
         print(
             f"chaos: unknown left {figures['unknown left']}, {to_zero:.1f} s after the load ended "
             f"(stated bound {args.settle_deadline:.0f} s)"
+        )
+        print(
+            "chaos: settled or reversed, by the home province's profile: "
+            + ", ".join(f"{name} {count}" for name, count in sorted(profiles.items()))
         )
         for name, value in figures.items():
             print(f"{name:>14}: {value}")
@@ -279,6 +305,12 @@ def cli() -> int:
         "--settle-deadline", type=float, default=90.0, help="seconds for unknown to reach 0"
     )
     parser.add_argument("--seed", type=int, default=20261126)
+    parser.add_argument(
+        "--national",
+        choices=["third", "none"],
+        default="third",
+        help="every third province on the national profile (SM2, yuan), or none",
+    )
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary folder and its logs"
     )

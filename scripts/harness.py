@@ -41,6 +41,7 @@ from medpay.simulator.config import (
 )
 from medpay.simulator.seed import seed_sample_persons
 from medpay.simulator.store import SIMULATOR_MIGRATIONS, SIMULATOR_SCHEMA
+from medpay.wire import gm
 from medpay.wire.signing import (
     generate_private_key,
     load_private_key,
@@ -199,6 +200,8 @@ class System:
         self.dsn = ""
         self.stat_statements = False
         self.population: list[SyntheticPerson] = []
+        self.national: list[str] = []
+        self.app_algorithm = "ed25519"
 
     @classmethod
     async def start(
@@ -214,13 +217,19 @@ class System:
         persons: int = 0,
         population_seed: int = 1,
         stat_statements: bool = False,
+        national: list[str] | None = None,
+        app_algorithm: str = "ed25519",
     ) -> System:
         """Start it all; ``persons`` > 0 seeds that many synthetic persons (``medpay seed``).
 
         ``stat_statements`` loads pg_stat_statements (one restart of the server).
+        ``national``: the provinces on the national profile (SM2, yuan); the rest on ours.
+        ``app_algorithm``: the key the load app signs with (``ed25519`` or ``sm2``).
         """
         system = cls(Path(tempfile.mkdtemp(prefix="medpay-run-")), keep)
         system.stat_statements = stat_statements
+        system.national = list(national or [])
+        system.app_algorithm = app_algorithm
         try:
             await system._start(
                 faults or {}, callbacks, read_timeout_s, gateway_env or {}, gateway_args, seed
@@ -262,13 +271,15 @@ class System:
         self.pool = await create_pool(dsn, min_size=1, max_size=4)
         await seed_sample_data(self.pool)
         await seed_sample_persons(self.pool)
-        self.app = await register_app(self.pool, "Load patient app")
+        self.app = await register_app(self.pool, "Load patient app", self.app_algorithm)  # type: ignore[arg-type]
         gateway_key = private_key_pem(generate_private_key())
-        config = self._simulator_config(gateway_key, faults, callbacks, seed)
+        gateway_sm2_key = gm.private_key_pem(gm.generate_private_key())
+        config = self._simulator_config(gateway_key, gateway_sm2_key, faults, callbacks, seed)
         save_config(config, self.folder / "simulator.json")
         clearing = msgspec.convert(
             {
                 "signing_key_pem": gateway_key,
+                "sm2_signing_key_pem": gateway_sm2_key,
                 "provinces": clearing_provinces(
                     config, self.simulator_url, read_timeout_s=read_timeout_s
                 ),
@@ -305,10 +316,18 @@ class System:
         await wait_healthy(self.gateway_url)
 
     def _simulator_config(
-        self, gateway_key: str, faults: dict[str, Any], callbacks: bool, seed: int
+        self,
+        gateway_key: str,
+        gateway_sm2_key: str,
+        faults: dict[str, Any],
+        callbacks: bool,
+        seed: int,
     ) -> SimulatorConfig:
         config = default_config(
-            gateway_public_keys=[public_key_pem(load_private_key(gateway_key))], seed=seed
+            gateway_public_keys=[public_key_pem(load_private_key(gateway_key))],
+            gateway_sm2_public_keys=[gm.public_key_pem(gm.load_private_key(gateway_sm2_key))],
+            national=self.national,
+            seed=seed,
         )
         data = msgspec.to_builtins(config)
         for province in data["provinces"]:

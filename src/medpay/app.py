@@ -17,6 +17,7 @@ from medpay.http.openapi import ClosedStructSchemaPlugin, openapi_config
 from medpay.http.problems import exception_handlers
 from medpay.http.strict import strict_request
 from medpay.institutions.routes import institutions_router
+from medpay.mobile.routes import MobileController
 from medpay.payments.routes import PaymentController
 from medpay.plugin import GatewayPlugin
 from medpay.prescriptions.routes import prescriptions_router
@@ -77,6 +78,7 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
             health_head,
             receive_callback,
             PaymentController,
+            MobileController,
             prescriptions_router,
             filings_router,
             institutions_router,

@@ -20,7 +20,7 @@ import msgspec
 from medpay.config import Settings, load_settings
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from medpay.simulator.config import SimulatorConfig
 
@@ -31,12 +31,44 @@ DEV_APP_FILE = "dev-app.json"
 
 def _with_dev_identity(settings: Settings) -> Settings:
     """Trust the development identity issuer when no issuer is configured."""
-    if settings.identity_issuers:
-        return settings
-    from medpay.security.identity import DevelopmentIssuer
+    if not settings.identity_issuers:
+        from medpay.security.identity import DevelopmentIssuer
 
-    issuer = DevelopmentIssuer.load_or_create(settings.data_path)
-    return msgspec.structs.replace(settings, identity_issuers=(issuer.trusted(),))
+        issuer = DevelopmentIssuer.load_or_create(settings.data_path)
+        settings = msgspec.structs.replace(settings, identity_issuers=(issuer.trusted(),))
+    return _with_dev_mobile_keys(settings)
+
+
+def _data_file(data_dir: Path, name: str, make: Callable[[], str]) -> str:
+    """A development secret of the data folder (never committed), made on first use."""
+    path = data_dir / name
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text()
+
+
+def _dev_app_secret_key(data_dir: Path) -> str:
+    from medpay.security.secrets import generate_key
+
+    return _data_file(data_dir, "app-secret.key", generate_key).strip()
+
+
+def _dev_sm2_key(data_dir: Path, name: str) -> str:
+    from medpay.wire import gm
+
+    return _data_file(data_dir, name, lambda: gm.private_key_pem(gm.generate_private_key()))
+
+
+def _with_dev_mobile_keys(settings: Settings) -> Settings:
+    """The national front door's keys from the data folder, when none are configured."""
+    return msgspec.structs.replace(
+        settings,
+        app_secret_key=settings.app_secret_key or _dev_app_secret_key(settings.data_path),
+        mobile_signing_key_pem=settings.mobile_signing_key_pem
+        or _dev_sm2_key(settings.data_path, "mobile-signing-key.pem"),
+    )
 
 
 # --- migrate -------------------------------------------------------------------------------------
@@ -80,6 +112,32 @@ def _openapi(output: Path, check: bool) -> int:
 
 
 # --- apps ----------------------------------------------------------------------------------------
+
+
+async def _apps_add_national(settings: Settings, name: str) -> None:
+    """An app for the national interface: appId, appSecret, SM2 keys, the gateway's key."""
+    from medpay.channels.mobile import register_mobile_app
+    from medpay.db.pool import create_pool
+    from medpay.db.runtime import database, migrate
+    from medpay.security.secrets import SecretSealer
+    from medpay.wire import gm
+
+    settings = _with_dev_mobile_keys(settings)
+    assert settings.app_secret_key and settings.mobile_signing_key_pem
+    async with database(settings.database_url, settings.data_path) as dsn:
+        await migrate(dsn)
+        pool = await create_pool(dsn, min_size=1, max_size=2)
+        try:
+            app = await register_mobile_app(pool, name, SecretSealer(settings.app_secret_key))
+        finally:
+            await pool.close()
+    gateway = gm.load_private_key(settings.mobile_signing_key_pem).public_key()
+    print(f"appId: {app.app_id}")
+    print(f"appSecret (development only; keep it in the app): {app.app_secret}")
+    print(f"SM2 public key (hex): {app.public_key_hex}")
+    print(f"SM2 private key (hex; development only, never in the gateway): {app.private_key_hex}")
+    print(f"gateway SM2 public key (verifies answers, hex): {gm.public_key_hex(gateway)}")
+    print("endpoints: POST /v1/mobile/6201, 6202, 6203, 6301, 6401")
 
 
 async def _apps_add(settings: Settings, name: str, algorithm: str) -> None:
@@ -146,12 +204,13 @@ async def _parties_add(
 # --- tokens --------------------------------------------------------------------------------------
 
 
-def _tokens_issue(settings: Settings, psn_no: str, face: bool, ttl: int) -> None:
+def _tokens_issue(settings: Settings, psn_no: str, face: bool, ttl: int, pay_auth: bool) -> None:
     from medpay.security.identity import DevelopmentIssuer
 
     issuer = DevelopmentIssuer.load_or_create(settings.data_path)
     amr = ("face",) if face else ("pwd",)
-    print(issuer.issue(psn_no, audience=settings.identity_audience, amr=amr, ttl_seconds=ttl))
+    audience = settings.pay_auth_audience if pay_auth else settings.identity_audience
+    print(issuer.issue(psn_no, audience=audience, amr=amr, ttl_seconds=ttl))
 
 
 # --- run / serve ---------------------------------------------------------------------------------
@@ -207,17 +266,30 @@ def _gateway_signing_key(data_dir: Path) -> str:
 
 
 def _simulator_config(data_dir: Path, gateway_key_pem: str) -> SimulatorConfig:
-    """The simulator's configuration in the data folder: all 31 provinces, keys kept across runs."""
+    """The simulator's configuration in the data folder: all 31 provinces, keys kept across runs.
+
+    A province is put on the national profile (SM2, yuan) by editing ``"profile"`` in the
+    file (and removing its ``private_key_pem``, which is then made of the right kind).
+    """
     from medpay.simulator.config import default_config, load_config, save_config
+    from medpay.wire import gm
     from medpay.wire.signing import load_private_key, public_key_pem
 
     path = data_dir / "simulator.json"
     gateway_public = public_key_pem(load_private_key(gateway_key_pem))
+    gateway_sm2 = gm.public_key_pem(gm.load_private_key(_gateway_sm2_signing_key(data_dir)))
     config = load_config(path) if path.exists() else default_config()
     if gateway_public not in config.gateway_public_keys:
         config = msgspec.structs.replace(config, gateway_public_keys=[gateway_public])
+    if gateway_sm2 not in config.gateway_sm2_public_keys:
+        config = msgspec.structs.replace(config, gateway_sm2_public_keys=[gateway_sm2])
     save_config(config, path)
     return config
+
+
+def _gateway_sm2_signing_key(data_dir: Path) -> str:
+    """The gateway's development SM2 key for cainfo towards national-profile provinces."""
+    return _dev_sm2_key(data_dir, "gateway-sm2-signing-key.pem")
 
 
 async def _run(settings: Settings, *, simulator_port: int) -> None:
@@ -257,6 +329,7 @@ async def _run(settings: Settings, *, simulator_port: int) -> None:
                 clearing = msgspec.convert(
                     {
                         "signing_key_pem": gateway_key,
+                        "sm2_signing_key_pem": _gateway_sm2_signing_key(data_dir),
                         "provinces": clearing_provinces(simulator_config, simulator.url),
                     },
                     ClearingConfig,
@@ -414,7 +487,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     add = apps.add_parser("add", help="register an app and print a new development key pair")
     add.add_argument("name")
-    add.add_argument("--algorithm", choices=["ed25519", "ecdsa-p256"], default="ed25519")
+    add.add_argument(
+        "--algorithm",
+        choices=["ed25519", "ecdsa-p256", "sm2"],
+        default="ed25519",
+        help="the key type the app signs with (sm2: SM3withSM2, the national algorithm)",
+    )
+    add.add_argument(
+        "--national",
+        action="store_true",
+        help="an app on the national mobile-payment interface (/v1/mobile): appId, appSecret, SM2",
+    )
     for verb in ("suspend", "activate"):
         apps.add_parser(verb, help=f"{verb} an app").add_argument("app_id")
 
@@ -443,6 +526,11 @@ def _parser() -> argparse.ArgumentParser:
     issue.add_argument("psn_no")
     issue.add_argument("--no-face", action="store_true", help="a token without face verification")
     issue.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    issue.add_argument(
+        "--pay-auth",
+        action="store_true",
+        help="a payAuthNo for the national interface (the payment audience) instead",
+    )
     return parser
 
 
@@ -482,7 +570,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "openapi":
             return _openapi(args.output, args.check)
         elif args.command == "apps":
-            if args.apps_command == "add":
+            if args.apps_command == "add" and args.national:
+                asyncio.run(_apps_add_national(settings, args.name))
+            elif args.apps_command == "add":
                 asyncio.run(_apps_add(settings, args.name, args.algorithm))
             else:
                 status = "suspended" if args.apps_command == "suspend" else "active"
@@ -492,7 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "operators":
             asyncio.run(_parties_add(settings, "operator", args.name, None, args.algorithm))
         elif args.command == "tokens":
-            _tokens_issue(settings, args.psn_no, not args.no_face, args.ttl)
+            _tokens_issue(settings, args.psn_no, not args.no_face, args.ttl, args.pay_auth)
     except KeyboardInterrupt:
         return 130
     return 0

@@ -1,24 +1,29 @@
-"""A patient-app client's side of the signing scheme, as an ``httpx.Auth``.
+"""A patient-app client's side of the signing schemes: ours as an ``httpx.Auth``, and the national envelope.
 
 Used by ``medpay demo``, the load and chaos scripts and the tests, so that all of
-them sign exactly the way the README tells app developers to.
+them sign exactly the way the README tells app developers to. ``AppSignatureAuth``
+signs with an Ed25519, ECDSA P-256 or SM2 key (whichever PEM it is given);
+:class:`NationalMobileClient` speaks the national mobile-payment interface
+(SM2-signed, SM4-encrypted envelopes, :mod:`medpay.wire.mobile`).
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 import httpx
 
 from medpay.security.signatures import signature_headers
+from medpay.wire import gm, mobile
 
 __all__ = [
     "AgencySignatureAuth",
     "AppSignatureAuth",
     "InstitutionSignatureAuth",
+    "NationalMobileClient",
     "OperatorSignatureAuth",
 ]
 
@@ -87,3 +92,58 @@ class InstitutionSignatureAuth(AppSignatureAuth):
 
     def __init__(self, institution_code: str, private_key_pem: str, **kwargs: Any) -> None:
         super().__init__(institution_code, private_key_pem, None, **kwargs)
+
+
+class NationalMobileClient:
+    """An app on the national interface: seal a request, POST it, open the gateway's answer.
+
+    ``private_key`` is the app's SM2 key; ``gateway_public_key`` verifies the answers.
+    ``transaction`` is 6201, 6202, 6203, 6301 or 6401.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        app_id: str,
+        app_secret: str,
+        private_key: gm.Sm2PrivateKey,
+        gateway_public_key: gm.Sm2PublicKey,
+        path: str = "/v1/mobile",
+    ) -> None:
+        self.http = http
+        self.app_id = app_id
+        self.app_secret = app_secret
+        self.private_key = private_key
+        self.gateway_public_key = gateway_public_key
+        self.path = path.rstrip("/")
+
+    def seal(self, data: Mapping[str, Any], *, timestamp_ms: int | None = None) -> bytes:
+        """The request body for ``data``: signed, then encrypted."""
+        envelope = mobile.seal(
+            data,
+            app_id=self.app_id,
+            app_secret=self.app_secret,
+            private_key=self.private_key,
+            timestamp_ms=timestamp_ms,
+        )
+        return mobile.encode_envelope(envelope)
+
+    async def send(self, transaction: str, body: bytes) -> mobile.OpenedAnswer:
+        """POST an already sealed body; the answer verified (and decrypted)."""
+        response = await self.http.post(
+            f"{self.path}/{transaction}",
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+        response.raise_for_status()
+        return mobile.open_answer(
+            response.content,
+            app_id=self.app_id,
+            app_secret=self.app_secret,
+            public_key=self.gateway_public_key,
+        )
+
+    async def call(self, transaction: str, data: Mapping[str, Any]) -> mobile.OpenedAnswer:
+        """Seal ``data``, send it as ``transaction``, open the answer."""
+        return await self.send(transaction, self.seal(data))

@@ -60,6 +60,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Pool sizes per gateway process.
     pool_min_size: int = 2
     pool_max_size: int = 20
+    #: The national mobile-payment front door (/v1/mobile): the key sealing the apps'
+    #: appSecrets at rest (base64 of 32 bytes), and the gateway's SM2 key (PEM) that signs
+    #: its answers. Without both, it answers front_door_not_configured.
+    app_secret_key: str | None = None
+    mobile_signing_key_pem: str | None = None
+    #: A payAuthNo is an identity token with this ``aud`` (a session token is not one).
+    pay_auth_audience: str = "medpay-mobile-pay"
 
     @property
     def data_path(self) -> Path:

@@ -26,6 +26,7 @@ from medpay.channels.service import find_app
 from medpay.config import Settings
 from medpay.db.pool import create_pool
 from medpay.institutions.keys import find_institution_signer
+from medpay.mobile.service import MobileFrontDoor
 from medpay.notifications.dispatcher import NotificationDispatcher
 from medpay.parties.service import find_agency, find_operator
 from medpay.payments.resolver import PaymentResolver
@@ -39,9 +40,11 @@ from medpay.security.guards import (
 )
 from medpay.security.idempotency import Idempotency
 from medpay.security.identity import IdentityVerifier
+from medpay.security.secrets import SecretSealer
 from medpay.settlement.adapters.national_http import new_http_client
 from medpay.settlement.adapters.registry import build_adapters
 from medpay.settlement.routing import ProvinceDirectory
+from medpay.wire import gm
 from medpay.wire.signing import load_private_key
 
 if TYPE_CHECKING:
@@ -68,6 +71,7 @@ class GatewayResources:
     provinces: ProvinceDirectory
     payment_flow: PaymentFlow
     resolver: PaymentResolver
+    mobile_front_door: MobileFrontDoor
 
 
 def resources_of(app: Litestar) -> GatewayResources:
@@ -93,6 +97,7 @@ class GatewayPlugin(InitPluginProtocol):
             self._database,
             self._http_client,
             self._payment_flow,
+            self._mobile_front_door,
             self._background_work,
         ]
         providers: dict[str, Callable[..., Any]] = {
@@ -101,6 +106,7 @@ class GatewayPlugin(InitPluginProtocol):
             "idempotency": self._provide_idempotency,
             "provinces": self._provide_provinces,
             "payment_flow": self._provide_payment_flow,
+            "mobile_front_door": self._provide_mobile_front_door,
             "caller": provide_caller,
             "patient": provide_patient,
         }
@@ -126,6 +132,9 @@ class GatewayPlugin(InitPluginProtocol):
 
     def _provide_payment_flow(self) -> PaymentFlow:
         return self._resources.payment_flow
+
+    def _provide_mobile_front_door(self) -> MobileFrontDoor:
+        return self._resources.mobile_front_door
 
     @contextlib.asynccontextmanager
     async def _database(self, app: Litestar) -> AsyncIterator[None]:
@@ -188,6 +197,28 @@ class GatewayPlugin(InitPluginProtocol):
             resources.pool,
             resources.payment_flow,
             interval_seconds=settings.worker_interval_seconds,
+        )
+        yield
+
+    @contextlib.asynccontextmanager
+    async def _mobile_front_door(self, _app: Litestar) -> AsyncIterator[None]:
+        """The national front door, on the same flow; payAuthNo checked by the same issuers."""
+        resources, settings = self._resources, self._settings
+        resources.mobile_front_door = MobileFrontDoor(
+            resources.pool,
+            resources.payment_flow,
+            sealer=SecretSealer(settings.app_secret_key) if settings.app_secret_key else None,
+            signing_key=(
+                gm.load_private_key(settings.mobile_signing_key_pem)
+                if settings.mobile_signing_key_pem
+                else None
+            ),
+            pay_auth=IdentityVerifier(
+                settings.identity_issuers,
+                settings.pay_auth_audience,
+                settings.identity_leeway_seconds,
+            ),
+            window_seconds=settings.signature_window_seconds,
         )
         yield
 

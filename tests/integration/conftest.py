@@ -22,10 +22,12 @@ from medpay.client import AgencySignatureAuth, AppSignatureAuth, OperatorSignatu
 from medpay.config import Settings
 from medpay.parties.service import RegisteredParty, register_agency, register_operator
 from medpay.security.identity import DevelopmentIssuer
+from medpay.security.secrets import generate_key
 from medpay.serving import RunningServer, start_server
 from medpay.settlement.adapters.config import ClearingConfig
 from medpay.simulator.app import create_simulator_app
 from medpay.simulator.config import SimulatorConfig, clearing_provinces, default_config
+from medpay.wire import gm
 from medpay.wire.signing import (
     generate_private_key,
     load_private_key,
@@ -42,11 +44,30 @@ def identity_issuer() -> DevelopmentIssuer:
     return DevelopmentIssuer.generate()
 
 
+@pytest.fixture(scope="session")
+def app_secret_key() -> str:
+    """The test gateway's key sealing national apps' appSecrets."""
+    return generate_key()
+
+
+@pytest.fixture(scope="session")
+def mobile_signing_key() -> gm.Sm2PrivateKey:
+    """The test gateway's SM2 key signing the national front door's answers."""
+    return gm.generate_private_key()
+
+
 @pytest.fixture
-def settings(database_url: str, identity_issuer: DevelopmentIssuer) -> Settings:
+def settings(
+    database_url: str,
+    identity_issuer: DevelopmentIssuer,
+    app_secret_key: str,
+    mobile_signing_key: gm.Sm2PrivateKey,
+) -> Settings:
     return Settings(
         database_url=database_url,
         identity_issuers=(identity_issuer.trusted(),),
+        app_secret_key=app_secret_key,
+        mobile_signing_key_pem=gm.private_key_pem(mobile_signing_key),
         max_request_bytes=16 * 1024,
         pool_min_size=1,
         pool_max_size=5,
@@ -61,10 +82,20 @@ def gateway_signing_key() -> str:
 
 
 @pytest.fixture(scope="session")
-def simulator_config(gateway_signing_key: str) -> SimulatorConfig:
-    """All 31 provinces on the reference policy, trusting the test gateway's key."""
+def gateway_sm2_signing_key() -> str:
+    """The gateway's SM2 key for cainfo towards provinces on the national profile."""
+    return gm.private_key_pem(gm.generate_private_key())
+
+
+@pytest.fixture(scope="session")
+def simulator_config(gateway_signing_key: str, gateway_sm2_signing_key: str) -> SimulatorConfig:
+    """All 31 provinces on the reference policy and our profile, trusting the test gateway's keys."""
     gateway_public = public_key_pem(load_private_key(gateway_signing_key))
-    return default_config(gateway_public_keys=[gateway_public], seed=7)
+    return default_config(
+        gateway_public_keys=[gateway_public],
+        gateway_sm2_public_keys=[gm.public_key_pem(gm.load_private_key(gateway_sm2_signing_key))],
+        seed=7,
+    )
 
 
 @pytest.fixture
@@ -81,12 +112,16 @@ async def simulator(
 
 @pytest.fixture
 def clearing(
-    simulator: RunningServer, simulator_config: SimulatorConfig, gateway_signing_key: str
+    simulator: RunningServer,
+    simulator_config: SimulatorConfig,
+    gateway_signing_key: str,
+    gateway_sm2_signing_key: str,
 ) -> ClearingConfig:
-    """Every province reached through the national HTTP adapter at the simulator."""
+    """Every province reached through the adapter of its profile at the simulator."""
     return msgspec.convert(
         {
             "signing_key_pem": gateway_signing_key,
+            "sm2_signing_key_pem": gateway_sm2_signing_key,
             "provinces": clearing_provinces(simulator_config, simulator.url, read_timeout_s=2.0),
         },
         ClearingConfig,

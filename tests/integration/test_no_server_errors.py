@@ -18,8 +18,11 @@ from .conftest import agency_auth, operator_auth
 DOCUMENT = json.loads(
     (Path(__file__).resolve().parents[2] / "openapi" / "openapi.json").read_text()
 )
+# The national front door answers every failure in its own envelope (test_mobile_front_door).
 POSTS = sorted(
-    path for path, ops in DOCUMENT["paths"].items() if "post" in ops and "callbacks" not in path
+    path
+    for path, ops in DOCUMENT["paths"].items()
+    if "post" in ops and "callbacks" not in path and not path.startswith("/v1/mobile/")
 )
 BODIES = [
     b"",

@@ -27,7 +27,7 @@ def test_empty_body_hashes_to_the_sha256_of_nothing() -> None:
     assert message.endswith(b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 
 
-@pytest.mark.parametrize("algorithm", ["ed25519", "ecdsa-p256"])
+@pytest.mark.parametrize("algorithm", ["ed25519", "ecdsa-p256", "sm2"])
 def test_signature_round_trip_and_tamper(algorithm) -> None:
     private_pem, public_pem = generate_key_pair(algorithm)
     key = load_public_key(public_pem, algorithm)
@@ -45,3 +45,30 @@ def test_key_of_the_wrong_algorithm_is_refused() -> None:
 def test_garbage_pem_is_refused() -> None:
     with pytest.raises(ValueError, match="not a PEM"):
         load_public_key("-----BEGIN PUBLIC KEY-----\nxx\n-----END PUBLIC KEY-----", "ed25519")
+
+
+def test_an_sm2_signature_is_der_over_the_same_string_and_checks_with_gmssl() -> None:
+    """SM3withSM2 under the default user id, as a second implementation reads it."""
+    import base64
+
+    from gmssl import sm2 as gmssl_sm2
+
+    from medpay.wire import gm
+
+    private_pem, public_pem = generate_key_pair("sm2")
+    signature = base64.b64decode(sign_request(private_pem, b"POST\n/v1/payments"))
+    raw = gm.signature_der_to_raw(signature)  # it is DER
+    public = gm.public_key_hex(gm.load_public_key(public_pem))[2:]
+    checker = gmssl_sm2.CryptSM2(private_key="", public_key=public)
+    assert checker.verify_with_sm3(raw.hex(), b"POST\n/v1/payments")
+
+
+def test_sm2_and_ed25519_keys_do_not_pass_for_each_other() -> None:
+    _, sm2_public = generate_key_pair("sm2")
+    ed_private, ed_public = generate_key_pair("ed25519")
+    with pytest.raises(ValueError, match="sm2"):
+        load_public_key(ed_public, "sm2")
+    with pytest.raises(ValueError):
+        load_public_key(sm2_public, "ed25519")
+    sm2_key = load_public_key(sm2_public, "sm2")
+    assert not verify_signature(sm2_key, sign_request(ed_private, b"m"), b"m")

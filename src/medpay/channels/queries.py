@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from medpay.security.queries import WITH_ACTIVE_KEYS
 
-__all__ = ["ADD_KEY", "APP_WITH_ACTIVE_KEYS", "INSERT_APP", "SET_STATUS", "SET_WEBHOOK"]
+__all__ = [
+    "ADD_KEY",
+    "APP_WITH_ACTIVE_KEYS",
+    "INSERT_APP",
+    "INSERT_MOBILE_CREDENTIALS",
+    "MOBILE_APP",
+    "SET_STATUS",
+    "SET_WEBHOOK",
+]
 
 INSERT_APP = """
 INSERT INTO apps (app_id, name) VALUES ($1, $2)
@@ -24,3 +32,20 @@ SET_STATUS = "UPDATE apps SET status = $2, updated_at = now() WHERE app_id = $1 
 SET_WEBHOOK = (
     "UPDATE apps SET webhook_url = $2, updated_at = now() WHERE app_id = $1 RETURNING app_id"
 )
+
+# --- the national mobile-payment interface (channels.mobile) ------------------------------
+
+INSERT_MOBILE_CREDENTIALS = """
+INSERT INTO app_mobile_credentials (app_id, app_secret_sealed) VALUES ($1, $2)
+"""
+
+MOBILE_APP = """
+SELECT a.app_id, a.name, a.status, c.app_secret_sealed,
+       coalesce(array_agg(k.public_key_pem ORDER BY k.key_id)
+                FILTER (WHERE k.key_id IS NOT NULL), '{}') AS public_keys
+  FROM apps a
+  JOIN app_mobile_credentials c ON c.app_id = a.app_id
+  LEFT JOIN app_keys k ON k.app_id = a.app_id AND k.status = 'active' AND k.algorithm = 'sm2'
+ WHERE a.app_id = $1
+ GROUP BY a.app_id, c.app_secret_sealed
+"""

@@ -106,6 +106,43 @@ sent once (a repeat is 400 `query_parameter_repeated`). A body must arrive withi
 ## Errors
 Every error is `application/problem+json` (RFC 9457) with `type`, `title`, `status`,
 `detail` and our stable `code`. Money is integer fen (1 yuan = 100 fen).
+
+## The national mobile-payment interface (`/v1/mobile/...`)
+For apps built against the national interface: 6201 fee upload (with the patient's
+`payAuthNo`; answers `payOrdId`, `payToken`), 6202 pay (`ordStas`, `feeSumamt`,
+`ownPayAmt`, `psnAcctPay`, `fundPay`), 6203 refund (in full), 6301 order query, 6401
+upload cancel, onto the same payment flow. The body is the national envelope
+`{appId, timestamp (ms), encType "SM4", signType "SM2", encData, signData, version?}`:
+
+- `signData`: base64 of the raw `r || s` SM3withSM2 signature (user id
+  `1234567812345678`) over the envelope's fields except `signData`/`encData`/`extra`,
+  plus the plaintext business data as `data`, empty values skipped, sorted by key,
+  `key=value` joined by `&` (objects as compact JSON with sorted keys, scalars as
+  strings), then `&key=<appSecret>`;
+- `encData`: upper-case hex of SM4-ECB (PKCS#7) of the business data as JSON, under
+  the app's key: the first 16 characters of the upper-case hex of
+  SM4-ECB(key = appId[:16], appSecret).
+
+Checked in this order: the app, the clock (300 s), SM4 and SM2, replay (the same
+signed message twice is refused). A `payAuthNo` is a face-verified identity token
+(EdDSA/ES256, `aud` "medpay-mobile-pay", `sub` the person, a `jti`), used for one
+order. Amounts are yuan with at most two decimals.
+
+Every answer is HTTP 200 with `{code, message, errCode?, appId?, timestamp, encType,
+signType, encData?, signData}` signed with the gateway's SM2 key by the same rules
+(`&key=` the app's secret, or nothing when `appId` is absent). `code` 0 is success;
+otherwise `code` is the failure's family and `errCode` its stable name:
+
+| code | errCode |
+| --- | --- |
+| 400 | `envelope_malformed`, `algorithm_unsupported`, `business_data_invalid`, `amount_invalid`, `fee_total_mismatch` |
+| 401 | `app_unknown`, `app_suspended`, `timestamp_out_of_window`, `decryption_failed`, `signature_invalid`, `request_replayed`, `pay_auth_invalid`, `pay_auth_expired` |
+| 403 | `pay_auth_face_required`, `pay_auth_person_mismatch` |
+| 404 | `order_not_found` |
+| 409 | `order_number_reused`, `pay_auth_reused`, `order_cancelled`, `order_already_paid`, `order_not_paid`, `refund_already_requested`, `payment_not_reversible` |
+| 413 | `request_too_large` |
+| 422 | `refund_amount_mismatch`, and the payment flow's refusals (`person_not_insured`, ...) |
+| 502, 503 | the home province refused, answered badly, or could not be reached; `front_door_not_configured` |
 """
 
 

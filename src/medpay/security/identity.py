@@ -92,7 +92,14 @@ class IdentityVerifier:
                 "A patient identity token is required",
                 "Send Authorization: Bearer <JWT>.",
             )
-        token = authorization[len(_BEARER) :].strip()
+        return self.verify_token(authorization[len(_BEARER) :].strip())
+
+    def verify_token(self, token: str) -> PatientIdentity:
+        """The identity a bare token vouches for, or a 401 problem saying why not.
+
+        For credentials that travel elsewhere than in ``Authorization`` (the national
+        interface's ``payAuthNo``), checked by the same rules.
+        """
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})

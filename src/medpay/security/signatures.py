@@ -1,10 +1,16 @@
 r"""Signed requests from patient apps (foundation issue, item 4).
 
 Every patient-app request carries ``X-App-Id``, ``X-Timestamp`` (unix seconds),
-``X-Nonce`` (16 to 64 characters) and ``X-Signature``: base64 of the app's Ed25519
-or ECDSA P-256 (SHA-256, DER) signature over::
+``X-Nonce`` (16 to 64 characters) and ``X-Signature``: base64 of the app's Ed25519,
+ECDSA P-256 (SHA-256, DER) or SM2 (SM3withSM2 under the default user id, DER; the
+national algorithm, :mod:`medpay.wire.gm`) signature over::
 
     METHOD \n PATH_WITH_QUERY \n TIMESTAMP \n NONCE \n hex(SHA-256(BODY))
+
+The string is the same for every algorithm (its body digest stays SHA-256): an app
+moving to SM2 changes its key, not its canonical string. SM2 signatures are DER, as
+ECDSA's are here and as GM/T 0009 encodes them; a raw ``r || s`` is refused, so one
+signature has one encoding.
 
 The app is looked up first, then the clock, then the signature, and only a request
 whose signature verifies spends its nonce, so a forger cannot burn a real
@@ -25,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from medpay.errors import Unauthenticated
+from medpay.wire import gm
 
 __all__ = [
     "NONCE_PATTERN",
@@ -41,9 +48,9 @@ __all__ = [
     "verify_signature",
 ]
 
-KeyAlgorithm = Literal["ed25519", "ecdsa-p256"]
+KeyAlgorithm = Literal["ed25519", "ecdsa-p256", "sm2"]
 NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | gm.Sm2PublicKey
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 
 
@@ -62,6 +69,11 @@ def canonical_request(
 
 def load_public_key(pem: str, algorithm: KeyAlgorithm) -> PublicKey:
     """Parse a PEM public key and check that it is of the declared algorithm."""
+    if algorithm == "sm2":
+        try:  # cryptography has no SM2 curve: tongsuopy reads it (medpay.wire.gm)
+            return gm.load_public_key(pem)
+        except ValueError as exc:
+            raise ValueError(f"the key is not an sm2 public key: {exc}") from exc
     try:
         key = serialization.load_pem_public_key(pem.encode())
     except (ValueError, UnsupportedAlgorithm) as exc:
@@ -96,6 +108,12 @@ def verify_signature(public_key: PublicKey, signature_b64: str, message: bytes) 
         signature = base64.b64decode(signature_b64, validate=True)
     except (binascii.Error, ValueError):
         return False
+    if isinstance(public_key, gm.Sm2PublicKey):
+        try:
+            gm.verify(public_key, signature, message, encoding="der")
+        except gm.GmError:
+            return False
+        return True
     try:
         if isinstance(public_key, ed25519.Ed25519PublicKey):
             public_key.verify(signature, message)
@@ -121,6 +139,9 @@ def registered_key_pair(algorithm: KeyAlgorithm, public_key_pem: str | None) -> 
 
 def generate_key_pair(algorithm: KeyAlgorithm) -> tuple[str, str]:
     """A new (private PEM, public PEM) pair, for development and tests."""
+    if algorithm == "sm2":
+        sm2 = gm.generate_private_key()
+        return gm.private_key_pem(sm2), gm.public_key_pem(sm2)
     private: PrivateKey = (
         ed25519.Ed25519PrivateKey.generate()
         if algorithm == "ed25519"
@@ -137,15 +158,27 @@ def generate_key_pair(algorithm: KeyAlgorithm) -> tuple[str, str]:
     return private_pem, public_pem
 
 
+@functools.lru_cache(maxsize=64)
+def _signing_key(private_pem: str) -> PrivateKey | gm.Sm2PrivateKey:
+    """A client's private key, parsed once per process (SM2 keys are checked on loading)."""
+    try:
+        key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    except UnsupportedAlgorithm:  # the SM2 curve: cryptography does not know it
+        return gm.load_private_key(private_pem)
+    if not isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
+        raise ValueError("only Ed25519, ECDSA P-256 and SM2 keys sign medpay requests")
+    return key
+
+
 def sign_request(private_pem: str, message: bytes) -> str:
-    """Sign ``message`` as a client would; base64 of the signature."""
-    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
-    if isinstance(key, ed25519.Ed25519PrivateKey):
+    """Sign ``message`` as a client would; base64 of the signature (DER for ECDSA and SM2)."""
+    key = _signing_key(private_pem)
+    if isinstance(key, gm.Sm2PrivateKey):
+        signature = gm.sign(key, message, encoding="der")
+    elif isinstance(key, ed25519.Ed25519PrivateKey):
         signature = key.sign(message)
-    elif isinstance(key, ec.EllipticCurvePrivateKey):
-        signature = key.sign(message, ec.ECDSA(hashes.SHA256()))
     else:
-        raise ValueError("only Ed25519 and ECDSA P-256 keys sign medpay requests")
+        signature = key.sign(message, ec.ECDSA(hashes.SHA256()))
     return base64.b64encode(signature).decode()
 
 

@@ -45,6 +45,7 @@ from medpay.simulator import store
 from medpay.simulator.callbacks import CallbackDelivery, CallbackSender, TaskGroup
 from medpay.simulator.codes import ANSWER_MESSAGES, AnswerCode, SimulatorCode
 from medpay.simulator.config import FaultKnobs, SimulatorConfig, check_loopback_url
+from medpay.simulator.profiles import MalformedInput, ProvinceWire, province_wire
 from medpay.simulator.service import (
     Call,
     ProvinceError,
@@ -53,19 +54,13 @@ from medpay.simulator.service import (
     process,
 )
 from medpay.wire.national import (
-    SIGNTYPE,
     InfCode,
     decode_input,
+    encode,
     province_of,
     request_decoder,
 )
-from medpay.wire.signing import (
-    SignatureError,
-    body_signature_headers,
-    load_private_key,
-    load_public_key,
-    verify_canonical,
-)
+from medpay.wire.signing import SignatureError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -170,18 +165,24 @@ class SimulatorState:
     def __init__(self, config: SimulatorConfig, pool: asyncpg.Pool | None = None) -> None:
         self.config = config
         self.provinces = {p.admdvs: p for p in config.provinces}
-        self.signing_keys = {}
+        #: How each province signs and writes amounts: our profile or the national one.
+        self.wires: dict[str, ProvinceWire] = {}
         for province in config.provinces:
             if province.private_key_pem is None:
                 raise ValueError(f"province {province.admdvs} has no key; load the config first")
-            self.signing_keys[province.admdvs] = load_private_key(province.private_key_pem)
-        self.gateway_keys = [load_public_key(pem) for pem in config.gateway_public_keys]
+            self.wires[province.admdvs] = province_wire(
+                province.profile,
+                province.private_key_pem,
+                gateway_keys=config.gateway_public_keys,
+                gateway_sm2_keys=config.gateway_sm2_public_keys,
+                required=config.require_signature,
+            )
         self.faults: dict[str, FaultKnobs] = {p.admdvs: p.faults for p in config.provinces}
         self.async_modes: dict[str, bool] = {p.admdvs: p.async_mode for p in config.provinces}
         self.policies = {p.admdvs: p.policy for p in config.provinces}
         self.tasks = TaskGroup()
         self.callbacks = CallbackSender(
-            config, self.signing_keys, self.tasks, lambda admdvs: self.faults[admdvs]
+            config, self.wires, self.tasks, lambda admdvs: self.faults[admdvs]
         )
         self.randoms = {
             p.admdvs: random.Random(None if config.seed is None else f"{config.seed}:{p.admdvs}")  # noqa: S311 - fault draws, not secrets
@@ -243,19 +244,9 @@ class SimulatorState:
         return self.signed(admdvs, body)
 
     def signed(self, admdvs: str, body: bytes) -> Response[bytes]:
-        """``body`` with the province's signature headers, HTTP 200."""
-        headers = body_signature_headers(body, self.signing_keys[admdvs])
-        return Response(body, status_code=200, media_type=_JSON, headers=headers)
-
-    def check_signature(self, fields: dict[str, Any]) -> None:
-        """Refuse a request that the gateway's keys do not sign (see SimulatorConfig)."""
-        if not self.gateway_keys:
-            if self.config.require_signature:
-                raise SignatureError("no gateway key is trusted, and signatures are required")
-            return
-        if fields.get("signtype") != SIGNTYPE:
-            raise SignatureError(f"signtype must be {SIGNTYPE}")
-        verify_canonical(fields, self.gateway_keys)
+        """An answer made in fen, as the province sends it on its profile, HTTP 200."""
+        sent, headers = self.wires[admdvs].answer(body)
+        return Response(sent, status_code=200, media_type=_JSON, headers=headers)
 
 
 #: The state, injected by name into every handler.
@@ -303,15 +294,20 @@ async def province_api(
         await asyncio.sleep(faults.latency_ms / 1000)
 
     body = await request.body()
+    wire = sim.wires[admdvs]
     try:
         envelope = request_decoder().decode(body)
-        input_builtins = msgspec.json.decode(envelope.input)
+        input_builtins = wire.read_input(envelope.input)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         return sim.answer(admdvs, received_at, SimulatorCode.MALFORMED, f"malformed request: {exc}")
-    try:
-        sim.check_signature({**msgspec.structs.asdict(envelope), "input": input_builtins})
+    try:  # the signature covers the envelope as sent (on the national profile: yuan)
+        wire.check_signature({**msgspec.structs.asdict(envelope), "input": input_builtins})
     except SignatureError as exc:
         return sim.answer(admdvs, received_at, InfCode.BAD_SIGNATURE, str(exc))
+    try:
+        input_builtins = wire.input_in_fen(input_builtins)
+    except MalformedInput as exc:
+        return sim.answer(admdvs, received_at, SimulatorCode.MALFORMED, str(exc))
     if province_of(envelope.insuplc_admdvs) != admdvs:
         return sim.answer(
             admdvs,
@@ -320,7 +316,7 @@ async def province_api(
             f"insured area {envelope.insuplc_admdvs} is not in province {admdvs}",
         )
     try:
-        typed_input = decode_input(envelope.infno, envelope.input)
+        typed_input = decode_input(envelope.infno, encode(input_builtins))
     except KeyError:
         return sim.answer(
             admdvs,

@@ -3,7 +3,8 @@
 Each callback (DOMAIN.md section 8, our profile) is encoded once, so every delivery
 of it, a retry or a duplicate, carries the very same body and ``callback_id``; each
 attempt is signed afresh with the province's key (``X-Province-Timestamp``,
-``X-Province-Signature``), so a late retry is still inside the gateway's window.
+``X-Province-Signature``; Ed25519 or SM2, amounts in fen or yuan, by the province's
+profile, :mod:`.profiles`), so a late retry is still inside the gateway's window.
 Delivery runs in background tasks after the work is committed, retries with
 exponential backoff until a 2xx, and gives up after ``callback_max_attempts``. The
 fault knobs decide, with seeded draws, whether a callback is dropped, delivered twice,
@@ -23,16 +24,14 @@ import httpx
 import msgspec
 
 from medpay.simulator.config import check_loopback_url
-from medpay.wire.national import callback_path, encode
-from medpay.wire.signing import body_signature_headers
+from medpay.wire.national import callback_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
     from typing import Any
 
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     from medpay.simulator.config import FaultKnobs, SimulatorConfig
+    from medpay.simulator.profiles import ProvinceWire
     from medpay.wire.national import SettlementCallback
 
 __all__ = ["CallbackDelivery", "CallbackSender", "TaskGroup"]
@@ -107,20 +106,20 @@ class CallbackSender:
     def __init__(
         self,
         config: SimulatorConfig,
-        signing_keys: dict[str, Ed25519PrivateKey],
+        wires: dict[str, ProvinceWire],
         tasks: TaskGroup,
         faults: Callable[[str], FaultKnobs],
     ) -> None:
         self.base_url = config.callback_base_url
         self._config = config
-        self._keys = signing_keys
+        self._wires = wires
         self._tasks = tasks
         self._faults = faults
         self._randoms = {
             admdvs: random.Random(  # noqa: S311 - fault draws, not secrets
                 None if config.seed is None else f"{config.seed}:{admdvs}:callbacks"
             )
-            for admdvs in signing_keys
+            for admdvs in wires
         }
         self._client: httpx.AsyncClient | None = None
         self.log: collections.deque[CallbackDelivery] = collections.deque(maxlen=DELIVERY_LOG_SIZE)
@@ -178,7 +177,9 @@ class CallbackSender:
             return
         self.log.extend(copies)
         self._tasks.spawn(
-            self._deliver_all(url, encode(callback), copies, faults.callback_delay_ms),
+            self._deliver_all(
+                url, self._wires[province].callback(callback), copies, faults.callback_delay_ms
+            ),
             name=f"callback {callback.callback_id}",
         )
 
@@ -200,14 +201,14 @@ class CallbackSender:
     async def _deliver(self, url: str, body: bytes, delivery: CallbackDelivery) -> None:
         """POST until a 2xx, at most ``callback_max_attempts`` times, backing off."""
         config = self._config
-        key = self._keys[delivery.province]
+        wire = self._wires[delivery.province]
         wait_ms = config.callback_retry_ms
         for attempt in range(1, config.callback_max_attempts + 1):
             delivery.attempts = attempt
             client = self._client
             if client is None:
                 raise RuntimeError("the callback sender is not started")
-            headers = {"Content-Type": "application/json", **body_signature_headers(body, key)}
+            headers = {"Content-Type": "application/json", **wire.sign(body)}
             try:
                 response = await client.post(url, content=body, headers=headers)
             except httpx.HTTPError as exc:

@@ -16,9 +16,14 @@ across restarts. Example::
          "policy": {"refuse_without_filing": true, "employee_deductible_fen": 100000},
          "faults": {"latency_ms": 50, "error_rate": 0.01}},
         {"admdvs": "440000", "async_mode": true,
-         "faults": {"async_delay_ms": 500, "callback_duplicate_rate": 0.1}}
+         "faults": {"async_delay_ms": 500, "callback_duplicate_rate": 0.1}},
+        {"admdvs": "110000", "profile": "national"}
       ]
     }
+
+A province on the ``national`` profile signs with SM2 and carries amounts in yuan
+(:mod:`.profiles`); its ``private_key_pem`` is an SM2 key, and the gateway's SM2
+public keys it trusts are ``gateway_sm2_public_keys``.
 
 With ``callback_base_url`` set, every province also POSTs a signed callback to
 ``{callback_base_url}/v1/callbacks/{admdvs}`` after each 2207 it settles and each
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -38,14 +44,10 @@ import msgspec
 
 from medpay.simulator.codes import GATEWAY_PROBLEMS
 from medpay.simulator.policy import Policy
+from medpay.simulator.profiles import Profile, province_wire
+from medpay.wire import gm
 from medpay.wire.national import PROVINCES
-from medpay.wire.signing import (
-    generate_private_key,
-    load_private_key,
-    load_public_key,
-    private_key_pem,
-    public_key_pem,
-)
+from medpay.wire.signing import generate_private_key, private_key_pem
 
 __all__ = [
     "FaultKnobs",
@@ -54,6 +56,7 @@ __all__ = [
     "check_loopback_url",
     "clearing_provinces",
     "default_config",
+    "every_third_province",
     "load_config",
     "parse_config",
     "save_config",
@@ -119,6 +122,9 @@ class ProvinceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     ``async_mode``: a 2207 is answered at once with ``ord_stas`` "processing",
     settled ``faults.async_delay_ms`` later, and its outcome sent by callback (and
     told by 6301). 2206, 2208 and 6301 stay synchronous.
+
+    ``profile``: ``medpay`` (Ed25519, integer fen) or ``national`` (SM2, yuan); the
+    province's ``private_key_pem`` is a key of that profile's algorithm.
     """
 
     admdvs: ProvinceCode
@@ -127,13 +133,15 @@ class ProvinceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     private_key_pem: str | None = None  # None in a file: generated at load time
     faults: FaultKnobs = msgspec.field(default_factory=FaultKnobs)
     async_mode: bool = False
+    profile: Profile = "medpay"
 
 
 class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The whole simulator: its provinces and whom it trusts.
 
-    ``gateway_public_keys`` verify ``cainfo``; with none, requests are accepted
-    unsigned only when ``require_signature`` is false (local experiments).
+    ``gateway_public_keys`` (Ed25519) verify ``cainfo`` on our profile and
+    ``gateway_sm2_public_keys`` (SM2) on the national one; with none, requests are
+    accepted unsigned only when ``require_signature`` is false (local experiments).
     ``callback_base_url`` (loopback only; None: no callbacks) is where callbacks go;
     each is tried at most ``callback_max_attempts`` times until a 2xx, waiting
     ``callback_retry_ms`` after the first failure and twice as long after each next
@@ -143,6 +151,7 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
     provinces: list[ProvinceConfig]
     gateway_public_keys: list[str] = msgspec.field(default_factory=list)
+    gateway_sm2_public_keys: list[str] = msgspec.field(default_factory=list)
     require_signature: bool = True
     seed: int | None = None  # fault draws are reproducible when set
     callback_base_url: str | None = None
@@ -171,8 +180,15 @@ def _complete(config: SimulatorConfig) -> SimulatorConfig:
         if province.admdvs in seen:
             raise ValueError(f"province {province.admdvs} configured twice")
         seen.add(province.admdvs)
-        pem = province.private_key_pem or private_key_pem(generate_private_key())
-        load_private_key(pem)  # fails early on a bad key
+        pem = province.private_key_pem or _new_key(province.profile)
+        # Fails early on a bad key, or one of the other profile's algorithm:
+        province_wire(
+            province.profile,
+            pem,
+            gateway_keys=config.gateway_public_keys,
+            gateway_sm2_keys=config.gateway_sm2_public_keys,
+            required=config.require_signature,
+        )
         provinces.append(
             msgspec.structs.replace(
                 province,
@@ -180,9 +196,13 @@ def _complete(config: SimulatorConfig) -> SimulatorConfig:
                 name=province.name or PROVINCES.get(province.admdvs, province.admdvs),
             )
         )
-    for pem in config.gateway_public_keys:
-        load_public_key(pem)
     return msgspec.structs.replace(config, provinces=provinces)
+
+
+def _new_key(profile: Profile) -> str:
+    if profile == "national":
+        return gm.private_key_pem(gm.generate_private_key())
+    return private_key_pem(generate_private_key())
 
 
 def parse_config(data: bytes | str) -> SimulatorConfig:
@@ -209,25 +229,50 @@ def default_config(
     *,
     require_signature: bool = True,
     seed: int | None = None,
+    national: Collection[str] = (),
+    gateway_sm2_public_keys: list[str] | None = None,
 ) -> SimulatorConfig:
-    """All 31 provinces of DOMAIN.md section 1 on the reference policy, fresh keys, no faults."""
+    """All 31 provinces of DOMAIN.md section 1 on the reference policy, fresh keys, no faults.
+
+    The provinces in ``national`` speak the national profile (SM2, yuan), the others ours.
+    """
+    unknown = set(national) - set(PROVINCES)
+    if unknown:
+        raise ValueError(f"not provinces: {sorted(unknown)}")
     return _complete(
         SimulatorConfig(
-            provinces=[ProvinceConfig(admdvs=code, name=name) for code, name in PROVINCES.items()],
+            provinces=[
+                ProvinceConfig(
+                    admdvs=code, name=name, profile="national" if code in national else "medpay"
+                )
+                for code, name in PROVINCES.items()
+            ],
             gateway_public_keys=list(gateway_public_keys or []),
+            gateway_sm2_public_keys=list(gateway_sm2_public_keys or []),
             require_signature=require_signature,
             seed=seed,
         )
     )
 
 
+def every_third_province() -> list[str]:
+    """A third of the 31 provinces, every third in code order (Tianjin, Inner Mongolia, ...)."""
+    return [code for n, code in enumerate(sorted(PROVINCES)) if n % 3 == 1]
+
+
 def simulator_public_keys(config: SimulatorConfig) -> dict[str, str]:
-    """Each province's public key (PEM) by ``admdvs``, for the gateway to trust."""
+    """Each province's public key (PEM, of its profile's algorithm) by ``admdvs``."""
     keys = {}
     for province in config.provinces:
         if province.private_key_pem is None:
             raise ValueError(f"province {province.admdvs} has no key; load the config first")
-        keys[province.admdvs] = public_key_pem(load_private_key(province.private_key_pem))
+        keys[province.admdvs] = province_wire(
+            province.profile,
+            province.private_key_pem,
+            gateway_keys=[],
+            gateway_sm2_keys=[],
+            required=False,
+        ).public_key_pem
     return keys
 
 
@@ -236,14 +281,20 @@ def clearing_provinces(
 ) -> list[dict[str, object]]:
     """Every simulated province as a line of the gateway's clearing configuration (JSON).
 
-    The simulator knows its own URL layout and its finer answer codes; the gateway
-    reads only the configuration this produces, never the simulator's code.
+    The simulator knows its own URL layout, its finer answer codes and which profile
+    each province speaks (``kind`` national_http for ours, national_sm2 for the
+    national one, with the province's SM2 key); the gateway reads only the
+    configuration this produces, never the simulator's code.
     """
     base = base_url.rstrip("/")
+    kinds = {
+        p.admdvs: "national_sm2" if p.profile == "national" else "national_http"
+        for p in config.provinces
+    }
     return [
         {
             "admdvs": admdvs,
-            "kind": "national_http",
+            "kind": kinds[admdvs],
             "url": f"{base}/provinces/{admdvs}/api",
             "public_key_pem": pem,
             "read_timeout_s": read_timeout_s,

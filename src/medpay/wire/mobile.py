@@ -62,12 +62,22 @@ the same. The derived SM4 key has only 16 hex characters (64 bits), and ECB show
 repeated blocks; HTTPS carries the envelope, as the specification requires.
 
 No replay or timestamp policy here: the gateway applies it to
-:attr:`OpenedEnvelope.timestamp_ms`.
+:attr:`OpenedEnvelope.timestamp_ms`, and keys uniqueness on :func:`replay_digest`.
+
+**Answers** (:class:`AnswerEnvelope`, :func:`seal_answer`, :func:`open_answer`) carry
+the same fields and two more, as the platform's answers do: ``code`` (0 for success)
+and ``message``; medpay adds ``errCode``, the stable name of a failure. They are
+signed by the answering side's SM2 key by the same rules (``code``, ``message`` and
+``errCode`` take part like any field), with ``&key=`` followed by the appSecret of
+the ``appId`` the answer names, or by nothing when it names none (an answer to an
+unknown or malformed appId: there is no secret to use). ``encData`` is present when
+there is business data, encrypted with that app's SM4 key.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import time
 from collections.abc import Mapping
@@ -83,19 +93,26 @@ from medpay.wire.yuan import enc_hook as yuan_enc_hook
 __all__ = [
     "ENC_TYPE",
     "SIGN_TYPE",
+    "AnswerEnvelope",
     "BusinessDataNotJson",
     "DecryptionFailed",
     "Envelope",
     "EnvelopeError",
     "MalformedEnvelope",
+    "OpenedAnswer",
     "OpenedEnvelope",
     "SignatureInvalid",
     "UnsupportedAlgorithm",
+    "decode_answer",
     "decode_envelope",
     "derive_sm4_key",
+    "encode_answer",
     "encode_envelope",
+    "open_answer",
     "open_envelope",
+    "replay_digest",
     "seal",
+    "seal_answer",
     "sign_string",
 ]
 
@@ -422,5 +439,200 @@ def open_envelope(
         app_id=envelope.appId,
         timestamp_ms=envelope.timestamp,
         version=envelope.version,
+        data=data,
+    )
+
+
+def replay_digest(opened: OpenedEnvelope) -> str:
+    """What identifies one signed message, for replay protection: SHA-256 of its signed string.
+
+    The string of :func:`sign_string` without the appSecret (so nothing derived from
+    the secret is stored): ``appId``, ``timestamp``, ``version`` and the business data,
+    canonical. Two envelopes with the same digest say the same thing at the same
+    millisecond, whatever their signature bytes.
+    """
+    fields = _signed_fields(
+        app_id=opened.app_id,
+        timestamp_ms=opened.timestamp_ms,
+        version=opened.version,
+        data=opened.data,
+    )
+    return hashlib.sha256(sign_string(fields, "")).hexdigest()
+
+
+# --- answers -------------------------------------------------------------------------------------
+
+ErrCode = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_]{1,64}$")]
+
+
+class AnswerEnvelope(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
+    """An answer as it travels: the request envelope's fields, ``code`` and ``message``.
+
+    ``code`` is 0 for success; ``errCode`` names a failure (stable, snake_case);
+    ``appId`` is absent when the request named no registered app; ``encData`` is
+    present when the answer carries business data.
+    """
+
+    code: int
+    message: Annotated[str, msgspec.Meta(max_length=1000)]
+    errCode: ErrCode | None = None
+    appId: AppId | None = None
+    timestamp: TimestampMs
+    encType: Annotated[str, msgspec.Meta(max_length=16)] = ENC_TYPE
+    signType: Annotated[str, msgspec.Meta(max_length=16)] = SIGN_TYPE
+    encData: Annotated[str, msgspec.Meta(max_length=_ENC_DATA_MAX)] | None = None
+    signData: Annotated[str, msgspec.Meta(max_length=256)]
+    version: Version | None = None
+
+
+class OpenedAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """What a verified (and, with data, decrypted) answer says."""
+
+    code: int
+    message: str
+    err_code: str | None
+    app_id: str | None
+    timestamp_ms: int
+    data: dict[str, Any] | None
+
+
+_ANSWER_DECODER = msgspec.json.Decoder(AnswerEnvelope)
+
+
+def _answer_fields(answer: AnswerEnvelope, data: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {
+        "code": answer.code,
+        "message": answer.message,
+        "errCode": answer.errCode,
+        "appId": answer.appId,
+        _DATA_FIELD: data,
+        "encType": answer.encType,
+        "signType": answer.signType,
+        "timestamp": answer.timestamp,
+        "version": answer.version,
+    }
+
+
+def seal_answer(
+    data: Mapping[str, Any] | msgspec.Struct | None,
+    *,
+    code: int,
+    message: str,
+    private_key: gm.Sm2PrivateKey,
+    app_id: str | None = None,
+    app_secret: str | None = None,
+    err_code: str | None = None,
+    timestamp_ms: int | None = None,
+    version: str | None = None,
+) -> AnswerEnvelope:
+    """An answer signed with ``private_key``; ``data`` (if any) encrypted for ``app_id``.
+
+    Raises:
+        ValueError: data without an app and its secret, an app without its secret, or
+            a field not of the answer's form.
+        TypeError: ``data`` holds a float or another value JSON cannot carry exactly.
+    """
+    if (app_id is None) != (app_secret is None):
+        raise ValueError("an answer names an app together with its secret, or neither")
+    if isinstance(data, msgspec.Struct):
+        data = msgspec.to_builtins(data, builtin_types=(Decimal,), enc_hook=yuan_enc_hook)
+    if data is not None and not isinstance(data, Mapping):
+        raise TypeError("business data must be a JSON object")
+    if data is not None and (app_id is None or app_secret is None):
+        raise ValueError("business data is encrypted for an app: name it and its secret")
+    stamp = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
+    fields: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "errCode": err_code,
+        "appId": app_id,
+        "timestamp": stamp,
+        "version": version,
+        "signData": "",
+    }
+    try:
+        unsigned = msgspec.convert(fields, AnswerEnvelope)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"not a valid answer: {exc}") from exc
+    signed = sign_string(_answer_fields(unsigned, data), app_secret or "")
+    signature = base64.b64encode(gm.sign(private_key, signed, encoding="raw")).decode("ascii")
+    enc_data = None
+    if data is not None:
+        assert app_id is not None and app_secret is not None
+        ciphertext = gm.sm4_ecb_encrypt(derive_sm4_key(app_id, app_secret), _ascii_json(data))
+        enc_data = ciphertext.hex().upper()
+    return msgspec.structs.replace(unsigned, signData=signature, encData=enc_data)
+
+
+def encode_answer(answer: AnswerEnvelope) -> bytes:
+    """The answer as JSON bytes (absent fields omitted)."""
+    return _ENVELOPE_ENCODER.encode(answer)
+
+
+def decode_answer(body: bytes | str) -> AnswerEnvelope:
+    """Parse an answer; nothing is verified or decrypted yet.
+
+    Raises:
+        MalformedEnvelope: not JSON, or a field is missing, unknown or of the wrong type.
+    """
+    try:
+        return _ANSWER_DECODER.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedEnvelope(f"malformed answer: {exc}") from exc
+
+
+def open_answer(
+    answer: AnswerEnvelope | bytes | str,
+    *,
+    app_id: str,
+    app_secret: str,
+    public_key: gm.Sm2PublicKey,
+) -> OpenedAnswer:
+    """Verify an answer to app ``app_id`` with the answering side's key; decrypt its data.
+
+    Raises:
+        MalformedEnvelope: not an answer, or an answer naming another app.
+        UnsupportedAlgorithm: not SM4 / SM2.
+        DecryptionFailed, BusinessDataNotJson: ``encData`` does not open.
+        SignatureInvalid: ``signData`` does not verify.
+    """
+    if not isinstance(answer, AnswerEnvelope):
+        answer = decode_answer(answer)
+    if answer.encType != ENC_TYPE or answer.signType != SIGN_TYPE:
+        raise UnsupportedAlgorithm(f"encType {answer.encType!r} / signType {answer.signType!r}")
+    if answer.appId is not None and answer.appId != app_id:
+        raise MalformedEnvelope(f"the answer is for app {answer.appId!r}, not {app_id!r}")
+    secret = app_secret if answer.appId is not None else ""
+    data = None
+    if answer.encData is not None:
+        if answer.appId is None:
+            raise MalformedEnvelope("encData in an answer that names no app")
+        data = _decrypt(
+            Envelope(
+                appId=answer.appId,
+                timestamp=answer.timestamp,
+                encType=answer.encType,
+                signType=answer.signType,
+                encData=answer.encData,
+                signData=answer.signData,
+            ),
+            secret,
+        )
+    try:
+        signed = sign_string(_answer_fields(answer, data), secret)
+    except ValueError as exc:
+        raise BusinessDataNotJson(str(exc)) from exc
+    try:
+        gm.verify_base64(public_key, answer.signData, signed, encoding="raw")
+    except gm.GmError as exc:
+        raise SignatureInvalid(f"signData: {exc}") from exc
+    return OpenedAnswer(
+        code=answer.code,
+        message=answer.message,
+        err_code=answer.errCode,
+        app_id=answer.appId,
+        timestamp_ms=answer.timestamp,
         data=data,
     )

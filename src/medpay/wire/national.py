@@ -6,10 +6,10 @@ departs from the national one, it does so on purpose:
 
 * **Money is integer fen** under the national names (``medfee_sumamt``, ``hifp_pay``,
   ...), never floats and never decimal yuan; **ratios are integer basis points**
-  (10000 = 100 %). The national profile sends decimal yuan; converting is the job
-  of a later adapter, and rounding never happens on our wire.
-* **Signatures are Ed25519** (``signtype`` "ED25519") standing in for SM2, and bodies
-  are not SM4-encrypted; see :mod:`medpay.wire.signing`.
+  (10000 = 100 %). The national profile sends decimal yuan and signs with SM2: its
+  codec over these same Structs is :mod:`medpay.wire.national_gm`, and rounding
+  never happens on either wire.
+* **Signatures are Ed25519** (``signtype`` "ED25519"); see :mod:`medpay.wire.signing`.
 * A few **extensions** that the national 2206/2207 input leaves to other
   transactions (2204 fee upload, 2501 filings) travel inside the settlement input,
   so that one call carries everything the insured province's policy needs

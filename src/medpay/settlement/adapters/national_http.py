@@ -57,10 +57,12 @@ from medpay.wire.national import (
     OrderQueryInput,
     OrderQueryOutput,
     RequestEnvelope,
+    ResponseEnvelope,
     ReversalInput,
     ReversalOutput,
     SetlDetail,
     SetlInfo,
+    SettlementCallback,
     SettlementInput,
     SettlementOrderOutput,
     SettlementOutput,
@@ -286,11 +288,11 @@ class NationalHttpAdapter:
                 f"timestamp {timestamp} is more than {DEFAULT_MAX_SKEW_S} s from now",
             )
         try:
-            verify_body_signature(body, timestamp, signature, self._province_key, now=current)
+            self._verify_body(body, timestamp, signature, now=current)
         except SignatureError as exc:
             raise self._rejected(CALLBACK_SIGNATURE_INVALID, str(exc)) from exc
         try:
-            callback = callback_decoder().decode(body)
+            callback = self._decode_callback(body)
             sent_at = parse_ref_time(callback.callback_time)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError) as exc:
             raise self._rejected(CALLBACK_MALFORMED, f"not a valid callback: {exc}") from exc
@@ -423,6 +425,7 @@ class NationalHttpAdapter:
             raise self._invalid(msgid, f"inconsistent figures: {exc}") from exc
 
     def _envelope(self, infno: str, request: Any, payload: Any) -> RequestEnvelope[Any]:
+        """The envelope of one request, unsigned: :meth:`_encode_request` signs it as sent."""
         envelope = RequestEnvelope[Any](
             infno=infno,
             msgid=request.msgid,
@@ -437,7 +440,27 @@ class NationalHttpAdapter:
             fixmedins_name=request.institution_name,
             input=payload,
         )
-        return sign_request(envelope, self._signing_key)
+        return envelope
+
+    # --- the profile: how envelopes are signed and amounts written (overridden by a subclass) --
+
+    def _encode_request(self, envelope: RequestEnvelope[Any]) -> bytes:
+        """The request as sent: our profile signs with Ed25519, amounts in integer fen."""
+        return encode(sign_request(envelope, self._signing_key))
+
+    def _verify_body(
+        self, body: bytes, timestamp: str | None, signature: str | None, *, now: float
+    ) -> None:
+        """Check the province's signature over a raw answer or callback (raises SignatureError)."""
+        verify_body_signature(body, timestamp, signature, self._province_key, now=now)
+
+    def _decode_answer(self, body: bytes, output_type: type[Any]) -> ResponseEnvelope[Any]:
+        """The answer, typed (raises DecodeError or ValidationError)."""
+        return response_decoder(output_type).decode(body)  # type: ignore[arg-type]  # a Struct type is hashable
+
+    def _decode_callback(self, body: bytes) -> SettlementCallback:
+        """A callback, typed (raises DecodeError, ValidationError or ValueError)."""
+        return callback_decoder().decode(body)
 
     # --- transport ------------------------------------------------------------------------------
 
@@ -453,7 +476,7 @@ class NationalHttpAdapter:
         try:
             response = await self._client.post(
                 self.url,
-                content=encode(envelope),
+                content=self._encode_request(envelope),
                 headers={"Content-Type": "application/json"},
                 timeout=self._timeout,
             )
@@ -467,17 +490,16 @@ class NationalHttpAdapter:
             raise self._invalid(msgid, f"unexpected HTTP {response.status_code}")
         body = response.content
         try:
-            verify_body_signature(
+            self._verify_body(
                 body,
                 response.headers.get(TIMESTAMP_HEADER),
                 response.headers.get(SIGNATURE_HEADER),
-                self._province_key,
                 now=self._clock().timestamp(),
             )
         except SignatureError as exc:
             raise self._invalid(msgid, f"answer signature: {exc}") from exc
         try:
-            answer = response_decoder(output_type).decode(body)  # type: ignore[arg-type]  # a Struct type is hashable
+            answer = self._decode_answer(body, output_type)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError) as exc:
             raise self._invalid(msgid, f"malformed answer: {exc}") from exc
         if answer.infcode < 0:

@@ -15,6 +15,7 @@ import msgspec
 
 from medpay.settlement.adapters.config import ClearingConfig, ProvinceEndpoint
 from medpay.settlement.adapters.national_http import NationalHttpAdapter
+from medpay.settlement.adapters.national_sm2 import NationalSm2Adapter
 
 if TYPE_CHECKING:
     import httpx
@@ -43,7 +44,8 @@ class AdapterFactory(Protocol):
 
 #: kind -> adapter class. One line per wire format.
 ADAPTER_KINDS: dict[str, AdapterFactory] = {
-    NationalHttpAdapter.kind: NationalHttpAdapter,
+    NationalHttpAdapter.kind: NationalHttpAdapter,  # our profile: Ed25519, integer fen
+    NationalSm2Adapter.kind: NationalSm2Adapter,  # the national profile: SM2, yuan
 }
 
 
