@@ -8,7 +8,9 @@ another thread, which would starve a simulator sharing the test's loop.)
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -36,6 +38,7 @@ from medpay.wire.signing import (
 )
 
 ZHEJIANG_EMPLOYEE = "33000000000000000001"
+OPENAPI = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 
 
 @pytest.fixture(scope="session")
@@ -133,15 +136,56 @@ def gateway(settings: Settings, clearing: ClearingConfig) -> Litestar:
     return create_app(settings, clearing=clearing)
 
 
+#: Every (method, path, status) the gateway answered in this run, checked against the
+#: committed OpenAPI document when the run ends (``documented_answers``).
+ANSWERS: set[tuple[str, str, int]] = set()
+
+
+async def _remember(response: httpx.Response) -> None:
+    ANSWERS.add((response.request.method, response.request.url.path, response.status_code))
+
+
 @contextlib.asynccontextmanager
 async def running_gateway(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     """Serve ``app`` on a loopback port for the ``with`` block; yield a client for it."""
     server = await start_server(app)
     try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        async with httpx.AsyncClient(
+            base_url=server.url, timeout=30, event_hooks={"response": [_remember]}
+        ) as http:
             yield http
     finally:
         await server.stop()
+
+
+def _undocumented(answers: set[tuple[str, str, int]]) -> list[str]:
+    """The answers whose status the document does not list for their operation."""
+    document = msgspec.json.decode(OPENAPI.read_bytes())
+    operations = [
+        (re.compile("^" + re.sub(r"\{[^/}]+\}", "[^/]+", path) + "$"), method.upper(), op)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+    ]
+    missing = []
+    for method, path, status in sorted(answers):
+        matches = [op for pattern, verb, op in operations if verb == method and pattern.match(path)]
+        if not matches:
+            continue  # not a documented route (a probe of an unknown path, the schema)
+        if not any(str(status) in op["responses"] for op in matches):
+            missing.append(f"{method} {path} answered {status}")
+    return missing
+
+
+@pytest.fixture(scope="session", autouse=True)
+def documented_answers() -> Iterator[None]:
+    """Fail the run when the gateway answered a status its document does not list.
+
+    Issue 8, item 7: the committed OpenAPI document must say everything a client can
+    be answered; the whole suite's traffic is the evidence.
+    """
+    yield
+    missing = _undocumented(ANSWERS)
+    assert not missing, "statuses missing from openapi/openapi.json:\n" + "\n".join(missing)
 
 
 @pytest.fixture

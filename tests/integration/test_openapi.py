@@ -27,3 +27,36 @@ def test_every_operation_has_an_id_and_tags() -> None:
     operations = [op for path in document["paths"].values() for op in path.values()]
     assert operations
     assert all(op.get("operationId") and op.get("tags") for op in operations)
+
+
+def test_an_answer_the_document_does_not_list_is_caught() -> None:
+    from .conftest import _undocumented
+
+    assert _undocumented({("POST", "/v1/payments/6a902de1/reversal", 202)}) == []
+    assert _undocumented({("POST", "/v1/payments", 299)}) == ["POST /v1/payments answered 299"]
+    assert _undocumented({("GET", "/nowhere", 404)}) == []
+
+
+def test_every_post_documents_its_idempotency_key_as_enforced() -> None:
+    document = json.loads(COMMITTED.read_text())
+    for path, item in document["paths"].items():
+        post = item.get("post")
+        if post is None or path.startswith(("/v1/callbacks", "/v1/mobile")):
+            continue  # provinces key by callback_id; the national interface by its own ids
+        (key,) = [p for p in post["parameters"] if p["name"] == "Idempotency-Key"]
+        assert key["required"] is True, path
+        assert key["schema"]["pattern"] == "^[A-Za-z0-9_.:-]{8,128}$", path
+
+
+def test_every_request_body_schema_is_closed() -> None:
+    document = json.loads(COMMITTED.read_text())
+    schemas = document["components"]["schemas"]
+    bodies = {
+        content["schema"]["$ref"].rsplit("/", 1)[1]
+        for item in document["paths"].values()
+        for op in item.values()
+        for content in op.get("requestBody", {}).get("content", {}).values()
+        if "$ref" in content.get("schema", {})
+    }
+    assert bodies
+    assert all(schemas[name].get("additionalProperties") is False for name in bodies), bodies
