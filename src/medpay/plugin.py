@@ -29,8 +29,8 @@ from medpay.institutions.keys import find_institution_signer
 from medpay.mobile.service import MobileFrontDoor
 from medpay.notifications.dispatcher import NotificationDispatcher
 from medpay.parties.service import find_agency, find_operator
+from medpay.payments.flow import PaymentFlow
 from medpay.payments.resolver import PaymentResolver
-from medpay.payments.service import PaymentFlow
 from medpay.security import queries as security_queries
 from medpay.security.guards import (
     GATEKEEPER_STATE_KEY,

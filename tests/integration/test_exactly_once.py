@@ -18,6 +18,7 @@ import pytest
 from litestar import Litestar, Request, post
 
 from medpay.channels.service import set_webhook
+from medpay.clock import CHINA
 from medpay.demo import DEMO_ORDER
 from medpay.notifications.dispatcher import NotificationDispatcher
 from medpay.payments.schemas import PaymentOrder
@@ -113,10 +114,41 @@ async def test_a_restarted_resolver_picks_up_where_it_was(
 async def test_payment_received_but_never_sent_is_continued(
     client, signed, simulator, gateway, db_pool
 ):
-    """The process died after recording the order, before settling: nothing accepted is lost."""
-    flow = resources_of(gateway).payment_flow
+    """The process died after recording the order, before settling: nothing accepted is lost.
+
+    The flow now records a payment and starts settling it in one transaction; a payment
+    left "received" (as earlier versions committed it first) is still continued.
+    """
+    import datetime as dt
+
+    from medpay.payments import queries
+
     order = msgspec.convert(DEMO_ORDER, PaymentOrder)
-    await flow._receive(signed.app_id, "crashed-before-send", "digest", ZHEJIANG_EMPLOYEE, order)
+    await db_pool.fetchval(
+        queries.RECORD_PAYMENT,
+        uuid.uuid4(),
+        signed.app_id,
+        "crashed-before-send",
+        "digest",
+        ZHEJIANG_EMPLOYEE,
+        order.institution_code,
+        order.treatment_area,
+        order.visit_type,
+        None,
+        order.personal_account_allowed,
+        order.medical_fee_total_fen,
+        dt.datetime.now(CHINA).date(),
+        dt.datetime.now(dt.UTC),
+        "received",
+        None,
+        None,
+        None,
+        None,
+        list(range(1, len(order.items) + 1)),
+        [i.item_code for i in order.items],
+        [i.quantity for i in order.items],
+        [i.unit_price_fen for i in order.items],
+    )
     assert await _state(db_pool) == "received"
     await _make_due(db_pool)
 
@@ -132,17 +164,10 @@ async def test_payment_settling_whose_request_never_left_is_sent_under_the_same_
     """The process died after committing 'settling' and before sending."""
     flow = resources_of(gateway).payment_flow
     order = msgspec.convert(DEMO_ORDER, PaymentOrder)
-    row = await flow._receive(
-        signed.app_id, "crashed-after-commit", "digest", ZHEJIANG_EMPLOYEE, order
+    # The flow's one transaction before sending, committed; then nothing was sent.
+    _, request, _ = await flow._record(
+        signed.app_id, ZHEJIANG_EMPLOYEE, order, "crashed-after-commit", "digest", None
     )
-    prepared = await flow._prepare(
-        ZHEJIANG_EMPLOYEE,
-        row["institution_code"],
-        row["treatment_area"],
-        row["service_date"],
-        order,
-    )
-    request = await flow._start_settling(row, prepared)
     await _make_due(db_pool)
 
     await resources_of(gateway).resolver.run_once()

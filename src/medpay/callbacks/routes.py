@@ -21,7 +21,7 @@ from medpay.callbacks.service import CallbackOutcome, apply_callback
 from medpay.errors import InvalidRequest, NotFound, Unauthenticated
 from medpay.http import Injected
 from medpay.http.problems import BODY_PROBLEMS, problem_document, problem_responses
-from medpay.payments.service import PaymentFlow
+from medpay.payments.flow import PaymentFlow
 from medpay.settlement.adapters.base import CallbackRejected
 from medpay.settlement.routing import ProvinceDirectory
 

@@ -18,14 +18,14 @@ from medpay.callbacks import queries
 from medpay.db.pool import transaction
 from medpay.errors import Forbidden
 from medpay.payments.queries import LOCK_PAYMENT_STATE
-from medpay.payments.service import ReportMismatch
+from medpay.payments.recording import ReportMismatch
 from medpay.settlement import queries as settlement_queries
 from medpay.wire.national import INFNO_REVERSE, INFNO_SETTLE
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from medpay.payments.service import PaymentFlow
+    from medpay.payments.flow import PaymentFlow
     from medpay.settlement.adapters.base import ProvinceCallback
 
 __all__ = ["CallbackOutcome", "apply_callback"]

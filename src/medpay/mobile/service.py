@@ -31,11 +31,11 @@ refused.
 
 **The same payment flow**: 6201 records the upload (``mobile_orders``; nothing is sent
 anywhere, and it may be cancelled by 6401); 6202 hands it to
-:meth:`~medpay.payments.service.PaymentFlow.pay` under the Idempotency-Key
+:meth:`~medpay.payments.flow.PaymentFlow.pay` under the Idempotency-Key
 ``mobile:<payOrdId>`` and the upload's digest, so a repeated 6202 continues or finds
 the same payment (the payments table keeps the key unique), with the same msgid,
 ledger journal and outbox as ``/v1/payments``; 6203 is
-:meth:`~medpay.payments.service.PaymentFlow.reverse`, a full reversal; 6301 reads.
+:meth:`~medpay.payments.flow.PaymentFlow.reverse`, a full reversal; 6301 reads.
 
 **Idempotency**, as the national interface keys it: 6201 by ``medOrgOrd`` (the same
 upload again answers the same ``payOrdId``; other content under it is refused),
@@ -87,8 +87,8 @@ from medpay.mobile.schemas import (
     RefundOrder,
 )
 from medpay.payments import queries as payment_queries
+from medpay.payments.preparing import check_order
 from medpay.payments.schemas import PaymentOrder, PaymentView
-from medpay.payments.service import check_order
 from medpay.payments.views import payment_view
 from medpay.security import queries as security_queries
 from medpay.security.secrets import SealedSecretInvalid
@@ -98,7 +98,7 @@ from medpay.wire.yuan import YuanError, YuanFen, dec_hook
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from medpay.payments.service import PaymentFlow
+    from medpay.payments.flow import PaymentFlow
     from medpay.security.identity import IdentityVerifier
     from medpay.security.secrets import SecretSealer
     from medpay.wire import gm

@@ -20,6 +20,8 @@ from medpay.payments.views import payment_view
 if TYPE_CHECKING:
     import asyncpg
 
+    from medpay.payments.schemas import PaymentView
+
 __all__ = ["EventType", "PaymentEvent", "enqueue_notification"]
 
 EventType = Literal["payment.settled", "payment.failed", "payment.reversed"]
@@ -35,21 +37,33 @@ class PaymentEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def enqueue_notification(
-    conn: asyncpg.Connection, payment_id: uuid.UUID, event_type: EventType
+    conn: asyncpg.Connection,
+    payment_id: uuid.UUID,
+    event_type: EventType,
+    *,
+    view: PaymentView | None = None,
+    app_id: str | None = None,
+    webhook_url: str | None = None,
 ) -> None:
     """Write the event for ``payment_id``'s new state, inside the caller's transaction.
 
-    Nothing is written for an app without a webhook URL.
+    Nothing is written for an app without a webhook URL. A caller that holds the
+    payment's view and its app's webhook (the recorders do) passes them, and nothing
+    is read again.
     """
     assert conn.is_in_transaction(), (
         "a notification is written in the same transaction as its state"
     )
-    target = await conn.fetchrow(queries.PAYMENT_FOR_NOTIFICATION, payment_id)
-    if target is None or not target["webhook_url"]:
+    if app_id is None:
+        target = await conn.fetchrow(queries.PAYMENT_FOR_NOTIFICATION, payment_id)
+        if target is None:
+            return
+        app_id, webhook_url = target["app_id"], target["webhook_url"]
+    if not webhook_url:
         return
-    row = await conn.fetchrow(queries.PAYMENT_BY_ID, payment_id)
-    assert row is not None
-    payload = msgspec.to_builtins(payment_view(row))
-    await conn.execute(
-        queries.ENQUEUE_EVENT, uuid.uuid4(), payment_id, target["app_id"], event_type, payload
-    )
+    if view is None:
+        row = await conn.fetchrow(queries.PAYMENT_BY_ID, payment_id)
+        assert row is not None
+        view = payment_view(row)
+    payload = msgspec.to_builtins(view)
+    await conn.execute(queries.ENQUEUE_EVENT, uuid.uuid4(), payment_id, app_id, event_type, payload)

@@ -18,8 +18,10 @@ __all__ = [
     "PAYMENT_BY_IDEMPOTENCY_KEY",
     "PAYMENT_FOR_NOTIFICATION",
     "PAYMENT_STATE",
+    "RECORD_PAYMENT",
     "RESCHEDULE",
     "SETTLEMENT_POSTINGS",
+    "SET_INSURED",
     "SET_STATE",
     "START_SETTLING",
 ]
@@ -42,6 +44,28 @@ INSERT INTO payment_items (payment_id, line_no, item_code, quantity, unit_price_
 SELECT $1, t.line_no, t.item_code, t.quantity, t.unit_price_fen, t.quantity::bigint * t.unit_price_fen
   FROM unnest($2::int[], $3::text[], $4::int[], $5::bigint[])
        AS t (line_no, item_code, quantity, unit_price_fen)
+"""
+
+# The payment and its lines in one statement, as what it is once prepared: settling, or
+# failed with the refusal (it never rests in "received"). Nothing comes back when an
+# earlier request of the app used the key (see payments.flow).
+RECORD_PAYMENT = """
+WITH payment AS (
+    INSERT INTO payments (payment_id, app_id, idempotency_key, request_digest, psn_no,
+                          institution_code, treatment_area, visit_type, prescription_id,
+                          personal_account_allowed, medical_fee_total_fen, service_date,
+                          next_check_at, state, insured_area, scheme, failure_code, failure_detail)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+    ON CONFLICT (app_id, idempotency_key) DO NOTHING
+    RETURNING payment_id
+), lines AS (
+    INSERT INTO payment_items (payment_id, line_no, item_code, quantity, unit_price_fen, total_fen)
+    SELECT payment.payment_id, t.line_no, t.item_code, t.quantity, t.unit_price_fen,
+           t.quantity::bigint * t.unit_price_fen
+      FROM payment, unnest($19::int[], $20::text[], $21::int[], $22::bigint[])
+           AS t (line_no, item_code, quantity, unit_price_fen)
+)
+SELECT payment_id FROM payment
 """
 
 _PAYMENT_COLUMNS = """
@@ -74,13 +98,19 @@ PAYMENT_BY_IDEMPOTENCY_KEY = (
 # Every state change first locks the payment row, so two workers cannot both move it.
 LOCK_PAYMENT_STATE = "SELECT state FROM payments WHERE payment_id = $1 FOR UPDATE"
 
+# What a recorder needs of a payment it is about to move (see payments.recording.lock).
 LOCK_PAYMENT_FOR_SETTLEMENT = """
-SELECT p.payment_id, p.state, p.psn_no, p.institution_code, p.insured_area, p.treatment_area,
-       p.medical_fee_total_fen, s.setl_id
-  FROM payments p LEFT JOIN settlements s USING (payment_id)
+SELECT p.payment_id, p.app_id, p.state, p.psn_no, p.institution_code, p.insured_area,
+       p.treatment_area, p.medical_fee_total_fen, p.prescription_id, s.setl_id, a.webhook_url
+  FROM payments p
+  JOIN apps a USING (app_id)
+  LEFT JOIN settlements s USING (payment_id)
  WHERE p.payment_id = $1
    FOR UPDATE OF p
 """
+
+# A payment recorded "received" (by an earlier version) learns its insurer once prepared.
+SET_INSURED = "UPDATE payments SET insured_area = $2, scheme = $3 WHERE payment_id = $1"
 
 START_SETTLING = """
 UPDATE payments SET state = 'settling', insured_area = $2, scheme = $3, next_check_at = $4, updated_at = now()

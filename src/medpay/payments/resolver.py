@@ -22,7 +22,7 @@ from medpay.settlement.adapters.base import ClearingError
 if TYPE_CHECKING:
     import asyncpg
 
-    from medpay.payments.service import PaymentFlow
+    from medpay.payments.flow import PaymentFlow
 
 __all__ = ["PaymentResolver"]
 

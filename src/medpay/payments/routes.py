@@ -14,10 +14,10 @@ from medpay.http import Injected
 from medpay.http.openapi import PATIENT_SECURITY
 from medpay.http.problems import problem_responses, render
 from medpay.http.responses import json_response
+from medpay.payments.flow import PaymentFlow, PaymentOutcome
 from medpay.payments.schemas import EstimateView, PaymentOrder, PaymentView
-from medpay.payments.service import PaymentFlow, PaymentOutcome
 from medpay.security.guards import patient_identity_guard, patient_payment_guard, signed_by
-from medpay.security.idempotency import IdempotentPost, idempotent_post
+from medpay.security.idempotency import IdempotentPost, Once, idempotent_post
 from medpay.security.identity import PatientIdentity
 
 __all__ = ["PaymentController"]
@@ -68,19 +68,24 @@ class PaymentController(Controller):
         payment_flow: Injected[PaymentFlow],
         idempotent: Injected[IdempotentPost],
     ) -> Response[PaymentView]:
-        """Settle a payment with the insured person's home province and answer with the split."""
+        """Settle a payment with the insured person's home province and answer with the split.
 
-        async def pay(key: str, digest: str) -> Response[bytes]:
-            outcome = await payment_flow.pay(
-                app_id=caller.app_id,
-                idempotency_key=key,
-                request_digest=digest,
-                psn_no=patient.psn_no,
-                order=data,
-            )
-            return _answer(outcome, 201)
-
-        return await idempotent(scope=caller.app_id, principal=patient.psn_no, run=pay)
+        The Idempotency-Key is claimed and answered inside the flow's own two transactions.
+        """
+        once: Once[PaymentOutcome] = await idempotent.within(
+            scope=caller.app_id,
+            principal=patient.psn_no,
+            answer=lambda outcome: _answer(outcome, 201),
+        )
+        answer: Response[PaymentView] = await payment_flow.pay(
+            app_id=caller.app_id,
+            psn_no=patient.psn_no,
+            order=data,
+            idempotency_key=once.key,
+            request_digest=once.digest,
+            once=once,
+        )
+        return answer
 
     @idempotent_post(
         "/estimate",

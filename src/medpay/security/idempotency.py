@@ -17,7 +17,7 @@ import dataclasses
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from litestar import Request, Response, post
 from litestar.di import Provide
@@ -40,6 +40,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "IdempotentOperation",
     "IdempotentPost",
+    "Once",
     "idempotent_post",
     "provide_idempotent_post",
     "request_digest",
@@ -107,7 +108,8 @@ class Idempotency:
         operation: Callable[[], Awaitable[Response[bytes]]],
     ) -> Response[bytes]:
         """Replay the stored outcome of ``key``, or run ``operation`` and store its outcome."""
-        stored = await self._claim(app_id, key, digest)
+        async with transaction(self._pool) as conn:
+            stored = await self.claim_in(conn, app_id, key, digest)
         if stored is not None:
             return stored
         try:
@@ -121,62 +123,120 @@ class Idempotency:
             # Not an outcome: the client may retry the same request under the same key.
             await self._release(app_id, key)
             raise
+        await self.complete_in(self._pool, app_id, key, response)
+        return response
+
+    async def claim_in(
+        self, conn: asyncpg.Connection, app_id: str, key: str, digest: str
+    ) -> Response[bytes] | None:
+        """In the caller's transaction: claim ``key`` (None) or answer with its first outcome.
+
+        The claim holds until the transaction ends; committed, it is ``in_progress``
+        until :meth:`complete_in` stores the outcome.
+
+        Raises:
+            IdempotencyKeyReused: the key was first used for another request.
+            Conflict: ``idempotency_request_in_progress``, the first request still runs.
+        """
+        if await conn.fetchval(
+            queries.CLAIM_IDEMPOTENCY_KEY, app_id, key, digest, self._retention_hours
+        ):
+            return None
+        row = await conn.fetchrow(
+            queries.LOCK_IDEMPOTENCY_KEY, app_id, key, float(self._lock_seconds)
+        )
+        if row is None:  # purged between the two statements: treat as new
+            await conn.execute(
+                queries.CLAIM_IDEMPOTENCY_KEY, app_id, key, digest, self._retention_hours
+            )
+            return None
+        if row["expired"]:
+            await conn.execute(
+                queries.RECLAIM_IDEMPOTENCY_KEY, app_id, key, digest, self._retention_hours
+            )
+            return None
+        if row["request_digest"] != digest:
+            raise IdempotencyKeyReused()
+        if row["state"] == "completed":
+            return Response(
+                content=bytes(row["response_body"]),
+                status_code=row["response_status"],
+                media_type=row["response_type"],
+                headers={REPLAY_HEADER: "true"}
+                | ({"Location": row["response_location"]} if row["response_location"] else {}),
+            )
+        if not row["lock_is_stale"]:
+            raise Conflict(
+                "idempotency_request_in_progress",
+                "A request with this Idempotency-Key is still being processed",
+                "Retry after a moment to get its outcome.",
+                retry_after_s=1,
+            )
+        await conn.execute(
+            queries.RECLAIM_IDEMPOTENCY_KEY, app_id, key, digest, self._retention_hours
+        )
+        return None
+
+    async def complete_in(
+        self,
+        conn: asyncpg.Connection | asyncpg.Pool,
+        app_id: str,
+        key: str,
+        response: Response[bytes],
+    ) -> None:
+        """Store ``response`` as the outcome of ``key`` (in the caller's transaction, if any)."""
         body = response.content if isinstance(response.content, bytes) else b""
-        media_type = str(response.media_type or PROBLEM_MEDIA_TYPE)
-        await self._pool.execute(
+        await conn.execute(
             queries.COMPLETE_IDEMPOTENCY_KEY,
             app_id,
             key,
             response.status_code,
             body,
-            media_type,
+            str(response.media_type or PROBLEM_MEDIA_TYPE),
             next((v for k, v in response.headers.items() if k.lower() == "location"), None),
         )
-        return response
-
-    async def _claim(self, app_id: str, key: str, digest: str) -> Response[bytes] | None:
-        async with transaction(self._pool) as conn:
-            if await conn.fetchval(
-                queries.CLAIM_IDEMPOTENCY_KEY, app_id, key, digest, self._retention_hours
-            ):
-                return None
-            row = await conn.fetchrow(
-                queries.LOCK_IDEMPOTENCY_KEY, app_id, key, float(self._lock_seconds)
-            )
-            if row is None:  # purged between the two statements: treat as new
-                await conn.execute(
-                    queries.CLAIM_IDEMPOTENCY_KEY, app_id, key, digest, self._retention_hours
-                )
-                return None
-            if row["expired"]:
-                await conn.execute(
-                    queries.RECLAIM_IDEMPOTENCY_KEY, app_id, key, digest, self._retention_hours
-                )
-                return None
-            if row["request_digest"] != digest:
-                raise IdempotencyKeyReused()
-            if row["state"] == "completed":
-                return Response(
-                    content=bytes(row["response_body"]),
-                    status_code=row["response_status"],
-                    media_type=row["response_type"],
-                    headers={REPLAY_HEADER: "true"}
-                    | ({"Location": row["response_location"]} if row["response_location"] else {}),
-                )
-            if not row["lock_is_stale"]:
-                raise Conflict(
-                    "idempotency_request_in_progress",
-                    "A request with this Idempotency-Key is still being processed",
-                    "Retry after a moment to get its outcome.",
-                    retry_after_s=1,
-                )
-            await conn.execute(
-                queries.RECLAIM_IDEMPOTENCY_KEY, app_id, key, digest, self._retention_hours
-            )
-            return None
 
     async def _release(self, app_id: str, key: str) -> None:
         await self._pool.execute(queries.RELEASE_IDEMPOTENCY_KEY, app_id, key)
+
+
+OutcomeT = TypeVar("OutcomeT")
+
+
+class Once(Generic[OutcomeT]):
+    """The idempotency of one POST, kept inside the operation's own transactions.
+
+    An operation that writes before and after a slow call (a payment: record, ask the
+    province, record the answer) claims the key in its first transaction and stores
+    the answer in its last, instead of spending two transactions of its own on them.
+    """
+
+    def __init__(
+        self,
+        store: Idempotency,
+        scope: str,
+        key: str,
+        digest: str,
+        answer: Callable[[OutcomeT], Response[bytes]],
+    ) -> None:
+        self._store, self._scope, self.key, self.digest = store, scope, key, digest
+        self._answer = answer
+
+    async def claim(self, conn: asyncpg.Connection) -> Response[bytes] | None:
+        """Claim the key in ``conn``'s transaction, or answer with its first outcome."""
+        return await self._store.claim_in(conn, self._scope, self.key, self.digest)
+
+    async def complete(self, conn: asyncpg.Connection, outcome: OutcomeT) -> Response[bytes]:
+        """Store what ``outcome`` is answered with, in ``conn``'s transaction; return it."""
+        response = self._answer(outcome)
+        await self._store.complete_in(conn, self._scope, self.key, response)
+        return response
+
+    async def refuse(self, conn: asyncpg.Connection, refusal: DomainError) -> Response[bytes]:
+        """Store a refusal (its problem document) as the outcome, in ``conn``'s transaction."""
+        response = render(refusal)
+        await self._store.complete_in(conn, self._scope, self.key, response)
+        return response
 
 
 class IdempotentPost:
@@ -228,6 +288,24 @@ class IdempotentPost:
             return json_response(view, status, location(view) if location else None)
 
         return await self(scope=scope, principal=principal, run=respond)
+
+    async def within(
+        self,
+        *,
+        scope: str,
+        answer: Callable[[OutcomeT], Response[bytes]],
+        principal: str | None = None,
+    ) -> Once[OutcomeT]:
+        """The key checked and the request digested, for an operation that keeps it itself.
+
+        The operation claims and completes the key in its own transactions (:class:`Once`).
+        """
+        key = validate_idempotency_key(self._key_header())
+        request = self._request
+        digest = request_digest(
+            request.method, request.url.path, principal or scope, await request.body()
+        )
+        return Once(self._store, scope, key, digest, answer)
 
     def _key_header(self) -> str | None:
         values = self._request.headers.getall("idempotency-key", [])

@@ -28,8 +28,11 @@ ON CONFLICT (catalogue_area, item_code) DO NOTHING
 
 ALLOCATE_MSGID_SERIAL = "SELECT nextval('msgid_serial')"
 
+# Nothing comes back when the msgid is taken (the serial wrapped within one second).
 INSERT_PROVINCE_MESSAGE = """
 INSERT INTO province_messages (msgid, payment_id, infno, province, request) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (msgid) DO NOTHING
+RETURNING msgid
 """
 
 MESSAGE_BY_MSGID = (
