@@ -41,6 +41,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Identity tokens must carry this ``aud``.
     identity_audience: str = "medpay"
     identity_issuers: tuple[IdentityIssuer, ...] = ()
+    #: How long a caller's registry entry (status, keys) is remembered per process.
+    signer_cache_seconds: float = 5.0
     #: Clock skew tolerated on ``exp`` and ``nbf``.
     identity_leeway_seconds: int = 30
     #: The longest life (``exp - nbf``) of an identity token the gateway accepts.

@@ -169,6 +169,7 @@ class GatewayPlugin(InitPluginProtocol):
                     max_lifetime_seconds=settings.identity_max_lifetime_seconds,
                 ),
                 signature_window_seconds=settings.signature_window_seconds,
+                signer_cache_seconds=settings.signer_cache_seconds,
             )
             yield
         finally:

@@ -192,3 +192,31 @@ async def test_health_needs_no_signature(client) -> None:
     response = await client.get("/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_a_suspension_takes_effect_within_the_signer_cache(
+    settings, clearing, patient_app, patient_token, db_pool
+) -> None:
+    """An app's registry entry is remembered for signer_cache_seconds, never longer."""
+    import asyncio
+
+    import msgspec
+
+    from medpay.app import create_app
+
+    from .conftest import running_gateway
+
+    app = create_app(msgspec.structs.replace(settings, signer_cache_seconds=0.5), clearing=clearing)
+    signed = AppSignatureAuth(patient_app.app_id, patient_app.private_key_pem, patient_token)
+    async with running_gateway(app) as http:
+        before = await http.get("/v1/payments/00000000-0000-0000-0000-000000000000", auth=signed)
+        await set_app_status(db_pool, patient_app.app_id, "suspended")
+        remembered = await http.get(
+            "/v1/payments/00000000-0000-0000-0000-000000000000", auth=signed
+        )
+        await asyncio.sleep(0.6)
+        after = await http.get("/v1/payments/00000000-0000-0000-0000-000000000000", auth=signed)
+
+    assert before.status_code == remembered.status_code == 404  # signed; no such payment
+    assert after.status_code == 401
+    assert problem(after)["code"] == "app_suspended"

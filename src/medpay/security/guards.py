@@ -87,7 +87,13 @@ SignerLookup = Callable[["asyncpg.Pool", str], Awaitable[Signer | None]]
 
 
 class Gatekeeper:
-    """Everything the guards need, handed over by the wiring."""
+    """Everything the guards need, handed over by the wiring.
+
+    A caller found in its registry is remembered for ``signer_cache_seconds``: every
+    request of an app needs its keys, which change rarely; a suspension or a revoked
+    key takes effect within that time (0: ask the registry every time). A caller not
+    found is never remembered, so a new one is known at once.
+    """
 
     def __init__(
         self,
@@ -96,11 +102,29 @@ class Gatekeeper:
         lookups: Mapping[CallerKind, SignerLookup],
         identity: IdentityVerifier,
         signature_window_seconds: int,
+        signer_cache_seconds: float = 0.0,
+        signer_cache_size: int = 10_000,
     ) -> None:
         self.pool = pool
         self.lookups = dict(lookups)
         self.identity = identity
         self.signature_window_seconds = signature_window_seconds
+        self._cache_seconds = signer_cache_seconds
+        self._cache_size = signer_cache_size
+        self._signers: dict[tuple[CallerKind, str], tuple[Signer, float]] = {}
+
+    async def signer(self, kind: CallerKind, caller_id: str) -> Signer | None:
+        """The registered caller ``caller_id`` of ``kind``, or None."""
+        now = time.monotonic()
+        remembered = self._signers.get((kind, caller_id))
+        if remembered is not None and remembered[1] > now:
+            return remembered[0]
+        found = await self.lookups[kind](self.pool, caller_id)
+        if found is not None and self._cache_seconds > 0:
+            if len(self._signers) >= self._cache_size:
+                self._signers.clear()  # rare: a fresh start beats bookkeeping
+            self._signers[(kind, caller_id)] = (found, now + self._cache_seconds)
+        return found
 
 
 def _gatekeeper(connection: ASGIConnection[Any, Any, Any, Any]) -> Gatekeeper:
@@ -158,7 +182,7 @@ async def verify_signed_request(
             "nonce_invalid", "X-Nonce must be 16 to 64 characters of A-Z, a-z, 0-9, '_' or '-'"
         )
     well_formed = len(caller_id) <= 64 and set(caller_id) <= _ID_CHARS
-    caller = await gatekeeper.lookups[kind](gatekeeper.pool, caller_id) if well_formed else None
+    caller = await gatekeeper.signer(kind, caller_id) if well_formed else None
     if caller is None:
         raise unauthorized(f"{kind}_unknown", f"No such {kind} is registered")
     if caller.status != "active":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import jwt
@@ -69,10 +70,14 @@ class IdentityVerifier:
         leeway_seconds: int,
         *,
         max_lifetime_seconds: int = 4 * 3600,
+        cache_size: int = 10_000,
     ) -> None:
         self._audience = audience
         self._leeway = leeway_seconds
         self._max_lifetime = max_lifetime_seconds
+        self._cache_size = cache_size
+        #: token -> (identity, nbf, exp), least recently used first.
+        self._verified: OrderedDict[str, tuple[PatientIdentity, float, float]] = OrderedDict()
         self._keys: dict[str, tuple[object, str]] = {}
         for issuer in issuers:
             key = serialization.load_pem_public_key(issuer.public_key_pem.encode())
@@ -98,8 +103,27 @@ class IdentityVerifier:
         """The identity a bare token vouches for, or a 401 problem saying why not.
 
         For credentials that travel elsewhere than in ``Authorization`` (the national
-        interface's ``payAuthNo``), checked by the same rules.
+        interface's ``payAuthNo``), checked by the same rules. A token verified once is
+        remembered (a bounded cache) until its ``exp``, so an app's many requests with
+        one token cost one signature check; outside its validity it is checked again,
+        and refused with the reason.
         """
+        remembered = self._verified.get(token)
+        now = time.time()
+        if remembered is not None:
+            identity, not_before, expires = remembered
+            if not_before - self._leeway <= now <= expires + self._leeway:
+                self._verified.move_to_end(token)
+                return identity
+            del self._verified[token]
+        identity, not_before, expires = self._verify(token)
+        self._verified[token] = (identity, not_before, expires)
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return identity
+
+    def _verify(self, token: str) -> tuple[PatientIdentity, float, float]:
+        """Check ``token`` fully: the identity, with the ``nbf`` and ``exp`` it holds for."""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -160,12 +184,13 @@ class IdentityVerifier:
         amr = claims.get("amr", [])
         methods = tuple(m for m in amr if isinstance(m, str)) if isinstance(amr, list) else ()
         jti = claims.get("jti")
-        return PatientIdentity(
+        identity = PatientIdentity(
             psn_no=subject,
             issuer=issuer,
             authentication_methods=methods,
             token_id=jti if isinstance(jti, str) else None,
         )
+        return identity, float(claims["nbf"]), float(claims["exp"])
 
 
 class DevelopmentIssuer:
