@@ -48,7 +48,7 @@ from medpay.payments.schemas import (
     PaymentOrder,
     PaymentView,
 )
-from medpay.payments.states import can_move, check_transition
+from medpay.payments.states import can_move, check_correction, check_transition
 from medpay.payments.views import estimate_view, order_of, payment_view
 from medpay.prescriptions.service import (
     confirm_redemption,
@@ -707,6 +707,32 @@ class PaymentFlow:
         await release_redemption(conn, payment_id)
         await enqueue_notification(conn, payment_id, "payment.reversed")
         return True
+
+    async def record_annulled_in(
+        self, conn: asyncpg.Connection, payment_id: uuid.UUID, code: str, reason: str
+    ) -> int | None:
+        """A settlement the province never made (reconciliation, DOMAIN.md section 7).
+
+        The payment fails and its settlement journal is mirrored by a ``correction``
+        journal, in ``conn``'s transaction, with the notification. Returns the journal's
+        id; None when the payment is no longer ``settled``.
+        """
+        state = await conn.fetchval(queries.LOCK_PAYMENT_STATE, payment_id)
+        if state != "settled":
+            return None
+        check_correction(state, "failed")
+        settlement = await conn.fetch(queries.SETTLEMENT_POSTINGS, payment_id)
+        journal_id = await post_journal(
+            conn,
+            payment_id,
+            "correction",
+            reversal_postings([(p["account"], p["amount_fen"]) for p in settlement]),
+        )
+        await conn.execute(queries.INSERT_CORRECTION, payment_id, reason)
+        await conn.execute(queries.SET_STATE, payment_id, "failed", code, reason, None)
+        await release_redemption(conn, payment_id)
+        await enqueue_notification(conn, payment_id, "payment.failed")
+        return journal_id
 
     async def _back_to_settled(self, payment_id: uuid.UUID, msgid: str, exc: ClearingError) -> None:
         async with transaction(self._pool) as conn:
