@@ -393,3 +393,11 @@ async def test_a_statement_answer_signed_by_another_key_is_invalid(adapter, prov
     province.post(URL).mock(return_value=httpx.Response(200, content=body, headers=headers))
     with pytest.raises(ProvinceResponseInvalid, match="signature"):
         await adapter.statement_details(details_request())
+
+
+async def test_a_statement_of_another_province_is_not_asked(adapter, province):
+    route = province.post(URL).mock(return_value=reply(details_output([])))
+    wrong = StatementDetailsRequest(msgid=MSGID, province="440000", first_day=DAY, last_day=DAY)
+    with pytest.raises(ValueError, match="province"):
+        await adapter.statement_details(wrong)
+    assert not route.called

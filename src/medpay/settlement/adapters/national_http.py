@@ -279,6 +279,7 @@ class NationalHttpAdapter:
             ProvinceResponseInvalid: the answer is about other days or another
                 province, or leaves out a line the gateway sent.
         """
+        self._check_own(request)
         envelope = self._envelope(
             INFNO_STATEMENT_TOTALS,
             request,
@@ -333,6 +334,7 @@ class NationalHttpAdapter:
             ProvinceResponseInvalid: another page, other days or province, or a line
                 neither made nor reversed within the days.
         """
+        self._check_own(request)
         envelope = self._envelope(
             INFNO_STATEMENT_DETAILS,
             request,
@@ -357,6 +359,13 @@ class NationalHttpAdapter:
             total_lines=output.total,
             lines=lines,
         )
+
+    def _check_own(self, request: StatementTotalsRequest | StatementDetailsRequest) -> None:
+        """A statement is asked of the province it is about, never of another."""
+        if request.province != self.province_code:
+            raise ValueError(
+                f"a statement of province {request.province} is not asked of {self.province_code}"
+            )
 
     def _check_statement(
         self,
