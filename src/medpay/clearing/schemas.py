@@ -26,10 +26,10 @@ Period = Annotated[str, msgspec.Meta(pattern=PERIOD_PATTERN, examples=["2026-11"
 class FundAmounts(ApiAnswer, frozen=True, kw_only=True):
     """Fund amounts by national fund code (``setldetail.fund_pay_type``), in fen."""
 
-    employee_basic_fen: int = 0  # 310100: hifp_pay of employees
-    resident_basic_fen: int = 0  # 390100: hifp_pay of residents
-    critical_illness_fen: int = 0  # 390200: hifmi_pay
-    medical_assistance_fen: int = 0  # 610100: maf_pay
+    employee_basic_fen: int  # 310100: hifp_pay of employees
+    resident_basic_fen: int  # 390100: hifp_pay of residents
+    critical_illness_fen: int  # 390200: hifmi_pay
+    medical_assistance_fen: int  # 610100: maf_pay
 
 
 class ClearingCell(ApiAnswer, frozen=True, kw_only=True):

@@ -111,15 +111,15 @@ class ReconciliationReport(ApiAnswer, frozen=True, kw_only=True):
     outcome: RunOutcome
     started_at: dt.datetime
     finished_at: dt.datetime
-    statement_lines: int = 0  # 3202 lines of the province
-    our_lines: int = 0  # our settlements and reversals of the day
-    matched: int = 0  # lines alike on both sides
+    statement_lines: int  # 3202 lines of the province
+    our_lines: int  # our settlements and reversals of the day
+    matched: int  # lines alike on both sides
+    new_differences: int
+    resolved_now: int
+    differences: list[DifferenceView]
+    unexplained: int
     totals_at_start: TotalsView | None = None  # 3201 before anything was resolved
     totals: TotalsView | None = None  # 3201 at the end
-    new_differences: int = 0
-    resolved_now: int = 0
-    differences: list[DifferenceView] = []
-    unexplained: int = 0
     error: str | None = None  # why the statement could not be had
 
 

@@ -281,6 +281,11 @@ class Reconciler:
                 triggered_by,
                 outcome="statement_unavailable",
                 error=f"{exc.code}: {exc.message}",
+                statement_lines=0,
+                our_lines=0,
+                matched=0,
+                new_differences=0,
+                resolved_now=0,
             )
         totals_at_start = _totals_view(ours_totals, totals)
         candidates = compare_day(day, lines, ours)
