@@ -9,7 +9,9 @@ import asyncpg
 import msgspec
 from litestar import Litestar, get
 
+from medpay.books.routes import BooksController
 from medpay.callbacks.routes import receive_callback
+from medpay.clearing.routes import ClearingController
 from medpay.filings.routes import FilingController
 from medpay.http import Injected
 from medpay.http.openapi import openapi_config
@@ -18,6 +20,7 @@ from medpay.institutions.routes import InstitutionController
 from medpay.payments.routes import PaymentController
 from medpay.plugin import GatewayPlugin
 from medpay.prescriptions.routes import PrescriptionController
+from medpay.reconciliation.routes import ReconciliationController
 from medpay.relationships.routes import relationships_router
 from medpay.settlement.adapters.config import ClearingConfig
 from medpay.settlement.adapters.registry import load_clearing_config
@@ -70,6 +73,9 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
             FilingController,
             InstitutionController,
             relationships_router,
+            BooksController,
+            ReconciliationController,
+            ClearingController,
         ],
         plugins=[GatewayPlugin(settings, clearing)],
         exception_handlers=exception_handlers,

@@ -12,6 +12,7 @@ from medpay.schemas import ApiAnswer
 __all__ = [
     "PERIOD_PATTERN",
     "ClearingCell",
+    "ClearingEntryView",
     "ClearingMatrix",
     "FundAmounts",
     "Period",
@@ -50,6 +51,18 @@ class ProvincePosition(ApiAnswer, frozen=True, kw_only=True):
     receivable_fen: int  # by others' funds, for care given by its institutions
     payable_fen: int  # by its funds, for care of its insured elsewhere
     net_fen: int  # receivable - payable: > 0 it receives, < 0 it pays
+
+
+class ClearingEntryView(ApiAnswer, frozen=True, kw_only=True):
+    """One payment's entry in a period: its settlement, or the undoing of it (negative)."""
+
+    entry_id: int
+    period: str
+    kind: Literal["settlement", "reversal", "correction"]
+    insured_province: str
+    treatment_province: str
+    fund_total_fen: int
+    occurred_at: dt.datetime
 
 
 class ClearingMatrix(ApiAnswer, frozen=True, kw_only=True):

@@ -22,6 +22,7 @@ from medpay.clearing import queries
 from medpay.clearing.schemas import (
     PERIOD_PATTERN,
     ClearingCell,
+    ClearingEntryView,
     ClearingMatrix,
     FundAmounts,
     ProvincePosition,
@@ -33,9 +34,18 @@ from medpay.ledger.schemas import InvariantCheck, InvariantFailure
 from medpay.wire.national import PROVINCES
 
 if TYPE_CHECKING:
+    import uuid
+
     import asyncpg
 
-__all__ = ["check_clearing", "clearing_matrix", "close_period", "parse_period", "period_of"]
+__all__ = [
+    "check_clearing",
+    "clearing_matrix",
+    "close_period",
+    "entries_of_payment",
+    "parse_period",
+    "period_of",
+]
 
 _PERIOD = re.compile(PERIOD_PATTERN)
 
@@ -155,6 +165,14 @@ async def close_period(
             await conn.execute(queries.FREEZE_LINES, period)
             await conn.execute(queries.CLOSE_PERIOD, period, closed_by)
     return await clearing_matrix(pool, period)
+
+
+async def entries_of_payment(
+    conn: asyncpg.Pool | asyncpg.Connection, payment_id: uuid.UUID
+) -> list[ClearingEntryView]:
+    """A payment's clearing entries: in which period it was cleared, and undone."""
+    rows = await conn.fetch(queries.ENTRIES_OF_PAYMENT, payment_id)
+    return [ClearingEntryView(**dict(row)) for row in rows]
 
 
 async def check_clearing(

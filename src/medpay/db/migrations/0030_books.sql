@@ -64,7 +64,9 @@ CREATE TRIGGER payment_state_changes_kept
     BEFORE UPDATE OR DELETE ON payment_state_changes
     FOR EACH ROW EXECUTE FUNCTION books_history_is_kept();
 
--- A day's settlements and reversals of one province, and its callbacks (reconciliation).
+-- A day's payments (the operator's volumes), settlements and reversals of one province,
+-- and its callbacks (reconciliation).
+CREATE INDEX payments_service_date ON payments (service_date);
 CREATE INDEX settlements_province_settled_at ON settlements (insured_province, settled_at);
 CREATE INDEX reversals_reversed_at ON reversals (reversed_at);
 CREATE INDEX province_callbacks_province_received_at ON province_callbacks (province, received_at);
