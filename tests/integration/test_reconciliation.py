@@ -374,3 +374,34 @@ async def test_a_province_or_day_that_cannot_be_reconciled_is_refused(
     with pytest.raises(InvalidRequest) as refused:
         await reconciler.reconcile(province, day, triggered_by="test")
     assert refused.value.code == code
+
+
+async def test_a_statement_whose_details_do_not_add_up_to_its_totals_needs_a_person(
+    client, signed, gateway, reconciler, monkeypatch
+) -> None:
+    await _pay(client, signed)
+    adapter = resources_of(gateway).provinces.for_province(ZJ)
+    honest = adapter.statement_totals
+
+    async def inflated(request):
+        answer = await honest(request)
+        first = answer.lines[0]
+        line = msgspec.structs.replace(
+            first.line, medical_fee_total_fen=first.line.medical_fee_total_fen + 1
+        )
+        return msgspec.structs.replace(
+            answer, lines=[msgspec.structs.replace(first, line=line), *answer.lines[1:]]
+        )
+
+    monkeypatch.setattr(adapter, "statement_totals", inflated)
+
+    report = await reconciler.reconcile(ZJ, china_today(), triggered_by="test")
+
+    (difference,) = report.differences
+    assert (difference.kind, difference.subject, difference.awaiting) == (
+        "statement_inconsistent",
+        "statement",
+        "person",
+    )
+    assert "do not add up to its own totals" in (difference.note or "")
+    assert report.outcome == "unexplained"
