@@ -188,7 +188,7 @@ class Reconciler:
         flow: PaymentFlow,
         *,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(CHINA),
-        attempts: int = 3,
+        attempts: int = 5,
         retry_seconds: float = 0.5,
         concurrency: int = 4,
         page_size: int = 1000,
