@@ -9,7 +9,9 @@ import asyncpg
 import msgspec
 from litestar import Litestar, get, head
 
+from medpay.books.routes import BooksController
 from medpay.callbacks.routes import receive_callback
+from medpay.clearing.routes import ClearingController
 from medpay.filings.routes import filings_router
 from medpay.http import Injected
 from medpay.http.deadlines import body_deadline
@@ -21,6 +23,7 @@ from medpay.mobile.routes import MobileController
 from medpay.payments.routes import PaymentController
 from medpay.plugin import GatewayPlugin
 from medpay.prescriptions.routes import prescriptions_router
+from medpay.reconciliation.routes import ReconciliationController
 from medpay.relationships.routes import relationships_router
 from medpay.settlement.adapters.config import ClearingConfig
 from medpay.settlement.adapters.registry import load_clearing_config
@@ -83,6 +86,9 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
             filings_router,
             institutions_router,
             relationships_router,
+            BooksController,
+            ReconciliationController,
+            ClearingController,
         ],
         plugins=[GatewayPlugin(settings, clearing), ClosedStructSchemaPlugin()],
         before_request=strict_request,

@@ -1,4 +1,4 @@
-"""The ``medpay`` command: run, serve, migrate, openapi, apps, tokens.
+"""The ``medpay`` command: run, serve, migrate, openapi, apps, tokens, and the books.
 
 argparse (standard library) is enough here; every subcommand is a thin call into
 the same services the HTTP layer uses.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import sys
@@ -20,13 +21,19 @@ import msgspec
 from medpay.config import Settings, load_settings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
 
+    import asyncpg
+
+    from medpay.reconciliation.service import Reconciler
+    from medpay.settlement.adapters.config import ClearingConfig
     from medpay.simulator.config import SimulatorConfig
 
 __all__ = ["main"]
 
 DEV_APP_FILE = "dev-app.json"
+#: Where ``medpay run`` leaves the clearing configuration it made, for ``medpay reconcile``.
+CLEARING_FILE = "clearing.json"
 
 
 def _with_dev_identity(settings: Settings) -> Settings:
@@ -334,6 +341,7 @@ async def _run(settings: Settings, *, simulator_port: int) -> None:
                     },
                     ClearingConfig,
                 )
+                _save_clearing(data_dir, clearing)
                 gateway = await start_server(
                     create_app(settings, clearing=clearing), settings.host, settings.port
                 )
@@ -363,6 +371,15 @@ async def _run(settings: Settings, *, simulator_port: int) -> None:
                 await simulator.stop()
         finally:
             await pool.close()
+
+
+def _save_clearing(data_dir: Path, clearing: ClearingConfig) -> None:
+    """The clearing configuration of this run (it holds the gateway's key: owner only)."""
+    import os
+
+    fd = os.open(data_dir / CLEARING_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(msgspec.json.format(msgspec.json.encode(clearing), indent=2))
 
 
 def _save_run_info(data_dir: Path, gateway_url: str, simulator_url: str, app_id: str) -> None:
@@ -445,6 +462,158 @@ async def _serve(settings: Settings) -> None:
             await wait_for_stop_signal()
         finally:
             await gateway.stop()
+
+
+# --- the books: ledger, reconcile, clearing ------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _books_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    from medpay.db.pool import create_pool
+    from medpay.db.runtime import database
+
+    async with database(settings.database_url, settings.data_path) as dsn:
+        pool = await create_pool(dsn, min_size=1, max_size=6, application_name="medpay-books")
+        try:
+            yield pool
+        finally:
+            await pool.close()
+
+
+def _print(value: object, as_json: bool, text: str) -> None:
+    if as_json:
+        print(msgspec.json.format(msgspec.json.encode(value), indent=2).decode())
+    else:
+        print(text)
+
+
+async def _ledger(settings: Settings, args: argparse.Namespace) -> int:
+    from medpay.books.service import check_books
+    from medpay.books.text import balances_text, check_text
+    from medpay.ledger.service import balances
+
+    async with _books_pool(settings) as pool:
+        if args.ledger_command == "check":
+            check = await check_books(pool, limit=args.limit)
+            _print(check, args.json, check_text(check))
+            return 0 if check.ok else 1
+        found = await balances(pool, account=args.account, prefix=args.prefix, as_of=args.as_of)
+        _print(found, args.json, balances_text(found))
+        return 0
+
+
+def _clearing_config(settings: Settings) -> ClearingConfig:
+    """The provinces to ask: MEDPAY_CLEARING_CONFIG_FILE, or what ``medpay run`` left."""
+    from medpay.settlement.adapters.registry import load_clearing_config
+
+    path = settings.clearing_config_file or settings.data_path / CLEARING_FILE
+    if not Path(path).exists():
+        raise SystemExit(
+            "no clearing configuration: set MEDPAY_CLEARING_CONFIG_FILE, or start `medpay run`"
+            f" (it writes {settings.data_path / CLEARING_FILE})"
+        )
+    return load_clearing_config(path)
+
+
+@contextlib.asynccontextmanager
+async def _reconciler(settings: Settings) -> AsyncIterator[Reconciler]:
+    from medpay.payments.flow import PaymentFlow
+    from medpay.reconciliation.service import Reconciler
+    from medpay.settlement.adapters.national_http import new_http_client
+    from medpay.settlement.adapters.registry import build_adapters
+    from medpay.settlement.routing import ProvinceDirectory
+
+    clearing = _clearing_config(settings)
+    async with _books_pool(settings) as pool, new_http_client() as http:
+        provinces = ProvinceDirectory(build_adapters(clearing, http))
+        flow = PaymentFlow(pool, provinces, settle_grace_seconds=settings.settle_grace_seconds)
+        yield Reconciler(pool, flow)
+
+
+async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from medpay.books.text import day_text, reconciliation_text
+
+    async with _reconciler(settings) as reconciler:
+        if args.all:
+            day = await reconciler.reconcile_day(args.date, triggered_by="command")
+            _print(day, args.json, day_text(day))
+            return 0 if day.ok else 1
+        report = await reconciler.reconcile(args.province, args.date, triggered_by="command")
+        _print(report, args.json, reconciliation_text(report))
+        return 0 if report.outcome in ("balanced", "explained") else 1
+
+
+async def _clearing(settings: Settings, args: argparse.Namespace) -> int:
+    from medpay.books.text import clearing_text
+    from medpay.clearing.service import clearing_matrix, close_period
+
+    async with _books_pool(settings) as pool:
+        if args.close:
+            matrix = await close_period(pool, args.period, closed_by="command")
+        else:
+            matrix = await clearing_matrix(pool, args.period)
+    _print(matrix, args.json, clearing_text(matrix))
+    return 0 if matrix.net_sum_fen == 0 else 1
+
+
+def _books(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one books command; a refusal (bad period, unknown province) is exit status 2."""
+    from medpay.errors import DomainError
+
+    commands = {"ledger": _ledger, "reconcile": _reconcile, "clearing": _clearing}
+    try:
+        return asyncio.run(commands[args.command](settings, args))
+    except DomainError as refusal:
+        print(f"{args.command}: {refusal.code}: {refusal.detail or refusal.title}", file=sys.stderr)
+        return 2
+
+
+def _day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
+
+
+def _moment(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
+    if moment.tzinfo is None:
+        from medpay.clock import CHINA
+
+        moment = moment.replace(tzinfo=CHINA)  # a time without a zone is China time
+    return moment
+
+
+def _books_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ledger = commands.add_parser("ledger", help="question the ledger").add_subparsers(
+        dest="ledger_command", required=True
+    )
+    show = ledger.add_parser("balances", help="account balances from the journals")
+    which = show.add_mutually_exclusive_group()
+    which.add_argument("--account", help="one account, e.g. fund_receivable:330000")
+    which.add_argument("--prefix", help="every account it begins, e.g. fund_receivable:")
+    show.add_argument("--as-of", type=_moment, help="as of this time (ISO; China time if no zone)")
+    show.add_argument("--json", action="store_true")
+    check = ledger.add_parser("check", help="verify every invariant; non-zero exit naming failures")
+    check.add_argument("--limit", type=int, default=20, help="failures listed per invariant")
+    check.add_argument("--json", action="store_true")
+
+    reconcile = commands.add_parser(
+        "reconcile", help="compare a China day with the provinces' statements, resolve, report"
+    )
+    target = reconcile.add_mutually_exclusive_group(required=True)
+    target.add_argument("--province", help="a provincial code, e.g. 330000")
+    target.add_argument("--all", action="store_true", help="every connected province")
+    reconcile.add_argument("--date", type=_day, required=True, help="the China day, YYYY-MM-DD")
+    reconcile.add_argument("--json", action="store_true")
+
+    clearing = commands.add_parser("clearing", help="a month's clearing between provinces")
+    clearing.add_argument("--period", required=True, help="YYYY-MM")
+    clearing.add_argument("--close", action="store_true", help="close (freeze) the period")
+    clearing.add_argument("--json", action="store_true")
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -531,6 +700,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a payAuthNo for the national interface (the payment audience) instead",
     )
+    _books_parsers(commands)
     return parser
 
 
@@ -583,6 +753,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_parties_add(settings, "operator", args.name, None, args.algorithm))
         elif args.command == "tokens":
             _tokens_issue(settings, args.psn_no, not args.no_face, args.ttl, args.pay_auth)
+        elif args.command in ("ledger", "reconcile", "clearing"):
+            return _books(settings, args)
     except KeyboardInterrupt:
         return 130
     return 0

@@ -11,7 +11,14 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 
-__all__ = ["CHINA", "add_months", "backoff_seconds", "china_today"]
+__all__ = [
+    "CHINA",
+    "add_months",
+    "backoff_seconds",
+    "china_day_bounds",
+    "china_today",
+    "month_bounds",
+]
 
 #: China Standard Time (UTC+8, no daylight saving).
 CHINA = dt.timezone(dt.timedelta(hours=8), "CST")
@@ -20,6 +27,25 @@ CHINA = dt.timezone(dt.timedelta(hours=8), "CST")
 def china_today() -> dt.date:
     """Today in China."""
     return dt.datetime.now(CHINA).date()
+
+
+def china_day_bounds(
+    first: dt.date, last: dt.date | None = None
+) -> tuple[dt.datetime, dt.datetime]:
+    """The instants ``[start, end)`` of China days ``first`` to ``last`` (default: one day).
+
+    Days of statements and reconciliation are China days (DOMAIN.md section 7); a query
+    by instant range uses a plain index where a query by computed date would not.
+    """
+    last = first if last is None else last
+    start = dt.datetime.combine(first, dt.time(), tzinfo=CHINA)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=CHINA)
+    return start, end
+
+
+def month_bounds(year: int, month: int) -> tuple[dt.date, dt.date]:
+    """The first and the last day of a calendar month."""
+    return dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1])
 
 
 def add_months(day: dt.date, months: int) -> dt.date:

@@ -6,6 +6,7 @@ Foundation module: imports nothing of medpay.
 from __future__ import annotations
 
 import os
+import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 import msgspec
 
 __all__ = ["IdentityIssuer", "Settings", "environment_variable", "load_settings"]
+
+_TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 
 class IdentityIssuer(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +72,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mobile_signing_key_pem: str | None = None
     #: A payAuthNo is an identity token with this ``aud`` (a session token is not one).
     pay_auth_audience: str = "medpay-mobile-pay"
+    #: Reconcile the previous China day with every province, once a day (one process does it).
+    reconciliation_daily: bool = True
+    #: From when, each day, China time (HH:MM): statements of the day before are complete.
+    reconciliation_at: str = "03:00"
+
+    def __post_init__(self) -> None:
+        if not _TIME_OF_DAY.fullmatch(self.reconciliation_at):
+            raise ValueError(f"reconciliation_at must be HH:MM, not {self.reconciliation_at!r}")
 
     @property
     def data_path(self) -> Path:

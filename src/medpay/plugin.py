@@ -31,6 +31,8 @@ from medpay.notifications.dispatcher import NotificationDispatcher
 from medpay.parties.service import find_agency, find_operator
 from medpay.payments.flow import PaymentFlow
 from medpay.payments.resolver import PaymentResolver
+from medpay.reconciliation.scheduler import DailyReconciliation, parse_time_of_day
+from medpay.reconciliation.service import Reconciler
 from medpay.security import queries as security_queries
 from medpay.security.guards import (
     GATEKEEPER_STATE_KEY,
@@ -72,6 +74,7 @@ class GatewayResources:
     payment_flow: PaymentFlow
     resolver: PaymentResolver
     mobile_front_door: MobileFrontDoor
+    reconciler: Reconciler
 
 
 def resources_of(app: Litestar) -> GatewayResources:
@@ -199,6 +202,7 @@ class GatewayPlugin(InitPluginProtocol):
             resources.payment_flow,
             interval_seconds=settings.worker_interval_seconds,
         )
+        resources.reconciler = Reconciler(resources.pool, resources.payment_flow)
         yield
 
     @contextlib.asynccontextmanager
@@ -225,11 +229,18 @@ class GatewayPlugin(InitPluginProtocol):
 
     @contextlib.asynccontextmanager
     async def _background_work(self, _app: Litestar) -> AsyncIterator[None]:
-        """Housekeeping always; the resolver and the notification dispatcher when configured."""
+        """Housekeeping always; the resolver, the dispatcher and the daily reconciliation when configured."""
         resources, settings = self._resources, self._settings
         work = [_housekeeping(resources.pool, settings)]
         if settings.background_workers:
             work.append(resources.resolver.run_forever())
+            if settings.reconciliation_daily and self._clearing is not None:
+                daily = DailyReconciliation(
+                    resources.pool,
+                    resources.reconciler,
+                    at=parse_time_of_day(settings.reconciliation_at),
+                )
+                work.append(daily.run_forever())
             if self._clearing is not None:
                 dispatcher = NotificationDispatcher(
                     resources.pool,

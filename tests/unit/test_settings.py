@@ -17,6 +17,8 @@ def _a_value_unlike_the_default(field: msgspec.structs.FieldInfo) -> tuple[str, 
     default = field.default
     if field.name == "identity_issuers":
         return json.dumps([msgspec.to_builtins(ISSUER)]), (ISSUER,)
+    if field.name == "reconciliation_at":
+        return "23:45", "23:45"
     if isinstance(default, bool):
         return ("false" if default else "true"), not default
     if isinstance(default, int):
@@ -45,6 +47,11 @@ def test_a_variable_that_does_not_convert_names_itself():
         load_settings({"MEDPAY_PORT": "eighty"})
     with pytest.raises(ValueError, match="MEDPAY_IDENTITY_ISSUERS"):
         load_settings({"MEDPAY_IDENTITY_ISSUERS": "[not json"})
+
+
+def test_a_time_of_day_that_is_not_one_is_refused():
+    with pytest.raises(ValueError, match="reconciliation_at"):
+        load_settings({"MEDPAY_RECONCILIATION_AT": "3 am"})
 
 
 def test_overrides_win_over_the_environment():

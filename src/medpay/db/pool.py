@@ -28,8 +28,9 @@ async def keep_session(conn: asyncpg.Connection) -> None:
 
     asyncpg resets a released connection with four statements (advisory locks, cursors,
     LISTEN, settings): half of all round trips on the payment path. Ours leave nothing
-    behind: no session advisory locks on pooled connections (the migration runner and
-    the simulator's msgid locks are transaction-scoped), no cursors outside a
+    behind: no session advisory lock outlives its use (the simulator's msgid locks and
+    clearing's are transaction-scoped; reconciliation releases its run lock in a
+    ``finally``; the migration runner has a connection of its own), no cursors outside a
     transaction, no LISTEN, settings only ``SET LOCAL``. An open transaction is still
     rolled back by the pool before this runs.
     """

@@ -13,7 +13,9 @@ Accounts of a settlement (DOMAIN.md sections 3 and 7):
 | ``patient_cash_receivable`` | the cash share, paid by card or wallet outside medpay |
 | ``institution_payable:<fixmedins_code>`` | what the treating institution is owed in all |
 
-A reversal posts the exact mirror of the settlement.
+A reversal posts the exact mirror of the settlement, and so does a ``correction``: the
+journal reconciliation writes when the province never made a settlement we recorded
+(DOMAIN.md section 7). Nothing is ever changed: a correction is a new journal.
 
 A relationship transfer (DOMAIN.md section 6) moves the personal account balance
 from the old coordination area to the new one, as a journal of kind
@@ -30,8 +32,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from medpay.ledger import queries
+from medpay.ledger.schemas import AccountBalance, Balances
 
 if TYPE_CHECKING:
+    import datetime as dt
     import uuid
 
     import asyncpg
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Posting",
     "account_transfer_postings",
+    "balances",
     "post_journal",
     "reversal_postings",
     "settlement_postings",
@@ -117,3 +122,28 @@ async def post_journal(
         [amount for _, amount in postings],
     )
     return journal_id
+
+
+async def balances(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    *,
+    account: str | None = None,
+    prefix: str | None = None,
+    as_of: dt.datetime | None = None,
+) -> Balances:
+    """Account balances from the journals written up to ``as_of`` (default: all of them).
+
+    ``account`` asks for one account, ``prefix`` for every account it begins
+    (``fund_receivable:`` is every province's funds); neither: every account.
+    """
+    rows = await conn.fetch(queries.BALANCES, account, prefix, as_of)
+    accounts = [
+        AccountBalance(account=row["account"], balance_fen=row["balance_fen"]) for row in rows
+    ]
+    return Balances(
+        as_of=as_of,
+        account=account,
+        prefix=prefix,
+        accounts=accounts,
+        total_fen=sum(entry.balance_fen for entry in accounts),
+    )

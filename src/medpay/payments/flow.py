@@ -490,6 +490,12 @@ class PaymentFlow:
         reversed_ = await recording.record_reversed_in(conn, payment_id, msgid, reported)
         return reversed_ is not None
 
+    async def record_annulled_in(
+        self, conn: asyncpg.Connection, payment_id: uuid.UUID, code: str, reason: str
+    ) -> int | None:
+        """See :func:`.recording.record_annulled_in`."""
+        return await recording.record_annulled_in(conn, payment_id, code, reason)
+
     # --- reverse ------------------------------------------------------------------------------
 
     async def reverse(self, payment_id: str, *, app_id: str, psn_no: str) -> PaymentOutcome:

@@ -8,6 +8,7 @@ __all__ = [
     "CLAIM_UNFINISHED",
     "COUNT_UNFINISHED",
     "ENQUEUE_EVENT",
+    "INSERT_CORRECTION",
     "INSERT_ITEMS",
     "INSERT_PAYMENT",
     "INSERT_REVERSAL",
@@ -167,6 +168,8 @@ SELECT p.account, p.amount_fen
 """
 
 INSERT_REVERSAL = "INSERT INTO reversals (payment_id) VALUES ($1)"
+
+INSERT_CORRECTION = "INSERT INTO settlement_corrections (payment_id, reason) VALUES ($1, $2)"
 
 # --- the outbox (medpay.payments.events) ---------------------------------------------------
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from medpay.ledger.service import post_journal, reversal_postings, settlement_postings
 from medpay.payments import queries
 from medpay.payments.events import enqueue_notification
-from medpay.payments.states import can_move, check_transition
+from medpay.payments.states import can_move, check_correction, check_transition
 from medpay.payments.views import payment_view
 from medpay.prescriptions.service import confirm_redemption, release_redemption
 from medpay.settlement import queries as settlement_queries
@@ -37,6 +37,7 @@ __all__ = [
     "lock",
     "mark_unknown_in",
     "move",
+    "record_annulled_in",
     "record_failed_in",
     "record_reversed_in",
     "record_settled_in",
@@ -255,6 +256,35 @@ async def record_reversed_in(
         # The fund paid nothing in the end: the prescription may be redeemed again.
         await release_redemption(conn, payment_id)
     return await _announce(conn, payment, "payment.reversed")
+
+
+async def record_annulled_in(
+    conn: asyncpg.Connection, payment_id: uuid.UUID, code: str, reason: str
+) -> int | None:
+    """A settlement the province never made (reconciliation, DOMAIN.md section 7).
+
+    The payment fails and its settlement journal is mirrored by a ``correction``
+    journal, in ``conn``'s transaction, with the event. Returns the journal's id;
+    None when the payment is no longer ``settled``. A correction is not a move of the
+    flow (``states.CORRECTIONS``): no answer or callback can make it.
+    """
+    payment = await lock(conn, payment_id)
+    if payment["state"] != "settled":
+        return None
+    check_correction(payment["state"], "failed")
+    settlement = await conn.fetch(queries.SETTLEMENT_POSTINGS, payment_id)
+    journal_id = await post_journal(
+        conn,
+        payment_id,
+        "correction",
+        reversal_postings([(p["account"], p["amount_fen"]) for p in settlement]),
+    )
+    await conn.execute(queries.INSERT_CORRECTION, payment_id, reason)
+    await conn.execute(queries.SET_STATE, payment_id, "failed", code, reason, None)
+    if payment["prescription_id"] is not None:
+        await release_redemption(conn, payment_id)
+    await _announce(conn, payment, "payment.failed")
+    return journal_id
 
 
 async def back_to_settled_in(

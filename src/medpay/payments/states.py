@@ -14,11 +14,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "CORRECTIONS",
     "FINAL_STATES",
     "UNFINISHED_STATES",
     "IllegalTransition",
     "app_state",
     "can_move",
+    "check_correction",
     "check_transition",
 ]
 
@@ -31,6 +33,10 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     "reversed": frozenset(),
     "failed": frozenset(),
 }
+
+#: Moves only reconciliation makes, never the flow: kept out of ALLOWED_TRANSITIONS so that
+#: no answer or callback can fail a settled payment without mirroring its journal.
+CORRECTIONS: dict[str, frozenset[str]] = {"settled": frozenset({"failed"})}
 
 
 #: States a payment ends in; nothing moves it out of them.
@@ -52,6 +58,12 @@ def check_transition(current: PaymentState | str, target: PaymentState | str) ->
     """Raise unless ``current -> target`` is allowed."""
     if target not in ALLOWED_TRANSITIONS.get(current, frozenset()):
         raise IllegalTransition(f"payment state {current} -> {target} is not allowed")
+
+
+def check_correction(current: PaymentState | str, target: PaymentState | str) -> None:
+    """Raise unless reconciliation may correct ``current`` to ``target``."""
+    if target not in CORRECTIONS.get(current, frozenset()):
+        raise IllegalTransition(f"payment state {current} -> {target} is not a correction")
 
 
 def app_state(state: str) -> PaymentState:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import asyncpg
 import msgspec
-from litestar import Litestar, Request, Response, get, post, put
+from litestar import Litestar, Request, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from litestar.handlers.base import BaseRouteHandler
 
 __all__ = [
+    "BasicFundChange",
     "CallbackDeliveriesView",
     "CallbackTarget",
     "EnrolmentChange",
@@ -129,6 +130,12 @@ class CallbackTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     def __post_init__(self) -> None:
         if self.callback_base_url is not None:
             check_loopback_url(self.callback_base_url)
+
+
+class BasicFundChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A basic-fund figure (hifp_pay) to plant in a province's statement (admin)."""
+
+    hifp_pay: Annotated[int, msgspec.Meta(ge=0, le=10**13)]
 
 
 class CallbackDeliveriesView(msgspec.Struct, frozen=True, kw_only=True):
@@ -575,6 +582,58 @@ async def list_settlements(
     )
 
 
+async def _reconciliation_row(conn: asyncpg.Connection, setl_id: str) -> store.ReconciliationRow:
+    rows = await store.list_settlements(conn, after=None, limit=1, setl_id=setl_id)
+    if not rows:
+        raise NotFoundException(f"settlement {setl_id} unknown")
+    return rows[0]
+
+
+@delete(
+    "/admin/settlements/{setl_id:str}",
+    guards=[_loopback_only],
+    status_code=200,
+    operation_id="adminForgetSettlement",
+    tags=["admin (loopback only)"],
+)
+async def forget_settlement(setl_id: FromPath[str], sim: Sim) -> store.ReconciliationRow:
+    """Plant a difference: the province's books lose a settlement, as if never made.
+
+    Its balance and year-to-date effects are undone, 6301 no longer finds it and its
+    statements no longer list it; the msgid log keeps the answer once given. For
+    reconciliation tests and demonstrations (DOMAIN.md section 7).
+    """
+    assert sim.pool is not None
+    async with connection(sim.pool) as conn, conn.transaction():
+        row = await _reconciliation_row(conn, setl_id)
+        await store.forget_settlement(conn, setl_id)
+    return row
+
+
+@put(
+    "/admin/settlements/{setl_id:str}/basic-fund",
+    guards=[_loopback_only],
+    operation_id="adminPlantBasicFund",
+    tags=["admin (loopback only)"],
+)
+async def plant_basic_fund(
+    setl_id: FromPath[str], data: JSONBody[BasicFundChange], sim: Sim
+) -> store.ReconciliationRow:
+    """Plant a difference of figures: the statement reports another hifp_pay.
+
+    The cash share absorbs the change so the settlement still adds up; 6301 keeps the
+    figures once answered. 400 when the cash share is too small to absorb it.
+    """
+    assert sim.pool is not None
+    async with connection(sim.pool) as conn, conn.transaction():
+        await _reconciliation_row(conn, setl_id)
+        try:
+            await store.set_basic_fund(conn, setl_id, data.hifp_pay)
+        except asyncpg.CheckViolationError as exc:
+            raise ValidationException("the cash share cannot absorb that figure") from exc
+        return await _reconciliation_row(conn, setl_id)
+
+
 @get("/health", operation_id="health", tags=["health"])
 async def health(sim: Sim) -> dict[str, Any]:
     """Liveness, and the number of provinces served."""
@@ -617,6 +676,8 @@ def create_simulator_app(config: SimulatorConfig, database: str | asyncpg.Pool) 
             get_callback_target,
             list_callback_deliveries,
             list_settlements,
+            forget_settlement,
+            plant_basic_fund,
             get_person,
             move_enrolment,
             health,

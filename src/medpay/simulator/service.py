@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from medpay.clock import china_day_bounds
 from medpay.db.pool import connection
 from medpay.simulator import store
 from medpay.simulator.codes import ANSWER_MESSAGES, AnswerCode, SimulatorCode
@@ -44,6 +45,8 @@ from medpay.wire.national import (
     INFNO_PRE_SETTLE,
     INFNO_REVERSE,
     INFNO_SETTLE,
+    INFNO_STATEMENT_DETAILS,
+    INFNO_STATEMENT_TOTALS,
     InfCode,
     OrderQueryInput,
     OrderQueryOutput,
@@ -56,6 +59,13 @@ from medpay.wire.national import (
     SettlementInput,
     SettlementOrderOutput,
     SettlementOutput,
+    StatementDetail,
+    StatementDetailsInput,
+    StatementDetailsOutput,
+    StatementTotal,
+    StatementTotalResult,
+    StatementTotalsInput,
+    StatementTotalsOutput,
     decode_input,
     encode,
     format_inf_time,
@@ -610,9 +620,115 @@ async def _query(conn: asyncpg.Connection, call: Call, serial: int) -> OrderQuer
     )
 
 
+def _check_statement_province(call: Call, setl_optins: str) -> None:
+    if setl_optins != call.province:
+        raise ProvinceError(
+            SimulatorCode.WRONG_PROVINCE,
+            f"setl_optins {setl_optins} is not province {call.province}",
+        )
+
+
+_TOTAL_FIELDS = ("medfee_sumamt", "fund_pay_sumamt", "acct_pay", "fixmedins_setl_cnt")
+
+
+async def _statement_totals(
+    conn: asyncpg.Connection, call: Call, serial: int
+) -> StatementTotalsOutput:
+    """3201: the province's net totals of the days, each line compared with the gateway's.
+
+    Every (insutype, clr_type) line either side has is answered: the province's own
+    figures (zero where it has none) and ``stmt_rslt`` "0" when the gateway's agree.
+    """
+    inp: StatementTotalsInput = call.input
+    _check_statement_province(call, inp.setl_optins)
+    start, end = china_day_bounds(inp.stmt_begndate, inp.stmt_enddate)
+    ours = {
+        (row.insutype, row.clr_type): row
+        for row in await store.statement_totals(conn, call.province, start, end)
+    }
+    theirs: dict[tuple[str, str], StatementTotal] = {
+        (line.insutype, line.clr_type): line for line in inp.stmtinfo
+    }
+    results = []
+    for insutype, clr_type in sorted(ours.keys() | theirs.keys()):
+        mine = ours.get((insutype, clr_type))
+        figures = {field: getattr(mine, field) if mine else 0 for field in _TOTAL_FIELDS}
+        sent = theirs.get((insutype, clr_type))
+        given = {field: getattr(sent, field) if sent else 0 for field in _TOTAL_FIELDS}
+        differing = [field for field in _TOTAL_FIELDS if figures[field] != given[field]]
+        results.append(
+            StatementTotalResult(
+                insutype=insutype,  # type: ignore[arg-type]
+                clr_type=clr_type,
+                **figures,
+                stmt_rslt="1" if differing else "0",
+                stmt_rslt_dscr=f"differs: {', '.join(differing)}" if differing else "",
+            )
+        )
+    return StatementTotalsOutput(
+        setl_optins=call.province,
+        stmt_begndate=inp.stmt_begndate,
+        stmt_enddate=inp.stmt_enddate,
+        stmt_rslt="1" if any(r.stmt_rslt == "1" for r in results) else "0",
+        stmtinfo=results,
+    )
+
+
+def _detail(row: store.StatementLineRow) -> StatementDetail:
+    reversed_ = row.state == "reversed"
+    return StatementDetail(
+        setl_id=row.setl_id,
+        msgid=row.msgid,
+        psn_no=row.psn_no,
+        mdtrt_id=row.mdtrt_id,
+        insutype=row.insutype,  # type: ignore[arg-type]
+        clr_type=row.clr_type,
+        fixmedins_code=row.fixmedins_code,
+        medfee_sumamt=row.medfee_total_fen,
+        hifp_pay=row.basic_fund_fen,
+        hifmi_pay=row.critical_illness_fen,
+        maf_pay=row.medical_assistance_fen,
+        fund_pay_sumamt=row.fund_total_fen,
+        acct_pay=row.personal_account_fen,
+        psn_cash_pay=row.cash_fen,
+        setl_time=format_inf_time(row.settled_at),
+        ord_stas="reversed" if reversed_ else "settled",
+        revs_msgid=row.reversal_msgid if reversed_ else None,
+        revs_time=format_inf_time(row.reversed_at) if reversed_ and row.reversed_at else None,
+    )
+
+
+async def _statement_details(
+    conn: asyncpg.Connection, call: Call, serial: int
+) -> StatementDetailsOutput:
+    """3202: one page of the settlements made or reversed in the days, in setl_id order."""
+    inp: StatementDetailsInput = call.input
+    _check_statement_province(call, inp.setl_optins)
+    start, end = china_day_bounds(inp.stmt_begndate, inp.stmt_enddate)
+    offset = (inp.page_num - 1) * inp.page_size
+    total, rows = await store.statement_lines(
+        conn, call.province, start, end, limit=inp.page_size, offset=offset
+    )
+    if offset and offset >= total:
+        raise ProvinceError(
+            SimulatorCode.MALFORMED, f"page {inp.page_num} is beyond the {total} lines"
+        )
+    return StatementDetailsOutput(
+        setl_optins=call.province,
+        stmt_begndate=inp.stmt_begndate,
+        stmt_enddate=inp.stmt_enddate,
+        page_num=inp.page_num,
+        page_size=inp.page_size,
+        total=total,
+        data=[_detail(row) for row in rows],
+    )
+
+
 _HANDLERS: dict[str, Callable[[asyncpg.Connection, Call, int], Awaitable[Any]]] = {
     INFNO_PRE_SETTLE: _pre_settle,
     INFNO_SETTLE: _settle,
     INFNO_REVERSE: _reverse,
     INFNO_ORDER_QUERY: _query,
+    INFNO_STATEMENT_TOTALS: _statement_totals,
+    INFNO_STATEMENT_DETAILS: _statement_details,
 }

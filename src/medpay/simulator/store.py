@@ -31,6 +31,8 @@ __all__ = [
     "ReconciliationRow",
     "SettlementRow",
     "StateTotals",
+    "StatementLineRow",
+    "StatementTotalsRow",
     "YearTotals",
     "add_to_balance",
     "add_to_totals",
@@ -38,6 +40,7 @@ __all__ = [
     "find_async_settlement",
     "find_logged",
     "find_settlement_by_msgid",
+    "forget_settlement",
     "get_person",
     "get_year_totals",
     "insert_async_settlement",
@@ -57,7 +60,10 @@ __all__ = [
     "move_enrolment",
     "next_serial",
     "replace_logged_response",
+    "set_basic_fund",
     "settlement_totals",
+    "statement_lines",
+    "statement_totals",
     "upsert_persons",
 ]
 
@@ -467,6 +473,7 @@ SELECT setl_id, msgid, province, psn_no, mdtrt_id, chrg_bchno, fixmedins_code, i
    AND ($2::text IS NULL OR mdtrt_id = $2)
    AND ($3::text IS NULL OR psn_no = $3)
    AND ($4::text IS NULL OR setl_id > $4)
+   AND ($6::text IS NULL OR setl_id = $6)
  ORDER BY setl_id
  LIMIT $5
 """
@@ -497,9 +504,10 @@ async def list_settlements(
     psn_no: str | None = None,
     after: str | None = None,
     limit: int = 1000,
+    setl_id: str | None = None,
 ) -> list[ReconciliationRow]:
     """Settlements in ``setl_id`` order, after ``after`` (a cursor), at most ``limit``."""
-    rows = await conn.fetch(_LIST_SETTLEMENTS, province, mdtrt_id, psn_no, after, limit)
+    rows = await conn.fetch(_LIST_SETTLEMENTS, province, mdtrt_id, psn_no, after, limit, setl_id)
     return [ReconciliationRow(**dict(row)) for row in rows]
 
 
@@ -526,6 +534,155 @@ async def async_counts(conn: asyncpg.Connection, *, province: str | None = None)
     for row in await conn.fetch(_ASYNC_COUNTS, province):
         counts[row["state"]] = int(row["count"])
     return counts
+
+
+# --- statements (3201 / 3202) -----------------------------------------------------------------
+
+# clr_type is the settlement's med_type (see medpay.wire.national, statements).
+_STATEMENT_LINES = """
+SELECT setl_id, msgid, psn_no, mdtrt_id, insutype, coalesce(request->>'med_type', '11') AS clr_type,
+       fixmedins_code, medfee_total_fen, basic_fund_fen, critical_illness_fen,
+       medical_assistance_fen, fund_total_fen, personal_account_fen, cash_fen, settled_at, state,
+       reversal_msgid, reversed_at
+  FROM simulator.settlements
+ WHERE province = $1
+   AND ((settled_at >= $2 AND settled_at < $3) OR (reversed_at >= $2 AND reversed_at < $3))
+ ORDER BY setl_id
+ LIMIT $4 OFFSET $5
+"""
+_STATEMENT_LINE_COUNT = """
+SELECT count(*) FROM simulator.settlements
+ WHERE province = $1
+   AND ((settled_at >= $2 AND settled_at < $3) OR (reversed_at >= $2 AND reversed_at < $3))
+"""
+# Net figures of the days: a settlement made counts once, a reversal made counts minus once.
+_STATEMENT_TOTALS = """
+WITH events AS (
+    SELECT insutype, coalesce(request->>'med_type', '11') AS clr_type, 1 AS sign,
+           medfee_total_fen, fund_total_fen, personal_account_fen
+      FROM simulator.settlements
+     WHERE province = $1 AND settled_at >= $2 AND settled_at < $3
+    UNION ALL
+    SELECT insutype, coalesce(request->>'med_type', '11'), -1,
+           medfee_total_fen, fund_total_fen, personal_account_fen
+      FROM simulator.settlements
+     WHERE province = $1 AND reversed_at >= $2 AND reversed_at < $3
+)
+SELECT insutype, clr_type,
+       sum(sign * medfee_total_fen)::bigint AS medfee_sumamt,
+       sum(sign * fund_total_fen)::bigint AS fund_pay_sumamt,
+       sum(sign * personal_account_fen)::bigint AS acct_pay,
+       sum(sign)::bigint AS fixmedins_setl_cnt
+  FROM events
+ GROUP BY insutype, clr_type
+ ORDER BY insutype, clr_type
+"""
+
+
+class StatementLineRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One settlement made or reversed within a statement's days."""
+
+    setl_id: str
+    msgid: str
+    psn_no: str
+    mdtrt_id: str
+    insutype: str
+    clr_type: str
+    fixmedins_code: str
+    medfee_total_fen: int
+    basic_fund_fen: int
+    critical_illness_fen: int
+    medical_assistance_fen: int
+    fund_total_fen: int
+    personal_account_fen: int
+    cash_fen: int
+    settled_at: dt.datetime
+    state: str
+    reversal_msgid: str | None
+    reversed_at: dt.datetime | None
+
+
+class StatementTotalsRow(msgspec.Struct, frozen=True, kw_only=True):
+    """The net totals of one (insutype, clr_type) over a statement's days."""
+
+    insutype: str
+    clr_type: str
+    medfee_sumamt: int
+    fund_pay_sumamt: int
+    acct_pay: int
+    fixmedins_setl_cnt: int
+
+
+async def statement_lines(
+    conn: asyncpg.Connection,
+    province: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[StatementLineRow]]:
+    """How many settlements were made or reversed in ``[start, end)``, and one page of them."""
+    total = await conn.fetchval(_STATEMENT_LINE_COUNT, province, start, end)
+    rows = await conn.fetch(_STATEMENT_LINES, province, start, end, limit, offset)
+    return int(total), [StatementLineRow(**dict(row)) for row in rows]
+
+
+async def statement_totals(
+    conn: asyncpg.Connection, province: str, start: dt.datetime, end: dt.datetime
+) -> list[StatementTotalsRow]:
+    """The net totals by (insutype, clr_type) of the settlements and reversals in ``[start, end)``."""
+    rows = await conn.fetch(_STATEMENT_TOTALS, province, start, end)
+    return [StatementTotalsRow(**dict(row)) for row in rows]
+
+
+# --- planted differences (admin, for tests and demonstrations) -----------------------------------
+
+_FORGET_ASYNC = "DELETE FROM simulator.async_settlements WHERE setl_id = $1"
+_FORGET_SETTLEMENT = "DELETE FROM simulator.settlements WHERE setl_id = $1"
+_SET_BASIC_FUND = """
+UPDATE simulator.settlements
+   SET basic_fund_fen = $2,
+       fund_total_fen = fund_total_fen + ($2 - basic_fund_fen),
+       cash_fen = cash_fen - ($2 - basic_fund_fen)
+ WHERE setl_id = $1
+"""
+
+
+async def forget_settlement(conn: asyncpg.Connection, setl_id: str) -> SettlementRow | None:
+    """Take a settlement out of the province's books as if it had never been made.
+
+    Its balance and year-to-date effects are undone too (a settled one), so the
+    province is consistent with itself; the msgid log keeps its answer. None if unknown.
+    """
+    settlement = await lock_settlement(conn, setl_id)
+    if settlement is None:
+        return None
+    if settlement.state == "settled":
+        await get_person(conn, settlement.psn_no, for_update=True)
+        await lock_year_totals(conn, settlement.psn_no, settlement.year)
+        await add_to_totals(
+            conn,
+            settlement.psn_no,
+            settlement.year,
+            deductible_fen=-settlement.deductible_applied_fen,
+            fund_fen=-settlement.basic_fund_fen,
+            burden_fen=-settlement.burden_fen,
+        )
+        await add_to_balance(conn, settlement.psn_no, settlement.personal_account_fen)
+    await conn.execute(_FORGET_ASYNC, setl_id)
+    await conn.execute(_FORGET_SETTLEMENT, setl_id)
+    return settlement
+
+
+async def set_basic_fund(conn: asyncpg.Connection, setl_id: str, basic_fund_fen: int) -> bool:
+    """Record another basic-fund figure (hifp_pay) in the statement, the cash share absorbing it.
+
+    Only the figures a statement reports change (the 6301 answer kept in ``response``
+    stays), so the province's statement disagrees with what it once answered. False if
+    the settlement is unknown; a CheckViolationError if the cash share cannot absorb it.
+    """
+    return await conn.execute(_SET_BASIC_FUND, setl_id, basic_fund_fen) == "UPDATE 1"
 
 
 # --- asynchronous settlements ---------------------------------------------------------------

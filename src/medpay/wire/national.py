@@ -17,7 +17,8 @@ departs from the national one, it does so on purpose:
   ``feedetail`` and, per item, ``non_medical``.
 
 Transactions: ``2206`` pre-settlement (computes, changes nothing), ``2207``
-settlement, ``2208`` reversal, ``6301`` order query. ``infcode`` 0 is success and a
+settlement, ``2208`` reversal, ``6301`` order query, ``3201`` totals reconciliation
+and ``3202`` detail reconciliation of a province's statement (DOMAIN.md section 7). ``infcode`` 0 is success and a
 negative value an error from :class:`InfCode`; every negative answer means the
 province did **nothing** for that request.
 
@@ -31,6 +32,21 @@ synchronous 2207 and 2208, so a callback can arrive before or after the answer, 
 more than once (a repeat keeps its ``callback_id``). 6301 answers "processing"
 while such a settlement is under way, then "settled", or "failed" with the
 ``err_code`` that the callback carries.
+
+**Statements** (our profile of 3201 and 3202): the gateway asks a province, as the
+insured place, for the settlements it made and reversed over China days
+``stmt_begndate`` to ``stmt_enddate``. The envelope names the province in both areas
+and the gateway's platform code :data:`PLATFORM_FIXMEDINS_CODE` as ``fixmedins_code``
+(it reconciles for every institution it settles for). A 3201 carries every
+(``insutype``, ``clr_type``) line of the gateway's totals in one call and the
+province answers its own totals for every line either side has, each with
+``stmt_rslt`` ("0" agreed, "1" not), and the overall ``stmt_rslt``. Totals are net
+figures of the days: each settlement made counts once with its figures, each
+reversal made counts minus once with the figures of the settlement reversed.
+``clr_type`` is the settlement's ``med_type``. A 3202 pages through the detail lines
+(``page_num`` from 1, at most 1000 lines a page, in ``setl_id`` order): one line per
+settlement made or reversed in the days, with its state now (``ord_stas``) and, once
+reversed, ``revs_msgid`` and ``revs_time`` (extensions).
 
 Fund codes in ``setldetail.fund_pay_type`` (the national fund type codes):
 ``310100`` employee basic medical insurance pooled fund, ``390100`` resident basic
@@ -63,13 +79,18 @@ __all__ = [
     "INFNO_PRE_SETTLE",
     "INFNO_REVERSE",
     "INFNO_SETTLE",
+    "INFNO_STATEMENT_DETAILS",
+    "INFNO_STATEMENT_TOTALS",
     "INFVER",
     "INPUT_TYPES",
     "INSUTYPE_EMPLOYEE",
     "INSUTYPE_RESIDENT",
     "OUTPUT_TYPES",
+    "PLATFORM_FIXMEDINS_CODE",
     "PROVINCES",
     "SIGNTYPE",
+    "STATEMENT_DAYS_MAX",
+    "STATEMENT_PAGE_SIZE_MAX",
     "Admdvs",
     "BasisPoints",
     "FeeDetail",
@@ -88,6 +109,14 @@ __all__ = [
     "SettlementInput",
     "SettlementOrderOutput",
     "SettlementOutput",
+    "SignedFen",
+    "StatementDetail",
+    "StatementDetailsInput",
+    "StatementDetailsOutput",
+    "StatementTotal",
+    "StatementTotalResult",
+    "StatementTotalsInput",
+    "StatementTotalsOutput",
     "callback_decoder",
     "callback_path",
     "decode_input",
@@ -114,6 +143,15 @@ INFNO_PRE_SETTLE = "2206"
 INFNO_SETTLE = "2207"
 INFNO_REVERSE = "2208"
 INFNO_ORDER_QUERY = "6301"
+INFNO_STATEMENT_TOTALS = "3201"
+INFNO_STATEMENT_DETAILS = "3202"
+
+#: The gateway's own code in ``fixmedins_code`` when it asks for a statement: it
+#: reconciles as the platform of every institution it settles for, not as one of them.
+PLATFORM_FIXMEDINS_CODE: Final = "MEDPAY000000"
+#: A statement covers at most this many days, and a 3202 page at most this many lines.
+STATEMENT_DAYS_MAX: Final = 31
+STATEMENT_PAGE_SIZE_MAX: Final = 1000
 
 #: Where a province POSTs its callbacks, under the gateway's callback base URL.
 CALLBACK_PATH = "/v1/callbacks/{admdvs}"
@@ -195,6 +233,11 @@ ERROR_MESSAGES: dict[InfCode, str] = {
 #: The largest amount the wire carries (10^13 fen: 100 billion yuan).
 FEN_MAX: Final = 10**13
 Fen = Annotated[int, msgspec.Meta(ge=0, le=FEN_MAX, description="integer fen")]
+#: Net figures of a statement (reversals count minus): may be negative.
+SignedFen = Annotated[int, msgspec.Meta(ge=-(10**13), le=10**13, description="integer fen")]
+Count = Annotated[int, msgspec.Meta(ge=-(10**9), le=10**9)]
+ClrType = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2,6}$")]
+Insutype = Literal["310", "390"]
 BasisPoints = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="basis points")]
 Admdvs = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
 PsnNo = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{20}$")]
@@ -452,6 +495,137 @@ class SettlementCallback(msgspec.Struct, frozen=True, kw_only=True):
                 raise ValueError(f"ord_stas {self.ord_stas!r} with err_code {self.err_code}")
 
 
+# --- 3201 / 3202: statements (our profile; see the module docstring) -------------------------
+
+
+def _check_days(begin: dt.date, end: dt.date) -> None:
+    if end < begin:
+        raise ValueError(f"stmt_enddate {end} is before stmt_begndate {begin}")
+    if (end - begin).days >= STATEMENT_DAYS_MAX:
+        raise ValueError(f"a statement covers at most {STATEMENT_DAYS_MAX} days")
+
+
+class StatementTotal(msgspec.Struct, frozen=True, kw_only=True):
+    """One (``insutype``, ``clr_type``) line of a day's totals: net figures, net count."""
+
+    insutype: Insutype
+    clr_type: ClrType
+    medfee_sumamt: SignedFen
+    fund_pay_sumamt: SignedFen
+    acct_pay: SignedFen
+    fixmedins_setl_cnt: Count
+
+
+class StatementTotalsInput(msgspec.Struct, frozen=True, kw_only=True):
+    """Input of 3201: the gateway's totals of the days, every line in one call."""
+
+    setl_optins: Admdvs  # the province whose statement this is
+    stmt_begndate: dt.date
+    stmt_enddate: dt.date
+    stmtinfo: Annotated[list[StatementTotal], msgspec.Meta(max_length=200)]
+
+    def __post_init__(self) -> None:
+        _check_days(self.stmt_begndate, self.stmt_enddate)
+        keys = [(line.insutype, line.clr_type) for line in self.stmtinfo]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a (insutype, clr_type) line appears twice in stmtinfo")
+
+
+class StatementTotalResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The province's figures for one line, and whether the gateway's agree with them."""
+
+    insutype: Insutype
+    clr_type: ClrType
+    medfee_sumamt: SignedFen
+    fund_pay_sumamt: SignedFen
+    acct_pay: SignedFen
+    fixmedins_setl_cnt: Count
+    stmt_rslt: Literal["0", "1"]  # 0: agreed, 1: not
+    stmt_rslt_dscr: ErrMsg = ""
+
+
+class StatementTotalsOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """Output of 3201: every line either side has; ``stmt_rslt`` "0" only when all agree."""
+
+    setl_optins: Admdvs
+    stmt_begndate: dt.date
+    stmt_enddate: dt.date
+    stmt_rslt: Literal["0", "1"]
+    stmtinfo: Annotated[list[StatementTotalResult], msgspec.Meta(max_length=400)]
+
+    def __post_init__(self) -> None:
+        _check_days(self.stmt_begndate, self.stmt_enddate)
+        keys = [(line.insutype, line.clr_type) for line in self.stmtinfo]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a (insutype, clr_type) line appears twice in stmtinfo")
+        all_agreed = all(line.stmt_rslt == "0" for line in self.stmtinfo)
+        if (self.stmt_rslt == "0") != all_agreed:
+            raise ValueError(f"stmt_rslt {self.stmt_rslt!r} disagrees with its lines")
+
+
+class StatementDetailsInput(msgspec.Struct, frozen=True, kw_only=True):
+    """Input of 3202: one page of the detail lines of the days."""
+
+    setl_optins: Admdvs
+    stmt_begndate: dt.date
+    stmt_enddate: dt.date
+    page_num: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+    page_size: Annotated[int, msgspec.Meta(ge=1, le=STATEMENT_PAGE_SIZE_MAX)]
+
+    def __post_init__(self) -> None:
+        _check_days(self.stmt_begndate, self.stmt_enddate)
+
+
+class StatementDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """One settlement made or reversed in the days, its figures and its state now."""
+
+    setl_id: Ident
+    msgid: MsgId  # of the 2207
+    psn_no: PsnNo
+    mdtrt_id: Ident
+    insutype: Insutype
+    clr_type: ClrType
+    fixmedins_code: FixmedinsCode
+    medfee_sumamt: Fen
+    hifp_pay: Fen
+    hifmi_pay: Fen
+    maf_pay: Fen
+    fund_pay_sumamt: Fen
+    acct_pay: Fen
+    psn_cash_pay: Fen
+    setl_time: InfTime
+    ord_stas: Literal["settled", "reversed"]
+    revs_msgid: MsgId | None = None  # extension: the 2208 that reversed it
+    revs_time: InfTime | None = None  # extension: when it was reversed
+
+    def __post_init__(self) -> None:
+        if self.hifp_pay + self.hifmi_pay + self.maf_pay != self.fund_pay_sumamt:
+            raise ValueError(f"{self.setl_id}: the funds do not add up to fund_pay_sumamt")
+        if self.fund_pay_sumamt + self.acct_pay + self.psn_cash_pay != self.medfee_sumamt:
+            raise ValueError(f"{self.setl_id}: the split does not add up to medfee_sumamt")
+        reversed_ = self.ord_stas == "reversed"
+        if reversed_ != (self.revs_msgid is not None) or reversed_ != (self.revs_time is not None):
+            raise ValueError(f"{self.setl_id}: ord_stas {self.ord_stas!r} with revs_* fields")
+
+
+class StatementDetailsOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """Output of 3202: one page, and how many lines the days have in all."""
+
+    setl_optins: Admdvs
+    stmt_begndate: dt.date
+    stmt_enddate: dt.date
+    page_num: Annotated[int, msgspec.Meta(ge=1)]
+    page_size: Annotated[int, msgspec.Meta(ge=1, le=STATEMENT_PAGE_SIZE_MAX)]
+    total: Annotated[int, msgspec.Meta(ge=0)]
+    data: Annotated[list[StatementDetail], msgspec.Meta(max_length=STATEMENT_PAGE_SIZE_MAX)]
+
+    def __post_init__(self) -> None:
+        if len(self.data) > self.page_size:
+            raise ValueError(f"{len(self.data)} lines on a page of {self.page_size}")
+        if (self.page_num - 1) * self.page_size + len(self.data) > self.total:
+            raise ValueError(f"page {self.page_num} goes beyond the {self.total} lines announced")
+
+
 def callback_path(admdvs: str) -> str:
     """The path a province's callbacks are POSTed to: ``/v1/callbacks/{admdvs}``."""
     return CALLBACK_PATH.format(admdvs=admdvs)
@@ -462,12 +636,16 @@ INPUT_TYPES: dict[str, type[msgspec.Struct]] = {
     INFNO_SETTLE: SettlementInput,
     INFNO_REVERSE: ReversalInput,
     INFNO_ORDER_QUERY: OrderQueryInput,
+    INFNO_STATEMENT_TOTALS: StatementTotalsInput,
+    INFNO_STATEMENT_DETAILS: StatementDetailsInput,
 }
 OUTPUT_TYPES: dict[str, type[msgspec.Struct]] = {
     INFNO_PRE_SETTLE: SettlementOutput,
     INFNO_SETTLE: SettlementOrderOutput,
     INFNO_REVERSE: ReversalOutput,
     INFNO_ORDER_QUERY: OrderQueryOutput,
+    INFNO_STATEMENT_TOTALS: StatementTotalsOutput,
+    INFNO_STATEMENT_DETAILS: StatementDetailsOutput,
 }
 
 # --- codecs, built once per type ----------------------------------------------------------

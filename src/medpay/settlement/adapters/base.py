@@ -24,6 +24,14 @@ flow must treat differently:
   province accepted a settlement and will report its outcome later: by a
   callback (:meth:`ClearingAdapter.parse_callback`) or an order query.
 
+Statements (DOMAIN.md section 7): :meth:`ClearingAdapter.statement_totals` (3201)
+sends the gateway's net totals of some China days and returns the province's, line
+by line, with whether they agree; :meth:`ClearingAdapter.statement_details` (3202)
+returns one page of the settlements the province made or reversed in those days. A
+statement is a query: it changes nothing anywhere, so any failure may simply be
+asked again under a new msgid. What it says is the province's claim, checked for
+consistency here and confirmed by 6301 before the gateway acts on any line.
+
 Callbacks: a province may POST the outcome of a settlement or reversal to the
 gateway, signed with its key (DOMAIN.md section 8, our profile). The adapter checks
 and reads one into a :class:`ProvinceCallback`, or raises :class:`CallbackRejected`.
@@ -38,7 +46,7 @@ from typing import Annotated, ClassVar, Literal, Protocol, runtime_checkable
 
 import msgspec
 
-from medpay.wire.national import OutFilType
+from medpay.wire.national import PLATFORM_FIXMEDINS_CODE, OutFilType
 
 __all__ = [
     "CALLBACK_MALFORMED",
@@ -78,6 +86,13 @@ __all__ = [
     "SettlementPending",
     "SettlementRequest",
     "SettlementResult",
+    "StatementDetailsRequest",
+    "StatementLine",
+    "StatementPage",
+    "StatementTotals",
+    "StatementTotalsLine",
+    "StatementTotalsRequest",
+    "TotalsVerdict",
 ]
 
 Fen = Annotated[int, msgspec.Meta(ge=0)]
@@ -193,6 +208,59 @@ class QueryRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     operator_name: str = "medpay gateway"
 
 
+class StatementTotalsLine(msgspec.Struct, frozen=True, kw_only=True):
+    """Net totals of one (scheme, clearing type) over some days: reversals count minus."""
+
+    insurance_scheme: Scheme  # insutype: 310 employee, 390 resident
+    clearing_type: str  # clr_type (the settlement's med_type)
+    medical_fee_total_fen: int  # medfee_sumamt
+    fund_total_fen: int  # fund_pay_sumamt
+    personal_account_fen: int  # acct_pay
+    settlement_count: int  # fixmedins_setl_cnt
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What a line is about: (scheme, clearing type)."""
+        return (self.insurance_scheme, self.clearing_type)
+
+
+class _StatementRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What every statement request says: which province, which China days, who asks."""
+
+    msgid: str  # msgid of this request
+    province: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{2}0000$")]  # setl_optins
+    first_day: dt.date  # stmt_begndate
+    last_day: dt.date  # stmt_enddate
+    institution_code: str = PLATFORM_FIXMEDINS_CODE  # fixmedins_code: the gateway itself
+    institution_name: str = "medpay gateway"  # fixmedins_name
+    operator_type: Literal["1", "2", "3"] = "1"  # opter_type: staff (a reconciliation)
+    operator_id: str = "medpay"
+    operator_name: str = "medpay reconciliation"
+
+    @property
+    def insured_area(self) -> str:
+        """insuplc_admdvs: the province's own code (it answers as the insured place)."""
+        return self.province
+
+    @property
+    def treatment_area(self) -> str:
+        """mdtrtarea_admvs: the province too (a statement is about no one visit)."""
+        return self.province
+
+
+class StatementTotalsRequest(_StatementRequest, frozen=True, kw_only=True):
+    """Compare the gateway's totals of the days with the province's (3201)."""
+
+    lines: list[StatementTotalsLine]
+
+
+class StatementDetailsRequest(_StatementRequest, frozen=True, kw_only=True):
+    """One page of the province's detail lines of the days (3202), pages counted from 1."""
+
+    page: Annotated[int, msgspec.Meta(ge=1)] = 1
+    page_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1000
+
+
 # --- results ----------------------------------------------------------------------------------
 
 
@@ -286,6 +354,66 @@ class QueryResult(msgspec.Struct, frozen=True, kw_only=True):
     breakdown: SettlementBreakdown | None = None
     error_code: str | None = None  # PROBLEM_* for "failed"
     message: str | None = None  # err_msg for "failed"
+
+
+class TotalsVerdict(msgspec.Struct, frozen=True, kw_only=True):
+    """The province's totals of one line, and whether the gateway's agreed (stmt_rslt)."""
+
+    line: StatementTotalsLine  # the province's figures
+    agreed: bool  # stmt_rslt "0"
+    description: str = ""  # stmt_rslt_dscr
+
+
+class StatementTotals(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to a 3201: every line either side has; ``agreed`` when all of them agree."""
+
+    msgid: str
+    province_msgid: str  # inf_refmsgid
+    agreed: bool  # stmt_rslt
+    lines: list[TotalsVerdict]
+
+
+class StatementLine(msgspec.Struct, frozen=True, kw_only=True):
+    """One settlement the province made or reversed in the days, as it records it (3202)."""
+
+    settlement_id: str  # setl_id
+    msgid: str  # msgid of the 2207
+    psn_no: str  # psn_no
+    visit_id: str  # mdtrt_id
+    insurance_scheme: Scheme  # insutype
+    clearing_type: str  # clr_type
+    institution_code: str  # fixmedins_code
+    medical_fee_total_fen: Fen  # medfee_sumamt
+    basic_fund_fen: Fen  # hifp_pay
+    critical_illness_fen: Fen  # hifmi_pay
+    medical_assistance_fen: Fen  # maf_pay
+    fund_total_fen: Fen  # fund_pay_sumamt
+    personal_account_fen: Fen  # acct_pay
+    cash_fen: Fen  # psn_cash_pay
+    settled_at: dt.datetime  # setl_time
+    reversal_msgid: str | None = None  # revs_msgid: the 2208, once reversed
+    reversed_at: dt.datetime | None = None  # revs_time
+
+    @property
+    def reversed(self) -> bool:
+        """Whether the province has reversed it since (ord_stas "reversed")."""
+        return self.reversal_msgid is not None
+
+
+class StatementPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of a 3202 and how many lines the days have in all."""
+
+    msgid: str
+    province_msgid: str  # inf_refmsgid
+    page: int  # page_num
+    page_size: int
+    total_lines: int  # total
+    lines: list[StatementLine]
+
+    @property
+    def last(self) -> bool:
+        """Whether no page follows this one."""
+        return self.page * self.page_size >= self.total_lines
 
 
 class ProvinceCallback(msgspec.Struct, frozen=True, kw_only=True):
@@ -417,6 +545,14 @@ class ClearingAdapter(Protocol):
 
     async def query(self, request: QueryRequest) -> QueryResult:
         """What an earlier settlement or reversal did (6301)."""
+        ...
+
+    async def statement_totals(self, request: StatementTotalsRequest) -> StatementTotals:
+        """The province's net totals of the days against the gateway's (3201)."""
+        ...
+
+    async def statement_details(self, request: StatementDetailsRequest) -> StatementPage:
+        """One page of the settlements the province made or reversed in the days (3202)."""
         ...
 
     def parse_callback(

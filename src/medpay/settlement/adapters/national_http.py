@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import msgspec
 
+from medpay.clock import CHINA
 from medpay.settlement.adapters.base import (
     CALLBACK_MALFORMED,
     CALLBACK_SIGNATURE_INVALID,
@@ -46,12 +47,21 @@ from medpay.settlement.adapters.base import (
     SettlementPending,
     SettlementRequest,
     SettlementResult,
+    StatementDetailsRequest,
+    StatementLine,
+    StatementPage,
+    StatementTotals,
+    StatementTotalsLine,
+    StatementTotalsRequest,
+    TotalsVerdict,
 )
 from medpay.wire.national import (
     INFNO_ORDER_QUERY,
     INFNO_PRE_SETTLE,
     INFNO_REVERSE,
     INFNO_SETTLE,
+    INFNO_STATEMENT_DETAILS,
+    INFNO_STATEMENT_TOTALS,
     FeeDetail,
     InfCode,
     OrderQueryInput,
@@ -66,6 +76,12 @@ from medpay.wire.national import (
     SettlementInput,
     SettlementOrderOutput,
     SettlementOutput,
+    StatementDetail,
+    StatementDetailsInput,
+    StatementDetailsOutput,
+    StatementTotal,
+    StatementTotalsInput,
+    StatementTotalsOutput,
     callback_decoder,
     encode,
     format_inf_time,
@@ -117,6 +133,7 @@ _UNKNOWN_PROBLEM = (PROBLEM_PROVINCE_ERROR, False)
 _CALLBACK_KINDS = {INFNO_SETTLE: "settlement", INFNO_REVERSE: "reversal"}
 _CLASS_LEVELS = {"A": "01", "B": "02", "C": "03"}
 _INSUTYPES = {"employee": "310", "resident": "390"}
+_SCHEMES = {"310": "employee", "390": "resident"}
 
 #: Failures that happen before any byte of the request can have been sent.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -255,6 +272,144 @@ class NationalHttpAdapter:
             breakdown=breakdown,
             error_code=error_code,
             message=message,
+        )
+
+    async def statement_totals(self, request: StatementTotalsRequest) -> StatementTotals:
+        """3201: send the gateway's net totals of the days; the province answers its own.
+
+        Raises:
+            ProvinceResponseInvalid: the answer is about other days or another
+                province, or leaves out a line the gateway sent.
+        """
+        self._check_own(request)
+        envelope = self._envelope(
+            INFNO_STATEMENT_TOTALS,
+            request,
+            StatementTotalsInput(
+                setl_optins=request.province,
+                stmt_begndate=request.first_day,
+                stmt_enddate=request.last_day,
+                stmtinfo=[
+                    StatementTotal(
+                        insutype=_INSUTYPES[line.insurance_scheme],  # type: ignore[arg-type]
+                        clr_type=line.clearing_type,
+                        medfee_sumamt=line.medical_fee_total_fen,
+                        fund_pay_sumamt=line.fund_total_fen,
+                        acct_pay=line.personal_account_fen,
+                        fixmedins_setl_cnt=line.settlement_count,
+                    )
+                    for line in request.lines
+                ],
+            ),
+        )
+        refmsgid, output = await self._call(envelope, StatementTotalsOutput)
+        self._check_statement(request, output)
+        verdicts = [
+            TotalsVerdict(
+                line=StatementTotalsLine(
+                    insurance_scheme=_SCHEMES[line.insutype],  # type: ignore[arg-type]
+                    clearing_type=line.clr_type,
+                    medical_fee_total_fen=line.medfee_sumamt,
+                    fund_total_fen=line.fund_pay_sumamt,
+                    personal_account_fen=line.acct_pay,
+                    settlement_count=line.fixmedins_setl_cnt,
+                ),
+                agreed=line.stmt_rslt == "0",
+                description=line.stmt_rslt_dscr,
+            )
+            for line in output.stmtinfo
+        ]
+        answered = {verdict.line.key for verdict in verdicts}
+        if any(line.key not in answered for line in request.lines):
+            raise self._invalid(request.msgid, "3201 answer leaves out a line the gateway sent")
+        return StatementTotals(
+            msgid=request.msgid,
+            province_msgid=refmsgid,
+            agreed=output.stmt_rslt == "0",
+            lines=verdicts,
+        )
+
+    async def statement_details(self, request: StatementDetailsRequest) -> StatementPage:
+        """3202: one page of the settlements the province made or reversed in the days.
+
+        Raises:
+            ProvinceResponseInvalid: another page, other days or province, or a line
+                neither made nor reversed within the days.
+        """
+        self._check_own(request)
+        envelope = self._envelope(
+            INFNO_STATEMENT_DETAILS,
+            request,
+            StatementDetailsInput(
+                setl_optins=request.province,
+                stmt_begndate=request.first_day,
+                stmt_enddate=request.last_day,
+                page_num=request.page,
+                page_size=request.page_size,
+            ),
+        )
+        refmsgid, output = await self._call(envelope, StatementDetailsOutput)
+        self._check_statement(request, output)
+        if (output.page_num, output.page_size) != (request.page, request.page_size):
+            raise self._invalid(request.msgid, "3202 answer is another page")
+        lines = [self._statement_line(request, detail) for detail in output.data]
+        return StatementPage(
+            msgid=request.msgid,
+            province_msgid=refmsgid,
+            page=output.page_num,
+            page_size=output.page_size,
+            total_lines=output.total,
+            lines=lines,
+        )
+
+    def _check_own(self, request: StatementTotalsRequest | StatementDetailsRequest) -> None:
+        """A statement is asked of the province it is about, never of another."""
+        if request.province != self.province_code:
+            raise ValueError(
+                f"a statement of province {request.province} is not asked of {self.province_code}"
+            )
+
+    def _check_statement(
+        self,
+        request: StatementTotalsRequest | StatementDetailsRequest,
+        output: StatementTotalsOutput | StatementDetailsOutput,
+    ) -> None:
+        asked = (request.province, request.first_day, request.last_day)
+        if (output.setl_optins, output.stmt_begndate, output.stmt_enddate) != asked:
+            raise self._invalid(request.msgid, "statement is about another province or days")
+
+    def _statement_line(
+        self, request: StatementDetailsRequest, detail: StatementDetail
+    ) -> StatementLine:
+        settled_at = parse_inf_time(detail.setl_time)
+        reversed_at = None if detail.revs_time is None else parse_inf_time(detail.revs_time)
+
+        def within(moment: dt.datetime | None) -> bool:
+            day = None if moment is None else moment.astimezone(CHINA).date()
+            return day is not None and request.first_day <= day <= request.last_day
+
+        if not (within(settled_at) or within(reversed_at)):
+            raise self._invalid(
+                request.msgid, f"{detail.setl_id} was neither made nor reversed in the days asked"
+            )
+        return StatementLine(
+            settlement_id=detail.setl_id,
+            msgid=detail.msgid,
+            psn_no=detail.psn_no,
+            visit_id=detail.mdtrt_id,
+            insurance_scheme=_SCHEMES[detail.insutype],  # type: ignore[arg-type]
+            clearing_type=detail.clr_type,
+            institution_code=detail.fixmedins_code,
+            medical_fee_total_fen=detail.medfee_sumamt,
+            basic_fund_fen=detail.hifp_pay,
+            critical_illness_fen=detail.hifmi_pay,
+            medical_assistance_fen=detail.maf_pay,
+            fund_total_fen=detail.fund_pay_sumamt,
+            personal_account_fen=detail.acct_pay,
+            cash_fen=detail.psn_cash_pay,
+            settled_at=settled_at,
+            reversal_msgid=detail.revs_msgid,
+            reversed_at=reversed_at,
         )
 
     # --- callbacks ------------------------------------------------------------------------------

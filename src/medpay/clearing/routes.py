@@ -1,0 +1,67 @@
+"""HTTP for monthly clearing: a period's matrix, and closing it.
+
+Signed operator endpoints (``X-Operator-Id``). Imports: ``medpay.clearing`` and below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from litestar import Controller, Response, get
+from litestar.params import FromPath
+
+from medpay.clearing.schemas import ClearingMatrix
+from medpay.clearing.service import clearing_matrix, close_period, parse_period
+from medpay.http import Injected
+from medpay.http.openapi import OPERATOR_SECURITY
+from medpay.http.problems import problem_responses
+from medpay.parties.service import SigningParty
+from medpay.security.guards import signed_by
+from medpay.security.idempotency import IdempotentPost, idempotent_post
+
+__all__ = ["ClearingController"]
+
+
+class ClearingController(Controller):
+    """Clearing between provinces (DOMAIN.md section 7): one period is a month, China time."""
+
+    path = "/v1/clearing"
+    tags = ["clearing"]
+    guards = [signed_by("operator")]
+    security = OPERATOR_SECURITY
+
+    @get(
+        "/{period:str}",
+        operation_id="getClearingMatrix",
+        summary="A period's fund amounts per (insured, treatment) province and each net",
+        responses=problem_responses(400, 401),
+    )
+    async def matrix(self, period: FromPath[str], pool: Injected[asyncpg.Pool]) -> ClearingMatrix:
+        """Open: the entries so far. Closed: the matrix frozen when it closed."""
+        return await clearing_matrix(pool, parse_period(period))
+
+    @idempotent_post(
+        "/{period:str}/close",
+        operation_id="closeClearingPeriod",
+        summary="Close a period that has ended: its matrix never changes again",
+        status_code=200,
+        responses=problem_responses(400, 401, 409),
+    )
+    async def close(
+        self,
+        period: FromPath[str],
+        caller: Injected[SigningParty],
+        pool: Injected[asyncpg.Pool],
+        idempotent: Injected[IdempotentPost],
+    ) -> Response[Any]:
+        """Later settlements and reversals of the month land in the next open period."""
+        checked = parse_period(period)
+        return await idempotent.answer(
+            scope=caller.scope,
+            status=200,
+            run=lambda _key, _digest: close_period(
+                pool, checked, closed_by=f"operator:{caller.party_id}"
+            ),
+            location=lambda _view: f"/v1/clearing/{checked}",
+        )
