@@ -72,7 +72,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_floor import CREATE_FLOOR_TABLE, FLOOR_PATH
 from harness import Process, System, descendants, wait_healthy
-from medpay.prescriptions.institution_keys import register_institution_key
+from medpay.institutions.keys import register_institution_key
 from workload import PaymentMix, Planned, new_key
 
 from medpay.client import InstitutionSignatureAuth

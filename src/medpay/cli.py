@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from medpay.config import Settings, load_settings
+from medpay.serving import serve_forever
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -711,13 +712,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
     try:
         if args.command == "run":
-            asyncio.run(_run(settings, simulator_port=args.simulator_port))
+            serve_forever(_run(settings, simulator_port=args.simulator_port))
         elif args.command == "serve":
             if args.port:
                 settings = msgspec.structs.replace(settings, port=args.port)
-            asyncio.run(_serve(settings))
+            serve_forever(_serve(settings))
         elif args.command == "simulator":
-            asyncio.run(_simulator(settings, args.config, args.port))
+            serve_forever(_simulator(settings, args.config, args.port))
         elif args.command == "demo":
             from medpay.demo import run_demo
 

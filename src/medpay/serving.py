@@ -15,18 +15,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import ipaddress
 import signal
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvicorn
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Coroutine, Iterator
     from types import TracebackType
 
-__all__ = ["RunningServer", "ServerStartError", "start_server", "wait_for_stop_signal"]
+__all__ = [
+    "RunningServer",
+    "ServerStartError",
+    "serve_forever",
+    "start_server",
+    "wait_for_stop_signal",
+]
+
+T = TypeVar("T")
 
 
 async def wait_for_stop_signal() -> None:
@@ -149,6 +158,20 @@ class RunningServer:
         await self.stop()
 
 
+#: uvicorn's C parser when it is installed (it is a dependency), else its pure-Python one.
+_HTTP = "httptools" if importlib.util.find_spec("httptools") else "h11"
+
+
+def serve_forever(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop when installed (the servers' loop), else on asyncio's own."""
+    if importlib.util.find_spec("uvloop"):
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)
+    return asyncio.run(main)
+
+
 def _loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -186,7 +209,7 @@ async def start_server(
         log_level="warning",
         access_log=False,
         lifespan="on",
-        http="h11",
+        http=_HTTP,
         ws="none",
         timeout_graceful_shutdown=graceful_shutdown_s,
     )

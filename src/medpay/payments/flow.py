@@ -387,11 +387,9 @@ class PaymentFlow:
             return PaymentOutcome(
                 payment=await recording.view_in(tx, payment_id), problem=problem_for(result)
             )
-        try:
-            await tx.execute("SAVEPOINT report")
+        try:  # a mismatch is found before anything is written: nothing to roll back
             view = await recording.record_settled_in(tx, payment_id, msgid, result)
         except ReportMismatch as mismatch:  # believe nothing; the resolver asks again
-            await tx.execute("ROLLBACK TO SAVEPOINT report")
             invalid = ProvinceResponseInvalid(mismatch.reason, msgid=msgid)
             return PaymentOutcome(
                 payment=await recording.mark_unknown_in(tx, payment_id, msgid, invalid)
