@@ -72,11 +72,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_floor import CREATE_FLOOR_TABLE, FLOOR_PATH
 from harness import Process, System, descendants, wait_healthy
-from medpay.institutions.keys import register_institution_key
 from workload import PaymentMix, Planned, new_key
 
 from medpay.client import InstitutionSignatureAuth
 from medpay.db.embedded import free_port
+from medpay.institutions.keys import register_institution_key
 from medpay.population import DISTRICTS, benchmark_institutions
 from medpay.security.signatures import signature_headers
 

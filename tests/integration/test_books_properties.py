@@ -1,5 +1,5 @@
-"""Property: any sequence of settlements, reversals, corrections, transfers and period closes keeps
-every journal balanced, ``medpay ledger check`` clean and clearing netting to zero.
+"""Property: any sequence of settlements, reversals, refunds, corrections, transfers and period
+closes keeps every journal balanced, ``medpay ledger check`` clean and clearing netting to zero.
 
 The payment flow is the real one on the real database; the provinces are an in-memory
 fake whose answers hypothesis chooses (any consistent split of the bill, an answer lost
@@ -8,8 +8,8 @@ reach states a well-behaved simulator rarely gives. Examples of one test share i
 database, so each example also continues the books the previous ones left: the
 invariants must hold for the longer sequence too.
 
-To add an operation (refunds, say): write ``async def _refund(world, draw)`` and add a
-line ``"refund": (strategy, _refund)`` to :data:`OPERATIONS`.
+To add an operation: write ``async def _operation(world, draw)`` and add a line
+``"operation": (weight, strategy, _operation)`` to :data:`OPERATIONS`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from medpay.payments.flow import PaymentFlow
 
 from medpay.books.service import check_books
 from medpay.channels.service import register_app
@@ -35,7 +34,8 @@ from medpay.clearing.service import clearing_matrix, close_period
 from medpay.clock import CHINA, china_today
 from medpay.db.pool import transaction
 from medpay.errors import DomainError
-from medpay.payments.schemas import PaymentOrder
+from medpay.payments.flow import PaymentFlow
+from medpay.payments.schemas import PaymentOrder, RefundRequest
 from medpay.payments.states import UNFINISHED_STATES
 from medpay.relationships.service import insurer_on
 from medpay.settlement.adapters.base import (
@@ -238,6 +238,13 @@ plans = st.builds(
 )
 
 
+#: A refund's reversal is mostly answered; its failures are drawn less often, so that the
+#: lines kept are settled anew (or not) often enough to matter.
+reversal_plans = st.builds(
+    Plan, outcome=st.sampled_from(["done", "done", "done", "lost", "refused"])
+)
+
+
 async def _settle(world: World, draw: tuple[int, int, Plan]) -> None:
     person, quantity, plan = draw
     psn_no = PERSONS[person % len(PERSONS)]
@@ -265,6 +272,56 @@ async def _reverse(world: World, draw: tuple[int, Plan]) -> None:
         pass
 
 
+async def _refund(world: World, draw: tuple[int, int, int, Plan, Plan]) -> None:
+    """Give back some of one line (all of it, or every line: a full refund)."""
+    index, line, quantity, reversal, resettlement = draw
+    picked = world.pick(index)
+    if picked is None:
+        return
+    if index % 2 == 0:  # mostly a payment that can be refunded; sometimes any payment
+        settled = await world.pool.fetch(
+            "SELECT payment_id, psn_no FROM payments WHERE state = 'settled' AND app_id = $1"
+            " ORDER BY created_at",
+            world.app_id,
+        )
+        if settled:
+            row = settled[index % len(settled)]
+            picked = (row["payment_id"], row["psn_no"])
+    items = await world.pool.fetch(
+        "SELECT line_no, quantity FROM payment_items WHERE payment_id = $1 ORDER BY line_no",
+        picked[0],
+    )
+    chosen = items[line % len(items)]
+    lines = [{"line_no": chosen["line_no"], "quantity": min(quantity, chosen["quantity"])}]
+    if quantity > 40:  # every line in full
+        lines = [{"line_no": i["line_no"], "quantity": i["quantity"]} for i in items]
+    world.provinces.plans.extend([reversal, resettlement])
+    key = f"refund-{uuid.uuid4().hex}"
+    try:
+        await world.flow.refund(
+            str(picked[0]),
+            app_id=world.app_id,
+            psn_no=picked[1],
+            request=msgspec.convert({"items": lines}, RefundRequest),
+            idempotency_key=key,
+            request_digest=key,
+        )
+    except DomainError:  # not settled (any more): refused, as it must be
+        pass
+    await _adopt_replacements(world)
+
+
+async def _adopt_replacements(world: World) -> None:
+    """The lines kept by refunds are payments too: later operations may pick them."""
+    known = {payment_id for payment_id, _ in world.payments}
+    for row in await world.pool.fetch(
+        "SELECT payment_id, psn_no FROM payments"
+        " WHERE replaces_payment_id IS NOT NULL ORDER BY created_at"
+    ):
+        if row["payment_id"] not in known:
+            world.payments.append((row["payment_id"], row["psn_no"]))
+
+
 async def _resolve(world: World, _: None) -> None:
     """What the resolver does: every unfinished payment asked about (6301) and finished."""
     for payment_id, _psn in world.payments:
@@ -276,6 +333,7 @@ async def _resolve(world: World, _: None) -> None:
                 await world.flow.resolve(payment_id)
             except ClearingError:
                 pass
+    await _adopt_replacements(world)
 
 
 async def _annul(world: World, index: int) -> None:
@@ -320,6 +378,11 @@ Operation = tuple[int, st.SearchStrategy[Any], Callable[[World, Any], Awaitable[
 OPERATIONS: dict[str, Operation] = {
     "settle": (5, st.tuples(st.integers(0, 11), st.integers(1, 40), plans), _settle),
     "reverse": (2, st.tuples(st.integers(0, 50), plans), _reverse),
+    "refund": (
+        2,
+        st.tuples(st.integers(0, 50), st.integers(0, 2), st.integers(1, 45), reversal_plans, plans),
+        _refund,
+    ),
     "resolve": (2, st.none(), _resolve),
     "annul": (1, st.integers(0, 50), _annul),
     "transfer": (1, st.tuples(st.integers(0, 11), st.integers(0, 500_000)), _transfer),

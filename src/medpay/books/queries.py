@@ -7,6 +7,7 @@ __all__ = [
     "CORRECTION_OF_PAYMENT",
     "MESSAGES_OF_PAYMENT",
     "NOTIFICATIONS_OF_PAYMENT",
+    "REFUNDS_OF_PAYMENT",
     "STATES_OF_PAYMENT",
     "VOLUMES_OF_DAY",
 ]
@@ -66,6 +67,15 @@ SELECT event_id, sequence, event_type, created_at, attempts, delivered_at, last_
   FROM notification_outbox
  WHERE payment_id = $1
  ORDER BY sequence
+"""
+
+# The refunds that gave the payment back, or whose lines kept it is.
+REFUNDS_OF_PAYMENT = """
+SELECT refund_id, payment_id, kind, reason, state, replacement_payment_id, failure_code,
+       created_at, updated_at
+  FROM refunds
+ WHERE payment_id = $1 OR replacement_payment_id = $1
+ ORDER BY created_at
 """
 
 CORRECTION_OF_PAYMENT = """

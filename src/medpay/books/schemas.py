@@ -130,6 +130,8 @@ class PaymentStory(ApiAnswer, frozen=True, kw_only=True):
     settlement: dict[str, Any] | None = None  # the province's figures as recorded
     reversed_at: dt.datetime | None = None
     correction: dict[str, Any] | None = None  # why reconciliation annulled it
+    replaces_payment_id: uuid.UUID | None = None  # the payment whose lines kept this is
+    refunds: list[dict[str, Any]] = []  # that gave it back, or that it is the lines kept of
     states: list[StateChange] = []
     messages: list[MessageRecord] = []
     callbacks: list[CallbackRecord] = []

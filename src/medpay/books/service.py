@@ -138,6 +138,7 @@ async def payment_story(pool: asyncpg.Pool, payment_id: uuid.UUID) -> PaymentSto
         journals = await conn.fetch(ledger_queries.JOURNALS_OF_PAYMENT, payment_id)
         notifications = await conn.fetch(queries.NOTIFICATIONS_OF_PAYMENT, payment_id)
         correction = await conn.fetchrow(queries.CORRECTION_OF_PAYMENT, payment_id)
+        refunds = await conn.fetch(queries.REFUNDS_OF_PAYMENT, payment_id)
         clearing = await entries_of_payment(conn, payment_id)
         differences = await differences_of_payment(conn, payment_id)
     return PaymentStory(
@@ -160,6 +161,8 @@ async def payment_story(pool: asyncpg.Pool, payment_id: uuid.UUID) -> PaymentSto
         settlement=_settlement(row),
         reversed_at=row["reversed_at"],
         correction=None if correction is None else msgspec.to_builtins(dict(correction)),
+        replaces_payment_id=row["replaces_payment_id"],
+        refunds=[msgspec.to_builtins(dict(r)) for r in refunds],
         states=[StateChange(**dict(r)) for r in states],
         messages=[MessageRecord(**dict(r)) for r in messages],
         callbacks=[CallbackRecord(**dict(r)) for r in callbacks],

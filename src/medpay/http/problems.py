@@ -72,6 +72,8 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     errors: list[dict[str, Any]] | None = None
     #: The payment this problem is about, when one was recorded.
     payment_id: str | None = None
+    #: The refund this problem is about, when one was recorded.
+    refund_id: str | None = None
 
 
 def status_of(exc: DomainError) -> int:
@@ -80,7 +82,11 @@ def status_of(exc: DomainError) -> int:
 
 
 def problem_of(
-    exc: DomainError, instance: str | None = None, *, payment_id: str | None = None
+    exc: DomainError,
+    instance: str | None = None,
+    *,
+    payment_id: str | None = None,
+    refund_id: str | None = None,
 ) -> Problem:
     """The document a domain error is answered with."""
     return Problem(
@@ -91,6 +97,7 @@ def problem_of(
         detail=exc.detail,
         instance=instance,
         payment_id=payment_id,
+        refund_id=refund_id,
     )
 
 
@@ -118,10 +125,15 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 
 
 def render(
-    exc: DomainError, instance: str | None = None, *, payment_id: str | None = None
+    exc: DomainError,
+    instance: str | None = None,
+    *,
+    payment_id: str | None = None,
+    refund_id: str | None = None,
 ) -> Response[bytes]:
     """A domain error as its problem+json response, headers included."""
-    return problem_response(problem_of(exc, instance, payment_id=payment_id), problem_headers(exc))
+    problem = problem_of(exc, instance, payment_id=payment_id, refund_id=refund_id)
+    return problem_response(problem, problem_headers(exc))
 
 
 def _on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:

@@ -9,7 +9,9 @@ Invariants (issue 11, item 1; DOMAIN.md sections 3, 6 and 7):
 - ``journals_match_state``: a payment has the journals of its state and no others;
 - ``undone_nets_to_zero``: a payment reversed or corrected nets to zero on every account;
 - ``transfer_matches_balance``: an accepted relationship transfer that moved a balance
-  has one journal moving exactly that balance; no other transfer has a journal.
+  has one journal moving exactly that balance; no other transfer has a journal;
+- ``refund_matches_payments``: a refund's state follows from its payments': refunded
+  means the original is reversed and the lines kept (if any) settled, and so on.
 
 PostgreSQL already refuses an unbalanced journal and any change to a posting; checking
 again here catches what a constraint cannot see (a journal that disagrees with the
@@ -94,6 +96,18 @@ async def check_ledger(
                 ),
             )
         )
+    for row in await conn.fetch(queries.REFUNDS_OUT_OF_STEP, limit):
+        failures.append(
+            InvariantFailure(
+                invariant="refund_matches_payments",
+                subject=f"refund {row['refund_id']}",
+                detail=(
+                    f"{row['kind']} refund {row['state']} with the original "
+                    f"{row['original_state']} and the lines kept "
+                    f"{row['replacement_state'] or 'not recorded'}"
+                ),
+            )
+        )
     return InvariantCheck(
         checked={
             "journal_balanced": counts["journals"],
@@ -101,6 +115,7 @@ async def check_ledger(
             "journals_match_state": counts["payments"],
             "undone_nets_to_zero": counts["undone"],
             "transfer_matches_balance": counts["transfers"],
+            "refund_matches_payments": counts["refunds"],
         },
         failures=failures,
     )

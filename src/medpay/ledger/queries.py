@@ -15,6 +15,7 @@ __all__ = [
     "NET_NOT_ZERO",
     "POSTINGS_OF_PAYMENT",
     "POSTINGS_OF_TRANSFER",
+    "REFUNDS_OUT_OF_STEP",
     "SETTLEMENT_JOURNALS_UNLIKE_BREAKDOWN",
     "TRANSFER_JOURNALS_UNLIKE_BALANCE",
 ]
@@ -89,7 +90,29 @@ SELECT (SELECT count(*) FROM ledger_journals) AS journals,
                                         AND payment_id IN (SELECT payment_id FROM settlements))
            AS undone,
        (SELECT count(*) FROM payments) AS payments,
-       (SELECT count(*) FROM relationship_transfers) AS transfers
+       (SELECT count(*) FROM relationship_transfers) AS transfers,
+       (SELECT count(*) FROM refunds) AS refunds
+"""
+
+# A refund whose state does not follow from its two payments' (medpay.payments.refunds):
+# what the app is told it got back must be what the journals say went back.
+REFUNDS_OUT_OF_STEP = """
+SELECT f.refund_id, f.kind, f.state, o.state AS original_state, n.state AS replacement_state
+  FROM refunds f
+  JOIN payments o ON o.payment_id = f.payment_id
+  LEFT JOIN payments n ON n.payment_id = f.replacement_payment_id
+ WHERE NOT CASE f.state
+       WHEN 'reversing' THEN o.state = 'reversing' AND n.payment_id IS NULL
+       WHEN 'refused' THEN n.payment_id IS NULL
+       WHEN 'resettling' THEN o.state = 'reversed'
+                          AND n.state IN ('received', 'settling', 'unknown')
+       WHEN 'refunded' THEN o.state = 'reversed'
+                        AND (f.kind = 'full' AND n.payment_id IS NULL
+                             OR f.kind = 'partial' AND n.state IN ('settled', 'reversing', 'reversed'))
+       WHEN 'resettlement_failed' THEN o.state = 'reversed' AND n.state = 'failed'
+       ELSE false END
+ ORDER BY f.refund_id
+ LIMIT $1
 """
 
 # A journal whose postings do not sum to zero, or that has none.

@@ -37,7 +37,7 @@ from medpay.errors import (
     UpstreamUnavailable,
 )
 from medpay.institutions.service import find_institution
-from medpay.payments import queries, recording
+from medpay.payments import queries, recording, refunds
 from medpay.payments.preparing import (
     check_order,
     new_message,
@@ -68,12 +68,25 @@ if TYPE_CHECKING:
     import asyncpg
 
     from medpay.payments.preparing import Prepared
-    from medpay.payments.schemas import EstimateView, PaymentOrder, PaymentView
+    from medpay.payments.schemas import (
+        EstimateView,
+        PaymentOrder,
+        PaymentView,
+        RefundRequest,
+        RefundView,
+    )
     from medpay.security.idempotency import Once
     from medpay.settlement.adapters.base import ClearingAdapter, SettlementBreakdown
     from medpay.settlement.routing import ProvinceDirectory
 
-__all__ = ["PaymentFlow", "PaymentNotFound", "PaymentOutcome", "ReportMismatch", "check_order"]
+__all__ = [
+    "PaymentFlow",
+    "PaymentNotFound",
+    "PaymentOutcome",
+    "RefundOutcome",
+    "ReportMismatch",
+    "check_order",
+]
 
 #: Province refusals that are about the request or the person (422), not the province (502).
 _CLIENT_SIDE_REFUSALS = frozenset(
@@ -100,6 +113,13 @@ class PaymentOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """What the HTTP layer answers: the payment, and the problem if it did not settle."""
 
     payment: PaymentView
+    problem: DomainError | None = None
+
+
+class RefundOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What the HTTP layer answers about a refund: it, and the problem if it was refused."""
+
+    refund: RefundView
     problem: DomainError | None = None
 
 
@@ -514,35 +534,110 @@ class PaymentFlow:
                 "Only a settled payment can be reversed",
                 f"The payment is {payment_view(row).state}.",
             )
-        adapter = self._provinces.adapter_for(row["insured_area"])
         async with transaction(self._pool) as tx:
             payment = await recording.lock(tx, key)
             if payment["state"] != "settled":
                 return PaymentOutcome(payment=await recording.view_in(tx, key))
-            institution = await find_institution(tx, row["institution_code"])
-            assert institution is not None
-            # Earlier attempts, if any, were refused or never arrived: a new msgid is safe.
-            await recording.move(tx, payment, "reversing", check_at=self._check_after_grace())
-            request = await new_message(
-                tx,
-                self._clock,
-                payment_id=key,
+            request = await self._start_reversal(tx, payment, row)
+        return await self._send_reversal(
+            key, request, self._provinces.adapter_for(row["insured_area"])
+        )
+
+    async def _start_reversal(
+        self, tx: asyncpg.Connection, payment: asyncpg.Record, row: asyncpg.Record
+    ) -> ReversalRequest:
+        """Move the locked, settled ``payment`` to ``reversing`` and store its 2208, in ``tx``."""
+        key: uuid.UUID = payment["payment_id"]
+        institution = await find_institution(tx, row["institution_code"])
+        assert institution is not None
+        # Earlier attempts, if any, were refused or never arrived: a new msgid is safe.
+        await recording.move(tx, payment, "reversing", check_at=self._check_after_grace())
+        request = await new_message(
+            tx,
+            self._clock,
+            payment_id=key,
+            institution_code=row["institution_code"],
+            infno=INFNO_REVERSE,
+            province=province_of(row["insured_area"]),
+            build=lambda msgid: ReversalRequest(
+                msgid=msgid,
+                psn_no=row["psn_no"],
+                insured_area=row["insured_area"],
+                treatment_area=row["treatment_area"],
                 institution_code=row["institution_code"],
-                infno=INFNO_REVERSE,
-                province=province_of(row["insured_area"]),
-                build=lambda msgid: ReversalRequest(
-                    msgid=msgid,
-                    psn_no=row["psn_no"],
-                    insured_area=row["insured_area"],
-                    treatment_area=row["treatment_area"],
-                    institution_code=row["institution_code"],
-                    institution_name=institution.name,
-                    settlement_id=row["setl_id"],
-                    visit_id=key.hex,
-                ),
-            )
+                institution_name=institution.name,
+                settlement_id=row["setl_id"],
+                visit_id=key.hex,
+            ),
+        )
         assert isinstance(request, ReversalRequest)
-        return await self._send_reversal(key, request, adapter)
+        return request
+
+    # --- refund (medpay.payments.refunds) -----------------------------------------------------
+
+    async def refund(
+        self,
+        payment_id: str,
+        *,
+        app_id: str,
+        psn_no: str,
+        request: RefundRequest,
+        idempotency_key: str,
+        request_digest: str,
+    ) -> RefundOutcome:
+        """Give back part (or all) of a settled payment: 2208, then the lines kept anew.
+
+        The refund and the reversal's start are one transaction; the reversal is sent,
+        and once it is recorded the lines kept (recorded then as a payment of their own)
+        are settled. A repeat under the same key (after a crash before the answer)
+        takes the same refund as far as it can go, never sending anything twice.
+        """
+        row = await self._owned_row(payment_id, app_id=app_id, psn_no=psn_no)
+        key: uuid.UUID = row["payment_id"]
+        lines = refunds.returned_lines(row["items"], request)
+        reversal: ReversalRequest | None = None
+        async with transaction(self._pool) as tx:
+            earlier = await tx.fetchrow(queries.REFUND_BY_IDEMPOTENCY_KEY, app_id, idempotency_key)
+            if earlier is not None:  # this request's refund, from an attempt that crashed
+                if earlier["request_digest"] != request_digest:
+                    raise IdempotencyKeyReused()
+                refund_id: uuid.UUID = earlier["refund_id"]
+            else:
+                payment = await recording.lock(tx, key)
+                await refunds.check_refundable(tx, payment)
+                refund_id = uuid.uuid4()
+                await refunds.start_in(
+                    tx,
+                    refund_id,
+                    key,
+                    app_id=app_id,
+                    idempotency_key=idempotency_key,
+                    request_digest=request_digest,
+                    reason=request.reason,
+                    lines=lines,
+                )
+                reversal = await self._start_reversal(tx, payment, row)
+        problem: DomainError | None = None
+        if reversal is not None:
+            adapter = self._provinces.adapter_for(row["insured_area"])
+            problem = (await self._send_reversal(key, reversal, adapter)).problem
+        replacement = await self._pool.fetchrow(queries.REPLACEMENT_OF_PAYMENT, key)
+        if replacement is not None and replacement["state"] == "received":
+            await self._continue_if_received(replacement["payment_id"])
+        view = await refunds.refund_view_in(self._pool, refund_id)
+        return RefundOutcome(refund=view, problem=problem)
+
+    async def get_refund(
+        self, payment_id: str, refund_id: str, *, app_id: str, psn_no: str
+    ) -> RefundView:
+        """A refund of this app and person's payment; otherwise not found."""
+        try:
+            payment_key, refund_key = uuid.UUID(payment_id), uuid.UUID(refund_id)
+        except ValueError:
+            raise refunds.RefundNotFound() from None
+        return await refunds.refund_view_in(
+            self._pool, refund_key, app_id=app_id, psn_no=psn_no, payment_id=payment_key
+        )
 
     async def _send_reversal(
         self,
@@ -581,15 +676,23 @@ class PaymentFlow:
         assert row is not None
         state = row["state"]
         if state == "received":
-            async with transaction(self._pool) as tx:
-                continued = await self._continue_received(tx, row)
-            if not isinstance(continued, PaymentOutcome):
-                await self._send_settlement(*continued)
+            await self._continue_if_received(payment_id)
         elif state in ("settling", "unknown"):
             await self._resolve_message(row, INFNO_SETTLE)
         elif state == "reversing":
             await self._resolve_message(row, INFNO_REVERSE)
         return str(await self._pool.fetchval(queries.PAYMENT_STATE, payment_id))
+
+    async def _continue_if_received(self, payment_id: uuid.UUID) -> None:
+        """Prepare and send a payment left ``received`` (unless someone else took it on)."""
+        async with transaction(self._pool) as tx:
+            row = await tx.fetchrow(queries.PAYMENT_BY_ID, payment_id)
+            assert row is not None
+            if row["state"] != "received":
+                return
+            continued = await self._continue_received(tx, row)
+        if not isinstance(continued, PaymentOutcome):
+            await self._send_settlement(*continued)
 
     async def _resolve_message(self, row: asyncpg.Record, infno: str) -> None:
         payment_id: uuid.UUID = row["payment_id"]

@@ -11,6 +11,7 @@ __all__ = [
     "INSERT_CORRECTION",
     "INSERT_ITEMS",
     "INSERT_PAYMENT",
+    "INSERT_REFUND",
     "INSERT_REVERSAL",
     "INSERT_SETTLEMENT",
     "LOCK_PAYMENT_FOR_SETTLEMENT",
@@ -20,9 +21,18 @@ __all__ = [
     "PAYMENT_FOR_NOTIFICATION",
     "PAYMENT_STATE",
     "RECORD_PAYMENT",
+    "RECORD_REPLACEMENT",
+    "REFUND_AWAITING_REVERSAL",
+    "REFUND_BY_ID",
+    "REFUND_BY_IDEMPOTENCY_KEY",
+    "REFUND_ENDS",
+    "REFUND_OF_REPLACEMENT_ENDS",
+    "REFUND_REFUSED",
+    "REPLACEMENT_OF_PAYMENT",
     "RESCHEDULE",
     "SETTLEMENT_POSTINGS",
     "SET_INSURED",
+    "SET_REFUND_RESETTLING",
     "SET_STATE",
     "START_SETTLING",
 ]
@@ -73,7 +83,7 @@ _PAYMENT_COLUMNS = """
        p.payment_id, p.app_id, p.psn_no, p.institution_code, p.treatment_area, p.visit_type,
        p.prescription_id, p.personal_account_allowed, p.medical_fee_total_fen, p.state,
        p.failure_code, p.failure_detail, p.created_at, p.updated_at, p.request_digest,
-       p.service_date, p.insured_area, p.scheme,
+       p.service_date, p.insured_area, p.scheme, p.replaces_payment_id,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'line_no', i.line_no, 'item_code', i.item_code, 'quantity', i.quantity,
                    'unit_price_fen', i.unit_price_fen, 'total_fen', i.total_fen) ORDER BY i.line_no), '[]')
@@ -102,7 +112,8 @@ LOCK_PAYMENT_STATE = "SELECT state FROM payments WHERE payment_id = $1 FOR UPDAT
 # What a recorder needs of a payment it is about to move (see payments.recording.lock).
 LOCK_PAYMENT_FOR_SETTLEMENT = """
 SELECT p.payment_id, p.app_id, p.state, p.psn_no, p.institution_code, p.insured_area,
-       p.treatment_area, p.medical_fee_total_fen, p.prescription_id, s.setl_id, a.webhook_url
+       p.treatment_area, p.medical_fee_total_fen, p.prescription_id, p.replaces_payment_id,
+       s.setl_id, a.webhook_url
   FROM payments p
   JOIN apps a USING (app_id)
   LEFT JOIN settlements s USING (payment_id)
@@ -182,4 +193,111 @@ ENQUEUE_EVENT = """
 INSERT INTO notification_outbox (event_id, payment_id, app_id, sequence, event_type, payload)
 SELECT $1, $2, $3, coalesce(max(sequence), 0) + 1, $4, $5
   FROM notification_outbox WHERE payment_id = $2
+"""
+
+# --- refunds (medpay.payments.refunds) -------------------------------------------------------
+
+REFUND_BY_IDEMPOTENCY_KEY = """
+SELECT refund_id, payment_id, request_digest FROM refunds WHERE app_id = $1 AND idempotency_key = $2
+"""
+
+# A refund waiting for its payment's reversal (the payment row is locked by the caller).
+REFUND_AWAITING_REVERSAL = """
+SELECT refund_id, kind FROM refunds WHERE payment_id = $1 AND state = 'reversing' FOR UPDATE
+"""
+
+INSERT_REFUND = """
+WITH refund AS (
+    INSERT INTO refunds (refund_id, payment_id, app_id, idempotency_key, request_digest, kind,
+                         reason, state)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, 'reversing')
+    RETURNING refund_id
+)
+INSERT INTO refund_items (refund_id, line_no, quantity_returned)
+SELECT refund.refund_id, t.line_no, t.quantity
+  FROM refund, unnest($8::int[], $9::int[]) AS t (line_no, quantity)
+"""
+
+# The lines a partial refund keeps, as a payment of their own: recorded "received" (so the
+# resolver continues it if nobody else does), for the original's person, place, insurer and
+# service date, under a key no app can send ('/' is not allowed in an Idempotency-Key).
+RECORD_REPLACEMENT = """
+WITH kept AS (
+    SELECT i.line_no, i.item_code, i.quantity - coalesce(r.quantity_returned, 0) AS quantity,
+           i.unit_price_fen
+      FROM payment_items i
+      LEFT JOIN refund_items r ON r.refund_id = $2 AND r.line_no = i.line_no
+     WHERE i.payment_id = (SELECT payment_id FROM refunds WHERE refund_id = $2)
+       AND i.quantity > coalesce(r.quantity_returned, 0)
+), payment AS (
+    INSERT INTO payments (payment_id, app_id, idempotency_key, request_digest, psn_no,
+                          institution_code, treatment_area, visit_type, prescription_id,
+                          personal_account_allowed, medical_fee_total_fen, service_date,
+                          next_check_at, state, insured_area, scheme, replaces_payment_id)
+    SELECT $1, o.app_id, 'refund/' || f.refund_id, f.request_digest, o.psn_no,
+           o.institution_code, o.treatment_area, o.visit_type, o.prescription_id,
+           o.personal_account_allowed,
+           (SELECT sum(k.quantity::bigint * k.unit_price_fen) FROM kept k),
+           o.service_date, now(), 'received', o.insured_area, o.scheme, o.payment_id
+      FROM refunds f JOIN payments o USING (payment_id)
+     WHERE f.refund_id = $2
+    RETURNING payment_id
+)
+INSERT INTO payment_items (payment_id, line_no, item_code, quantity, unit_price_fen, total_fen)
+SELECT payment.payment_id, k.line_no, k.item_code, k.quantity, k.unit_price_fen,
+       k.quantity::bigint * k.unit_price_fen
+  FROM payment, kept k
+"""
+
+REPLACEMENT_OF_PAYMENT = "SELECT payment_id, state FROM payments WHERE replaces_payment_id = $1"
+
+SET_REFUND_RESETTLING = """
+UPDATE refunds SET state = 'resettling', replacement_payment_id = $2, updated_at = now()
+ WHERE refund_id = $1
+"""
+
+# $1 a refund's id, or (REFUND_OF_REPLACEMENT_ENDS) the replacement payment's.
+REFUND_ENDS = """
+UPDATE refunds SET state = $2, failure_code = $3, failure_detail = $4, updated_at = now()
+ WHERE refund_id = $1
+"""
+
+REFUND_OF_REPLACEMENT_ENDS = """
+UPDATE refunds SET state = $2, failure_code = $3, failure_detail = $4, updated_at = now()
+ WHERE replacement_payment_id = $1 AND state IN ('resettling', 'refunded')
+"""
+
+REFUND_REFUSED = """
+UPDATE refunds SET state = 'refused', failure_code = $2, failure_detail = $3, updated_at = now()
+ WHERE payment_id = $1 AND state = 'reversing'
+"""
+
+# A refund as its app sees it: the lines given back (priced as they were bought), and, once
+# it is done, what went back where: the original settlement less the replacement's.
+REFUND_BY_ID = """
+SELECT f.refund_id, f.payment_id, f.app_id, p.psn_no, f.kind, f.reason, f.state,
+       f.replacement_payment_id, f.failure_code, f.failure_detail, f.created_at, f.updated_at,
+       r.items, r.returned_total_fen,
+       o.medical_fee_total_fen - coalesce(n.medical_fee_total_fen, 0) AS medical_fee_total_fen,
+       o.fund_total_fen - coalesce(n.fund_total_fen, 0) AS fund_total_fen,
+       o.basic_fund_fen - coalesce(n.basic_fund_fen, 0) AS basic_fund_fen,
+       o.critical_illness_fen - coalesce(n.critical_illness_fen, 0) AS critical_illness_fen,
+       o.medical_assistance_fen - coalesce(n.medical_assistance_fen, 0) AS medical_assistance_fen,
+       o.personal_account_fen - coalesce(n.personal_account_fen, 0) AS personal_account_fen,
+       o.cash_fen - coalesce(n.cash_fen, 0) AS cash_fen
+  FROM refunds f
+  JOIN payments p ON p.payment_id = f.payment_id
+  JOIN settlements o ON o.payment_id = f.payment_id
+  LEFT JOIN settlements n ON n.payment_id = f.replacement_payment_id AND f.state = 'refunded'
+ CROSS JOIN LATERAL (
+       SELECT jsonb_agg(jsonb_build_object(
+                  'line_no', i.line_no, 'item_code', i.item_code, 'quantity', ri.quantity_returned,
+                  'unit_price_fen', i.unit_price_fen,
+                  'total_fen', ri.quantity_returned::bigint * i.unit_price_fen) ORDER BY i.line_no)
+                  AS items,
+              sum(ri.quantity_returned::bigint * i.unit_price_fen)::bigint AS returned_total_fen
+         FROM refund_items ri
+         JOIN payment_items i ON i.payment_id = f.payment_id AND i.line_no = ri.line_no
+        WHERE ri.refund_id = f.refund_id) r
+ WHERE f.refund_id = $1
 """

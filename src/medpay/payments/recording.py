@@ -16,7 +16,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from medpay.ledger.service import post_journal, reversal_postings, settlement_postings
-from medpay.payments import queries
+from medpay.payments import queries, refunds
 from medpay.payments.events import enqueue_notification
 from medpay.payments.states import can_move, check_correction, check_transition
 from medpay.payments.views import payment_view
@@ -181,6 +181,8 @@ async def record_settled_in(
     await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, "accepted")
     if payment["prescription_id"] is not None:
         await confirm_redemption(conn, payment_id)
+    if payment["replaces_payment_id"] is not None:  # the lines a partial refund kept
+        await refunds.replacement_ended_in(conn, payment_id, "refunded")
     return await _announce(conn, payment, "payment.settled")
 
 
@@ -202,6 +204,8 @@ async def record_failed_in(
         await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, outcome)
     if payment["prescription_id"] is not None:
         await release_redemption(conn, payment_id)
+    if payment["replaces_payment_id"] is not None:
+        await refunds.replacement_ended_in(conn, payment_id, "resettlement_failed", code, detail)
     return await _announce(conn, payment, "payment.failed")
 
 
@@ -255,6 +259,8 @@ async def record_reversed_in(
     if payment["prescription_id"] is not None:
         # The fund paid nothing in the end: the prescription may be redeemed again.
         await release_redemption(conn, payment_id)
+    # A refund of part of it: the lines kept are recorded to be settled anew (refunds).
+    await refunds.reversed_in(conn, payment_id)
     return await _announce(conn, payment, "payment.reversed")
 
 
@@ -283,6 +289,8 @@ async def record_annulled_in(
     await conn.execute(queries.SET_STATE, payment_id, "failed", code, reason, None)
     if payment["prescription_id"] is not None:
         await release_redemption(conn, payment_id)
+    if payment["replaces_payment_id"] is not None:  # the lines kept were never settled
+        await refunds.replacement_ended_in(conn, payment_id, "resettlement_failed", code, reason)
     await _announce(conn, payment, "payment.failed")
     return journal_id
 
@@ -296,4 +304,5 @@ async def back_to_settled_in(
         await move(conn, payment, "settled")
         outcome = "unavailable" if isinstance(exc, ProvinceUnavailable) else "rejected"
         await conn.execute(settlement_queries.SET_MESSAGE_OUTCOME, msgid, outcome)
+        await refunds.reversal_refused_in(conn, payment_id, exc.code, exc.message)
     return await view_in(conn, payment_id)

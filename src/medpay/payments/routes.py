@@ -14,8 +14,14 @@ from medpay.http import Injected
 from medpay.http.openapi import PATIENT_SECURITY
 from medpay.http.problems import problem_responses, render
 from medpay.http.responses import json_response
-from medpay.payments.flow import PaymentFlow, PaymentOutcome
-from medpay.payments.schemas import EstimateView, PaymentOrder, PaymentView
+from medpay.payments.flow import PaymentFlow, PaymentOutcome, RefundOutcome
+from medpay.payments.schemas import (
+    EstimateView,
+    PaymentOrder,
+    PaymentView,
+    RefundRequest,
+    RefundView,
+)
 from medpay.security.guards import patient_identity_guard, patient_payment_guard, signed_by
 from medpay.security.idempotency import IdempotentPost, Once, idempotent_post
 from medpay.security.identity import PatientIdentity
@@ -31,6 +37,21 @@ def _answer(outcome: PaymentOutcome, success_status: int) -> Response[bytes]:
         return render(outcome.problem, location, payment_id=str(payment.payment_id))
     status = 202 if payment.state in ("processing", "reversing") else success_status
     return json_response(payment, status, location)
+
+
+def _refund_answer(outcome: RefundOutcome) -> Response[bytes]:
+    """201 once money went back, 202 while the reversal or the new settlement is pending."""
+    refund = outcome.refund
+    location = f"/v1/payments/{refund.payment_id}/refunds/{refund.refund_id}"
+    if outcome.problem is not None:
+        return render(
+            outcome.problem,
+            location,
+            payment_id=str(refund.payment_id),
+            refund_id=str(refund.refund_id),
+        )
+    status = 202 if refund.state in ("reversing", "resettling") else 201
+    return json_response(refund, status, location)
 
 
 def _PENDING(description: str) -> ResponseSpec:
@@ -138,6 +159,70 @@ class PaymentController(Controller):
             return _answer(outcome, 200)
 
         return await idempotent(scope=caller.app_id, principal=patient.psn_no, run=reverse)
+
+    @idempotent_post(
+        "/{payment_id:str}/refunds",
+        operation_id="refundPayment",
+        summary="Give back part of a settled payment (a return, a corrected bill)",
+        guards=[patient_payment_guard],
+        status_code=201,
+        response_description=(
+            "Given back: refunded, or resettlement_failed (the whole payment given back; "
+            "the lines kept could not be settled again and are to be paid anew)"
+        ),
+        responses={
+            202: ResponseSpec(
+                data_container=RefundView,
+                description="Under way (reversing, then resettling); its outcome follows",
+            ),
+            **problem_responses(400, 401, 403, 404, 409, 422, 502, 503),
+        },
+    )
+    async def refund_payment(
+        self,
+        payment_id: FromPath[str],
+        data: JSONBody[RefundRequest],
+        caller: Injected[PatientApp],
+        patient: Injected[PatientIdentity],
+        payment_flow: Injected[PaymentFlow],
+        idempotent: Injected[IdempotentPost],
+    ) -> Response[RefundView]:
+        """Reverse the settlement (2208) and settle the lines kept anew, as one refund.
+
+        Returning every line in full is a full refund: the reversal alone.
+        """
+
+        async def refund(key: str, digest: str) -> Response[bytes]:
+            outcome = await payment_flow.refund(
+                payment_id,
+                app_id=caller.app_id,
+                psn_no=patient.psn_no,
+                request=data,
+                idempotency_key=key,
+                request_digest=digest,
+            )
+            return _refund_answer(outcome)
+
+        return await idempotent(scope=caller.app_id, principal=patient.psn_no, run=refund)
+
+    @get(
+        "/{payment_id:str}/refunds/{refund_id:str}",
+        operation_id="getRefund",
+        summary="A refund of a payment of this app and patient",
+        responses=problem_responses(401, 404),
+    )
+    async def get_refund(
+        self,
+        payment_id: FromPath[str],
+        refund_id: FromPath[str],
+        caller: Injected[PatientApp],
+        patient: Injected[PatientIdentity],
+        payment_flow: Injected[PaymentFlow],
+    ) -> RefundView:
+        """Only the app and the person whose payment it refunds can see it."""
+        return await payment_flow.get_refund(
+            payment_id, refund_id, app_id=caller.app_id, psn_no=patient.psn_no
+        )
 
     @get(
         "/{payment_id:str}",

@@ -26,6 +26,10 @@ __all__ = [
     "PaymentOrder",
     "PaymentState",
     "PaymentView",
+    "RefundRequest",
+    "RefundState",
+    "RefundView",
+    "ReturnedLine",
     "SettlementView",
     "VisitType",
 ]
@@ -124,3 +128,58 @@ class PaymentView(ApiAnswer, frozen=True, kw_only=True):
     failure_code: str | None = None
     failure_detail: str | None = None
     settlement: SettlementView | None = None
+    #: A replacement (the lines kept after a partial refund) names the payment it replaces.
+    replaces_payment_id: uuid.UUID | None = None
+
+
+#: ``reversing``: the original's 2208 is under way; ``resettling``: it is reversed and the
+#: lines kept are being settled anew; ``refunded``: done; ``refused``: the province
+#: refused the reversal and nothing changed; ``resettlement_failed``: the original is
+#: given back in full and the lines kept could not be settled (they are to be paid anew).
+RefundState = Literal["reversing", "resettling", "refunded", "refused", "resettlement_failed"]
+#: Why: the patient returned goods, or the institution corrected its bill.
+RefundReason = Literal["returned", "bill_corrected"]
+
+
+class ReturnedLine(ApiRequest, frozen=True, kw_only=True):
+    """How much of one line of the payment is given back."""
+
+    line_no: Annotated[int, msgspec.Meta(ge=1, le=100)]  # the payment's line (items[].line_no)
+    quantity: Quantity  # cnt returned, at most the line's
+
+
+class RefundRequest(ApiRequest, frozen=True, kw_only=True):
+    """Give back part of a settled payment (or all of it: then it is a reversal)."""
+
+    items: Annotated[list[ReturnedLine], msgspec.Meta(min_length=1, max_length=100)]
+    reason: RefundReason = "returned"
+
+
+class RefundedSplit(ApiAnswer, frozen=True, kw_only=True):
+    """What went back where: the original settlement less the replacement's."""
+
+    medical_fee_total_fen: int  # medfee_sumamt
+    fund_total_fen: int  # fund_pay_sumamt: back to the funds
+    basic_fund_fen: int  # hifp_pay
+    critical_illness_fen: int  # hifmi_pay
+    medical_assistance_fen: int  # maf_pay
+    personal_account_fen: int  # acct_pay: back to the personal account
+    cash_fen: int  # psn_cash_pay: back to the patient's card or wallet
+
+
+class RefundView(ApiAnswer, frozen=True, kw_only=True):
+    """A refund as the app sees it: one object over the reversal and the new settlement."""
+
+    refund_id: uuid.UUID
+    payment_id: uuid.UUID  # the payment given back
+    kind: Literal["full", "partial"]
+    reason: RefundReason
+    state: RefundState
+    items: list[FeeItemView]  # the lines given back, with the quantities returned
+    returned_total_fen: int  # the returned lines' total
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    replacement_payment_id: uuid.UUID | None = None  # the lines kept, settled anew
+    refunded: RefundedSplit | None = None  # once refunded (or reversed in full)
+    failure_code: str | None = None
+    failure_detail: str | None = None

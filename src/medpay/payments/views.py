@@ -70,6 +70,7 @@ def payment_view(row: asyncpg.Record) -> PaymentView:
         failure_code=row["failure_code"],
         failure_detail=row["failure_detail"],
         settlement=_settlement_view(row),
+        replaces_payment_id=row["replaces_payment_id"],
     )
 
 

@@ -97,7 +97,9 @@ SELECT p.prescription_id
 """
 
 REDEMPTION_OF_PAYMENT = """
-SELECT prescription_id, attempt, state FROM prescription_redemption_states WHERE payment_id = $1
+SELECT prescription_id, attempt, state, pharmacy_code, service_date
+  FROM prescription_redemption_states
+ WHERE payment_id = $1
 """
 
 INSERT_REDEMPTION_EVENT = """

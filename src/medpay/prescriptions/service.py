@@ -61,6 +61,7 @@ __all__ = [
     "confirm_redemption",
     "get_prescription",
     "issue_prescription",
+    "pass_redemption",
     "release_redemption",
     "reserve_prescription",
 ]
@@ -342,3 +343,28 @@ async def release_redemption(conn: asyncpg.Connection, payment_id: uuid.UUID) ->
     no reservation is left alone; a repeat changes nothing.
     """
     await _record(conn, payment_id, "released")
+
+
+async def pass_redemption(
+    conn: asyncpg.Connection, payment_id: uuid.UUID, replacement_id: uuid.UUID
+) -> None:
+    """A partial return: the reversed payment's redemption passes to its replacement.
+
+    Call it inside the ``reversed`` transaction, once the replacement (the lines kept)
+    is recorded. The prescription is released and reserved again for the replacement in
+    one step, so it is never free in between; nothing is checked again, since the lines
+    kept are fewer than those the reversed payment redeemed, on the same service date.
+    A payment with no reservation is left alone.
+    """
+    row = await conn.fetchrow(queries.REDEMPTION_OF_PAYMENT, payment_id)
+    if row is None:
+        return
+    await release_redemption(conn, payment_id)  # the live attempt: the latest one
+    await conn.execute(
+        queries.INSERT_REDEMPTION,
+        row["prescription_id"],
+        row["attempt"] + 1,
+        replacement_id,
+        row["pharmacy_code"],
+        row["service_date"],
+    )
