@@ -14,6 +14,7 @@ from medpay.http import Injected
 from medpay.http.openapi import PATIENT_SECURITY
 from medpay.http.problems import problem_responses, render
 from medpay.http.responses import json_response
+from medpay.observability import bind_log_context
 from medpay.payments.flow import PaymentFlow, PaymentOutcome
 from medpay.payments.schemas import EstimateView, PaymentOrder, PaymentView
 from medpay.security.guards import patient_identity_guard, patient_payment_guard, signed_by
@@ -26,6 +27,7 @@ __all__ = ["PaymentController"]
 def _answer(outcome: PaymentOutcome, success_status: int) -> Response[bytes]:
     """201/200 when settled or reversed, 202 while the province's answer is pending, else the problem."""
     payment = outcome.payment
+    bind_log_context(payment_id=payment.payment_id)  # for the access line (issue 12)
     location = f"/v1/payments/{payment.payment_id}"
     if outcome.problem is not None:
         return render(outcome.problem, location, payment_id=str(payment.payment_id))
