@@ -167,23 +167,28 @@ async def test_ready_is_unready_while_a_province_is_unreachable(
 
 
 async def test_ready_is_unready_while_the_database_is_down(
-    client, database_url, pg_server_dsn
+    settings, clearing: ClearingConfig, database_url, pg_server_dsn
 ) -> None:
-    assert (await client.get("/health/ready")).status_code == 200
+    app = create_app(
+        msgspec.structs.replace(settings, readiness_requires_provinces=False), clearing=clearing
+    )
     database = database_url.rsplit("/", 1)[1]
     admin = await asyncpg.connect(pg_server_dsn)
-    try:
-        await admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = 'medpay-gateway'"
-        )
-        ready = await client.get("/health/ready")
-        live = await client.get("/health/live")
-    finally:
-        await admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
-        await admin.close()
+    async with running_gateway(app) as client:
+        before = await client.get("/health/ready")
+        try:
+            await admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'medpay-gateway'"
+            )
+            ready = await client.get("/health/ready")
+            live = await client.get("/health/live")
+        finally:
+            await admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
+            await admin.close()
 
+    assert before.json()["database"] == "ok", before.text
     assert ready.status_code == 503, ready.text
     assert ready.json()["database"] == "unreachable"
     assert live.status_code == 200

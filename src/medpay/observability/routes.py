@@ -44,7 +44,7 @@ __all__ = ["Liveness", "Operations", "Readiness", "operations_routes"]
 
 _log = logging.getLogger("medpay.operations")
 DATABASE_TIMEOUT_SECONDS = 2.0
-PROBE_TIMEOUT_SECONDS = 1.0
+PROBE_TIMEOUT_SECONDS = 2.0  # as the adapters connect
 BACKLOG_CACHE_SECONDS = 2.0
 
 
@@ -223,7 +223,11 @@ async def live_head() -> None:
     responses=_READINESS_RESPONSES,
 )
 async def ready(operations: Injected[Operations]) -> Response[Readiness]:
-    """200 when ready, 503 naming what is not (module docstring: what reachable means)."""
+    """200 when ready, 503 naming what is not.
+
+    Ready: the database answers within 2 s and each province's endpoint is reachable
+    (answered a real call lately, or accepts a TCP connection now).
+    """
     readiness = await operations.readiness()
     return Response(readiness, status_code=200 if readiness.status == "ready" else 503)
 
