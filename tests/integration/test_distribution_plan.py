@@ -34,6 +34,13 @@ DISTRIBUTED: dict[str, tuple[str, str]] = {
     "notification_outbox": ("insured_province", "insured_province"),
     "ledger_journals": ("insured_province", "insured_province"),
     "ledger_postings": ("insured_province", "insured_province"),
+    "payment_state_changes": ("insured_province", "insured_province"),
+    "settlement_corrections": ("insured_province", "insured_province"),
+    # The books (issue 11): reconciled and cleared per province, so with its payments.
+    "reconciliation_runs": ("insured_province", "province"),
+    "reconciliation_differences": ("insured_province", "province"),
+    "clearing_entries": ("insured_province", "insured_province"),
+    "clearing_period_lines": ("insured_province", "insured_province"),
     # A person's registry: by psn_no, since the insured province changes on a transfer
     # (DOMAIN.md section 6) and a distribution column's value cannot change.
     "persons": ("person", "psn_no"),
@@ -56,16 +63,17 @@ DISTRIBUTED: dict[str, tuple[str, str]] = {
 REFERENCE = {
     "apps", "app_keys", "app_mobile_credentials", "agencies", "agency_keys", "operators",
     "operator_keys", "institutions", "institution_keys", "institution_agreements",
-    "agreement_suspensions", "agreement_events", "catalogue_items",
+    "agreement_suspensions", "agreement_events", "catalogue_items", "clearing_periods",
 }  # fmt: skip
 
 #: On the coordinator only.
-LOCAL = {"schema_migrations"}
+LOCAL = {"schema_migrations", "daily_jobs"}
 
 #: Distributed tables that lack their distribution column today (docs/scaling.md, "Gaps").
 GAPS = {
     "payments", "payment_items", "reversals", "notification_outbox", "ledger_journals",
-    "ledger_postings", "filing_changes", "relationship_transfer_events",
+    "ledger_postings", "payment_state_changes", "settlement_corrections",
+    "filing_changes", "relationship_transfer_events",
     "prescription_items", "prescription_redemptions", "prescription_redemption_events",
 }  # fmt: skip
 
@@ -101,6 +109,18 @@ KEYS: dict[str, dict[str, str]] = {
         "ledger_journals_transfer_id_kind_key": "prefix",
     },
     "ledger_postings": {"ledger_postings_pkey": "prefix"},
+    "payment_state_changes": {"payment_state_changes_pkey": "prefix"},
+    "settlement_corrections": {"settlement_corrections_pkey": "prefix"},
+    "reconciliation_runs": {"reconciliation_runs_pkey": "prefix"},
+    "reconciliation_differences": {
+        "reconciliation_differences_pkey": "prefix",
+        "reconciliation_differences_province_day_kind_subject_key": "holds",
+    },
+    "clearing_entries": {
+        "clearing_entries_pkey": "prefix",
+        "clearing_entries_payment_id_kind_key": "prefix",
+    },
+    "clearing_period_lines": {"clearing_period_lines_pkey": "holds"},
     "persons": {"persons_pkey": "holds"},
     "insurance_segments": {
         "insurance_segments_pkey": "prefix",
