@@ -8,4 +8,4 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade pip
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,dev,load]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,dev,load,otel]"

@@ -62,6 +62,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -901,7 +902,9 @@ def log_errors(system: System) -> dict[str, int]:
         path = system.folder / f"{name}.log"
         if path.exists():
             text = path.read_text(errors="replace")
-            cut_off = text.count("InternalServerException: 500: client disconnected prematurely")
+            cut_off = text.count(
+                "InternalServerException: 500: client disconnected prematurely"
+            ) + text.count("client disconnected before its request arrived")
             found[name] = text.count("Traceback") - cut_off
             if cut_off:
                 found[f"{name}: requests cut off at phase ends"] = cut_off
@@ -983,9 +986,14 @@ async def main(args: argparse.Namespace) -> int:
     log(
         f"wrk: {wrk}; starting PostgreSQL, the simulator and the gateway ({args.server} x{args.workers})"
     )
+    # Several workers share their metrics through files (prometheus_client's multiprocess mode).
+    metrics_dir = tempfile.mkdtemp(prefix="medpay-bench-metrics-")
     system = await System.start(
         read_timeout_s=10.0,
-        gateway_env={"MEDPAY_POOL_MAX_SIZE": str(args.pool_size)},
+        gateway_env={
+            "MEDPAY_POOL_MAX_SIZE": str(args.pool_size),
+            "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        },
         gateway_args=server_command(
             args.server, args.workers, "medpay.asgi:create_app_from_environment", "PORT"
         ),
@@ -1002,6 +1010,11 @@ async def main(args: argparse.Namespace) -> int:
         await bench.run()
         summary = report(bench, args)
         summary["server_log_errors"] = log_errors(system)
+        if args.metrics:
+            async with httpx.AsyncClient(timeout=10) as http:
+                scraped = await http.get(f"{system.gateway_url}/metrics")
+            args.metrics.write_text(scraped.text)
+            log(f"/metrics after the run: {args.metrics}")
         print_table(summary, sys.stderr if args.json else sys.stdout)
         if args.json:
             print(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -1009,6 +1022,7 @@ async def main(args: argparse.Namespace) -> int:
         return 1 if failed else 0
     finally:
         await system.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def cli() -> int:
@@ -1023,6 +1037,9 @@ def cli() -> int:
         "--duration", type=float, default=20.0, help="seconds per phase (at most 240)"
     )
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--metrics", type=Path, default=None, help="write the gateway's /metrics here at the end"
+    )
     parser.add_argument(
         "--threads", type=int, default=min(os.cpu_count() or 2, 4), help="wrk threads"
     )

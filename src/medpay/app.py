@@ -20,6 +20,10 @@ from medpay.http.problems import exception_handlers
 from medpay.http.strict import strict_request
 from medpay.institutions.routes import institutions_router
 from medpay.mobile.routes import MobileController
+from medpay.observability.metrics import prometheus_config
+from medpay.observability.middleware import request_context
+from medpay.observability.routes import operations_routes
+from medpay.observability.tracing import configure_tracing
 from medpay.payments.routes import PaymentController
 from medpay.plugin import GatewayPlugin
 from medpay.prescriptions.routes import prescriptions_router
@@ -75,10 +79,12 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
         raise ValueError("create_app needs settings.database_url; the CLI starts a database first")
     if clearing is None and settings.clearing_config_file:
         clearing = load_clearing_config(settings.clearing_config_file)
+    configure_tracing(settings.otel_exporter, service_name=settings.otel_service_name)
     return Litestar(
         route_handlers=[
             health,
             health_head,
+            *operations_routes,
             receive_callback,
             PaymentController,
             MobileController,
@@ -92,9 +98,14 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
         ],
         plugins=[GatewayPlugin(settings, clearing), ClosedStructSchemaPlugin()],
         before_request=strict_request,
-        middleware=[body_deadline(settings.request_body_seconds)],
+        middleware=[
+            request_context(log_requests=settings.log_requests),
+            prometheus_config().middleware,
+            body_deadline(settings.request_body_seconds),
+        ],
         exception_handlers=exception_handlers,
         openapi_config=openapi_config(medpay_version()),
         request_max_body_size=settings.max_request_bytes,
+        logging_config=None,  # the entry points call observability.logs.configure_logging
         debug=False,
     )

@@ -710,6 +710,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per province call is noise here
     settings = load_settings()
+    if args.command in ("run", "serve", "simulator"):
+        from medpay.observability.logs import configure_logging
+
+        configure_logging(log_format=settings.log_format, level=settings.log_level)
     try:
         if args.command == "run":
             serve_forever(_run(settings, simulator_port=args.simulator_port))

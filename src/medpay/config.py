@@ -77,6 +77,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: From when, each day, China time (HH:MM): statements of the day before are complete.
     reconciliation_at: str = "03:00"
 
+    #: Logs (issue 12, item 4): ``json`` (one object a line) or ``text``; the root level;
+    #: one ``medpay.access`` line per request answered.
+    log_format: str = "json"
+    log_level: str = "INFO"
+    log_requests: bool = True
+    #: Spans: ``none`` (a traceparent is still carried to the provinces), ``console`` or
+    #: ``otlp`` (the exporter reads the standard ``OTEL_EXPORTER_OTLP_*`` variables).
+    otel_exporter: str = "none"
+    otel_service_name: str = "medpay-gateway"
+    #: ``/health/ready``: a province not seen answering within this long is probed (one
+    #: TCP connect); and whether an unreachable province makes the gateway unready.
+    readiness_probe_seconds: float = 30.0
+    readiness_requires_provinces: bool = True
+
     def __post_init__(self) -> None:
         if not _TIME_OF_DAY.fullmatch(self.reconciliation_at):
             raise ValueError(f"reconciliation_at must be HH:MM, not {self.reconciliation_at!r}")

@@ -28,6 +28,8 @@ from medpay.db.pool import create_pool
 from medpay.institutions.keys import find_institution_signer
 from medpay.mobile.service import MobileFrontDoor
 from medpay.notifications.dispatcher import NotificationDispatcher
+from medpay.observability.metrics import forget_this_process, sample_pool_forever
+from medpay.observability.routes import Operations
 from medpay.parties.service import find_agency, find_operator
 from medpay.payments.flow import PaymentFlow
 from medpay.payments.resolver import PaymentResolver
@@ -75,6 +77,7 @@ class GatewayResources:
     resolver: PaymentResolver
     mobile_front_door: MobileFrontDoor
     reconciler: Reconciler
+    operations: Operations
 
 
 def resources_of(app: Litestar) -> GatewayResources:
@@ -110,6 +113,7 @@ class GatewayPlugin(InitPluginProtocol):
             "provinces": self._provide_provinces,
             "payment_flow": self._provide_payment_flow,
             "mobile_front_door": self._provide_mobile_front_door,
+            "operations": self._provide_operations,
             "caller": provide_caller,
             "patient": provide_patient,
         }
@@ -138,6 +142,9 @@ class GatewayPlugin(InitPluginProtocol):
 
     def _provide_mobile_front_door(self) -> MobileFrontDoor:
         return self._resources.mobile_front_door
+
+    def _provide_operations(self) -> Operations:
+        return self._resources.operations
 
     @contextlib.asynccontextmanager
     async def _database(self, app: Litestar) -> AsyncIterator[None]:
@@ -203,6 +210,13 @@ class GatewayPlugin(InitPluginProtocol):
             interval_seconds=settings.worker_interval_seconds,
         )
         resources.reconciler = Reconciler(resources.pool, resources.payment_flow)
+        resources.operations = Operations(
+            resources.pool,
+            {code: url for code, a in adapters.items() if (url := getattr(a, "url", None))},
+            settle_grace_seconds=settings.settle_grace_seconds,
+            probe_seconds=settings.readiness_probe_seconds,
+            requires_provinces=settings.readiness_requires_provinces,
+        )
         yield
 
     @contextlib.asynccontextmanager
@@ -231,7 +245,7 @@ class GatewayPlugin(InitPluginProtocol):
     async def _background_work(self, _app: Litestar) -> AsyncIterator[None]:
         """Housekeeping always; the resolver, the dispatcher and the daily reconciliation when configured."""
         resources, settings = self._resources, self._settings
-        work = [_housekeeping(resources.pool, settings)]
+        work = [_housekeeping(resources.pool, settings), sample_pool_forever(resources.pool)]
         if settings.background_workers:
             work.append(resources.resolver.run_forever())
             if settings.reconciliation_daily and self._clearing is not None:
@@ -258,6 +272,7 @@ class GatewayPlugin(InitPluginProtocol):
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            forget_this_process()
 
 
 async def _housekeeping(pool: asyncpg.Pool, settings: Settings) -> None:

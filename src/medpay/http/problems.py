@@ -41,6 +41,8 @@ __all__ = [
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:medpay:problem:"
 _log = logging.getLogger("medpay.problems")
+#: The detail of the InternalServerException Litestar raises when a body stops arriving.
+_CLIENT_DISCONNECTED = "client disconnected prematurely"
 
 #: The one mapping from a kind of domain error to its HTTP status.
 STATUS_OF_KIND: dict[ErrorKind, int] = {
@@ -180,6 +182,14 @@ def _answer(
 def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
     code, title = _HTTP_CODES.get(status, ("http_error", "HTTP error"))
+    if status >= 500 and exc.detail == _CLIENT_DISCONNECTED:
+        # Litestar's word when the client went away mid-body: no one hears the answer.
+        _log.info(
+            "client disconnected before its request arrived: %s %s",
+            request.method,
+            request.url.path,
+        )
+        return _answer(request, 400, "client_disconnected", "The client disconnected", None)
     if status >= 500:
         return _on_unexpected(request, exc)
     errors = None

@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from medpay.clock import backoff_seconds
+from medpay.observability import bind_log_context
 from medpay.payments import queries
 from medpay.payments.states import UNFINISHED_STATES
 from medpay.settlement.adapters.base import ClearingError
@@ -57,6 +58,7 @@ class PaymentResolver:
         return sum(finished)
 
     async def _resolve(self, payment_id: object, attempts: int) -> bool:
+        bind_log_context(payment_id=payment_id)  # each gathered task has its own context
         try:
             state = await self._flow.resolve(payment_id)  # type: ignore[arg-type]
         except ClearingError as exc:  # the province could not tell us now

@@ -14,6 +14,7 @@ from medpay.http import Injected
 from medpay.http.openapi import PATIENT_SECURITY
 from medpay.http.problems import problem_responses, render
 from medpay.http.responses import json_response
+from medpay.observability import bind_log_context
 from medpay.payments.flow import PaymentFlow, PaymentOutcome, RefundOutcome
 from medpay.payments.schemas import (
     EstimateView,
@@ -32,6 +33,7 @@ __all__ = ["PaymentController"]
 def _answer(outcome: PaymentOutcome, success_status: int) -> Response[bytes]:
     """201/200 when settled or reversed, 202 while the province's answer is pending, else the problem."""
     payment = outcome.payment
+    bind_log_context(payment_id=payment.payment_id)  # for the access line (issue 12)
     location = f"/v1/payments/{payment.payment_id}"
     if outcome.problem is not None:
         return render(outcome.problem, location, payment_id=str(payment.payment_id))
@@ -42,6 +44,7 @@ def _answer(outcome: PaymentOutcome, success_status: int) -> Response[bytes]:
 def _refund_answer(outcome: RefundOutcome) -> Response[bytes]:
     """201 once money went back, 202 while the reversal or the new settlement is pending."""
     refund = outcome.refund
+    bind_log_context(payment_id=refund.payment_id)
     location = f"/v1/payments/{refund.payment_id}/refunds/{refund.refund_id}"
     if outcome.problem is not None:
         return render(

@@ -23,6 +23,7 @@ authentication**. Never expose the simulator beyond the loopback interface.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import ipaddress
@@ -75,6 +76,8 @@ __all__ = [
     "EnrolmentChange",
     "PersonView",
     "ProvinceSettings",
+    "ReceivedRequest",
+    "ReceivedRequestsView",
     "SettlementsSummary",
     "SettlementsView",
     "SimulatorState",
@@ -144,6 +147,21 @@ class CallbackDeliveriesView(msgspec.Struct, frozen=True, kw_only=True):
     deliveries: list[CallbackDelivery]
 
 
+class ReceivedRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A national request as it arrived (admin): which message, and its trace header."""
+
+    province: str
+    infno: str
+    msgid: str
+    traceparent: str | None
+
+
+class ReceivedRequestsView(msgspec.Struct, frozen=True, kw_only=True):
+    """The newest requests received, oldest first (admin; the newest 1000 are kept)."""
+
+    requests: list[ReceivedRequest]
+
+
 class SettlementsSummary(msgspec.Struct, frozen=True, kw_only=True):
     """Counts and sums by state, and asynchronous 2207s by state (province filter only)."""
 
@@ -196,6 +214,8 @@ class SimulatorState:
             for p in config.provinces
         }
         self.pool = pool
+        #: What arrived lately (trace propagation is checked against it).
+        self.received: collections.deque[ReceivedRequest] = collections.deque(maxlen=1000)
         self._serials = itertools.count(random.randrange(10**9))  # noqa: S311 - an id, not a secret
 
     def serial(self) -> int:
@@ -307,6 +327,14 @@ async def province_api(
         input_builtins = wire.read_input(envelope.input)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         return sim.answer(admdvs, received_at, SimulatorCode.MALFORMED, f"malformed request: {exc}")
+    sim.received.append(
+        ReceivedRequest(
+            province=admdvs,
+            infno=envelope.infno,
+            msgid=envelope.msgid,
+            traceparent=request.headers.get("traceparent"),
+        )
+    )
     try:  # the signature covers the envelope as sent (on the national profile: yuan)
         wire.check_signature({**msgspec.structs.asdict(envelope), "input": input_builtins})
     except SignatureError as exc:
@@ -634,6 +662,21 @@ async def plant_basic_fund(
         return await _reconciliation_row(conn, setl_id)
 
 
+@get(
+    "/admin/requests",
+    guards=[_loopback_only],
+    operation_id="adminListReceivedRequests",
+    tags=["admin (loopback only)"],
+)
+async def list_received_requests(
+    sim: Sim, msgid: FromQuery[str | None] = None
+) -> ReceivedRequestsView:
+    """The national requests received lately, with their ``traceparent`` header."""
+    return ReceivedRequestsView(
+        requests=[r for r in sim.received if msgid is None or r.msgid == msgid]
+    )
+
+
 @get("/health", operation_id="health", tags=["health"])
 async def health(sim: Sim) -> dict[str, Any]:
     """Liveness, and the number of provinces served."""
@@ -678,6 +721,7 @@ def create_simulator_app(config: SimulatorConfig, database: str | asyncpg.Pool) 
             list_settlements,
             forget_settlement,
             plant_basic_fund,
+            list_received_requests,
             get_person,
             move_enrolment,
             health,

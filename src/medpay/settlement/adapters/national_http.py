@@ -21,6 +21,7 @@ import httpx
 import msgspec
 
 from medpay.clock import CHINA
+from medpay.observability import province_call
 from medpay.settlement.adapters.base import (
     CALLBACK_MALFORMED,
     CALLBACK_SIGNATURE_INVALID,
@@ -33,6 +34,7 @@ from medpay.settlement.adapters.base import (
     PROBLEM_SETTLEMENT_ALREADY_REVERSED,
     PROBLEM_SETTLEMENT_UNKNOWN,
     CallbackRejected,
+    ClearingError,
     FundPayment,
     OutcomeUnknown,
     ProvinceCallback,
@@ -128,6 +130,14 @@ INFCODE_PROBLEMS: dict[int, tuple[str, bool]] = {
 }
 
 _UNKNOWN_PROBLEM = (PROBLEM_PROVINCE_ERROR, False)
+
+#: The metrics' outcome of each failure, most specific first (invalid is a kind of unknown).
+_OUTCOMES: tuple[tuple[type[ClearingError], str], ...] = (
+    (ProvinceRejected, "rejected"),
+    (ProvinceUnavailable, "unavailable"),
+    (ProvinceResponseInvalid, "invalid"),
+    (ClearingError, "unknown"),
+)
 
 
 _CALLBACK_KINDS = {INFNO_SETTLE: "settlement", INFNO_REVERSE: "reversal"}
@@ -625,6 +635,21 @@ class NationalHttpAdapter:
     async def _call(
         self, envelope: RequestEnvelope[Any], output_type: type[Any]
     ) -> tuple[str, Any]:
+        """POST the signed envelope, observed (metrics, traceparent, msgid in the logs)."""
+        async with province_call(
+            self.province_code, envelope.infno, self.url, envelope.msgid
+        ) as call:
+            try:
+                answer = await self._exchange(envelope, output_type, call.headers)
+            except ClearingError as exc:
+                call.outcome = next(name for kind, name in _OUTCOMES if isinstance(exc, kind))
+                raise
+            call.outcome = "ok"
+            return answer
+
+    async def _exchange(
+        self, envelope: RequestEnvelope[Any], output_type: type[Any], headers: dict[str, str]
+    ) -> tuple[str, Any]:
         """POST the signed envelope; return (inf_refmsgid, typed output) or raise."""
         msgid = envelope.msgid
         where = {"province": self.province_code, "msgid": msgid}
@@ -632,7 +657,7 @@ class NationalHttpAdapter:
             response = await self._client.post(
                 self.url,
                 content=self._encode_request(envelope),
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", **headers},
                 timeout=self._timeout,
             )
         except _NOT_SENT as exc:
