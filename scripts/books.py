@@ -4,7 +4,8 @@ and clearing, then differences planted on purpose on both sides and resolved.
 Everything runs on loopback (see ``harness.py``): an embedded PostgreSQL, the simulator
 (31 provinces) and the gateway as child processes. The load pays online revisits at
 internet hospitals in Beijing, Hangzhou and Shenzhen for insured persons of ten
-provinces, reverses about 15 % of what settles, while the simulator drops 10 % of its
+provinces, reverses about 10 % of what settles and refunds another 10 % (part of the
+drugs returned: reversed and the rest settled anew), while the simulator drops 10 % of its
 answers, answers 5 % late and sends 10 % of its callbacks twice, and the gateway is
 SIGKILLed once. Then, with the operator's commands (``medpay ...`` as processes):
 
@@ -38,7 +39,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from chaos import Tally, killer, post_until_answered
+from chaos import Tally, give_back, killer, post_until_answered
 from harness import MEDPAY, PERSONS, System, wait_healthy
 
 from medpay.client import AppSignatureAuth
@@ -71,7 +72,8 @@ def order_for(rng: random.Random, psn_no: str) -> dict[str, Any]:
 async def load(
     system: System, payments: int, duration_s: float, rng: random.Random, tally: Tally
 ) -> None:
-    """``payments`` payments over ``duration_s``; about 15 % of the settled ones reversed."""
+    """``payments`` payments over ``duration_s``; of the settled ones about 10 % reversed and
+    10 % refunded (part of the drugs returned, or now and then everything)."""
     deadline = time.monotonic() + duration_s + 90
     tokens = {psn: system.issuer.issue(psn, ttl_seconds=3600) for psn in PERSONS}
     gate = asyncio.Semaphore(8)
@@ -92,19 +94,20 @@ async def load(
             if response.status_code not in (201, 202):
                 tally.refused += 1
                 return
-            payment_id = response.json()["payment_id"]
-            tally.accepted[key] = payment_id
-            if response.status_code == 201 and rng.random() < 0.15:
-                tally.reversals_requested += 1
+            payment = response.json()
+            tally.accepted[key] = payment["payment_id"]
+            if response.status_code == 201:
                 async with gate:
-                    await post_until_answered(
+                    await give_back(
                         http,
-                        f"/v1/payments/{payment_id}/reversal",
-                        None,
-                        f"{key}-rev",
+                        rng,
+                        payment,
+                        key,
                         auth,
                         tally,
                         deadline,
+                        reversal_rate=0.10,
+                        refund_rate=0.10,
                     )
 
         await asyncio.gather(*(one(i) for i in range(payments)))

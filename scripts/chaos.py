@@ -4,7 +4,9 @@ Everything runs on loopback (see ``harness.py``): an embedded PostgreSQL, the
 provincial platform simulator and the gateway as separate processes, so that the
 gateway can be SIGKILLed and restarted. The simulator drops 10 % of its answers,
 delays 5 % past the gateway's read timeout and delivers 10 % of its callbacks twice.
-Patient apps retry with the same Idempotency-Key, as a real app would. By default every
+Patient apps retry with the same Idempotency-Key, as a real app would; of what settles,
+some is reversed and some refunded (part of the drugs returned: the settlement
+reversed and the rest settled anew). By default every
 third province speaks the national profile (SM2 cainfo, amounts in yuan) and the rest
 ours (Ed25519, fen), so both adapters settle side by side under the same faults
 (``--national none`` for ours only). At the end the gateway's records are reconciled
@@ -48,6 +50,7 @@ class Tally:
     refused: int = 0
     unanswered: int = 0
     reversals_requested: int = 0
+    refunds_requested: int = 0
     latencies: list[float] = field(default_factory=list)
     retries: int = 0
 
@@ -99,6 +102,54 @@ async def post_until_answered(
     return None
 
 
+def returned_lines(rng: random.Random, payment: dict[str, object]) -> dict[str, object]:
+    """What a patient gives back: some boxes of the drug line, or now and then everything."""
+    items = payment["items"]
+    assert isinstance(items, list)
+    if rng.random() < 0.25:
+        return {"items": [{"line_no": i["line_no"], "quantity": i["quantity"]} for i in items]}
+    drug = max(items, key=lambda i: i["quantity"])
+    return {"items": [{"line_no": drug["line_no"], "quantity": rng.randint(1, drug["quantity"])}]}
+
+
+async def give_back(
+    http: httpx.AsyncClient,
+    rng: random.Random,
+    payment: dict[str, object],
+    key: str,
+    auth: AppSignatureAuth,
+    tally: Tally,
+    deadline: float,
+    *,
+    reversal_rate: float,
+    refund_rate: float,
+) -> None:
+    """Of a settled payment: reverse it (``reversal_rate``), or refund some of it (``refund_rate``)."""
+    draw = rng.random()
+    if draw < reversal_rate:
+        tally.reversals_requested += 1
+        await post_until_answered(
+            http,
+            f"/v1/payments/{payment['payment_id']}/reversal",
+            None,
+            f"{key}-rev",
+            auth,
+            tally,
+            deadline,
+        )
+    elif draw < reversal_rate + refund_rate:
+        tally.refunds_requested += 1
+        await post_until_answered(
+            http,
+            f"/v1/payments/{payment['payment_id']}/refunds",
+            returned_lines(rng, payment),
+            f"{key}-refund",
+            auth,
+            tally,
+            deadline,
+        )
+
+
 async def load(
     system: System,
     payments: int,
@@ -108,7 +159,8 @@ async def load(
     tally: Tally,
     deadline: float,
 ) -> None:
-    """``payments`` payments arriving steadily over ``duration_s``; ~10 % of settled ones reversed."""
+    """``payments`` payments arriving steadily over ``duration_s``; of the settled ones about 5 %
+    reversed and 10 % refunded (part of the drugs returned, or now and then everything)."""
     tokens = {psn: system.issuer.issue(psn, ttl_seconds=3600) for psn in PERSONS}
     gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=system.gateway_url, timeout=10.0) as http:
@@ -128,19 +180,20 @@ async def load(
             if response.status_code not in (201, 202):
                 tally.refused += 1
                 return
-            payment_id = response.json()["payment_id"]
-            tally.accepted[key] = payment_id
-            if response.status_code == 201 and rng.random() < 0.1:
-                tally.reversals_requested += 1
+            payment = response.json()
+            tally.accepted[key] = payment["payment_id"]
+            if response.status_code == 201:
                 async with gate:
-                    await post_until_answered(
+                    await give_back(
                         http,
-                        f"/v1/payments/{payment_id}/reversal",
-                        None,
-                        f"{key}-rev",
+                        rng,
+                        payment,
+                        key,
                         auth,
                         tally,
                         deadline,
+                        reversal_rate=0.05,
+                        refund_rate=0.10,
                     )
 
         await asyncio.gather(*(one(i) for i in range(payments)))
@@ -191,14 +244,21 @@ async def reconcile(pool: asyncpg.Pool, tally: Tally) -> dict[str, int]:
         if state == "failed" and at_province is not None:
             lost += 1  # the province charged a payment we call failed
     states = list(gateway.values())
+    refunds = await pool.fetch("SELECT state, count(*) AS n FROM refunds GROUP BY state")
+    refund_states = {r["state"]: r["n"] for r in refunds}
     return {
         "accepted": len(tally.accepted),
         "settled": states.count("settled"),
         "failed": states.count("failed"),
         "reversed": states.count("reversed"),
+        "refunded": refund_states.get("refunded", 0),
+        "refunds refused": refund_states.get("refused", 0),
+        "refunds whose lines kept failed": refund_states.get("resettlement_failed", 0),
         "unknown left": sum(
             1 for s in states if s in ("received", "settling", "unknown", "reversing")
-        ),
+        )
+        + refund_states.get("reversing", 0)
+        + refund_states.get("resettling", 0),
         "lost": lost,
         "settled twice": settled_twice,
     }
@@ -273,7 +333,8 @@ async def main(args: argparse.Namespace) -> int:
         print(
             f"chaos: load {load_seconds:.1f} s, {len(tally.latencies) / load_seconds:.1f} answered req/s, "
             f"latency p50 {pct(0.5):.0f} ms p95 {pct(0.95):.0f} ms p99 {pct(0.99):.0f} ms; app retries "
-            f"{tally.retries}, reversals requested {tally.reversals_requested}, refused {tally.refused}, "
+            f"{tally.retries}, reversals requested {tally.reversals_requested}, refunds requested "
+            f"{tally.refunds_requested}, refused {tally.refused}, "
             f"never answered {tally.unanswered}"
         )
         print(
