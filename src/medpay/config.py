@@ -104,6 +104,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     header_read_seconds: float = 10.0
     max_header_bytes: int = 16 * 1024
     max_connections: int = 2000
+    #: On SIGTERM, requests in flight get this long to finish (longer than a province's
+    #: read timeout, so a payment under way gets its answer) before they are cancelled.
+    shutdown_grace_seconds: int = 30
 
     def __post_init__(self) -> None:
         if not _TIME_OF_DAY.fullmatch(self.reconciliation_at):
