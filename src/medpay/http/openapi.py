@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.openapi.spec import Components, Schema, SecurityScheme
+from litestar.openapi.spec import Components, Link, Operation, Reference, Schema, SecurityScheme
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
@@ -19,7 +19,9 @@ __all__ = [
     "INSTITUTION_SECURITY",
     "OPERATOR_SECURITY",
     "PATIENT_SECURITY",
+    "RESOURCE_LINKS",
     "ClosedStructSchemaPlugin",
+    "add_resource_links",
     "openapi_config",
 ]
 
@@ -99,7 +101,9 @@ key is 409 `idempotency_key_reused`; a repeat while the first still runs is 409
 
 ## Requests
 Bodies are JSON (`application/json`, else 415) of exactly the schema's types: `"1"` is
-not an integer and `1` not a boolean; unknown fields are refused. A query parameter is
+not an integer and `1` not a boolean; an integer is written without a fraction or an
+exponent (`1.0` and `1e2`, which JSON Schema would take for integers, are refused:
+amounts are integer fen, never floats); unknown fields are refused. A query parameter is
 sent once (a repeat is 400 `query_parameter_repeated`). A body must arrive within 10 s
 (else 408 and the connection is closed).
 
@@ -214,3 +218,56 @@ def openapi_config(version: str) -> OpenAPIConfig:
             }
         ),
     )
+
+
+def _from_body(*names: str) -> dict[str, str]:
+    return {name: f"$response.body#/{name}" for name in names}
+
+
+#: Where what a POST creates can be read and acted on next (OpenAPI links): the operation
+#: that creates it, and for each next operation the path parameters taken from the answer.
+#: Clients and the stateful fuzzer (schemathesis) follow them: create, then read.
+RESOURCE_LINKS: dict[str, dict[str, dict[str, str]]] = {
+    "createPayment": {
+        "getPayment": _from_body("payment_id"),
+        "reversePayment": _from_body("payment_id"),
+    },
+    "reversePayment": {"getPayment": _from_body("payment_id")},
+    "issuePrescription": {"getPrescription": _from_body("prescription_id")},
+    "createFiling": {
+        "getFiling": _from_body("filing_id"),
+        "changeFiling": _from_body("filing_id"),
+        "cancelFiling": _from_body("filing_id"),
+    },
+    "changeFiling": {"getFiling": _from_body("filing_id")},
+    "registerInstitution": {
+        "getInstitution": _from_body("institution_code"),
+        "signAgreement": _from_body("institution_code"),
+    },
+    "signAgreement": {
+        "getInstitution": _from_body("institution_code"),
+        "suspendAgreement": _from_body("institution_code", "agreement_id"),
+        "dissolveAgreement": _from_body("institution_code", "agreement_id"),
+        "reinstateAgreement": _from_body("institution_code", "agreement_id"),
+    },
+    "requestRelationshipTransfer": {
+        "getRelationshipTransfer": _from_body("transfer_id"),
+        "issueContributionCertificate": _from_body("transfer_id"),
+        "acceptRelationshipTransfer": _from_body("transfer_id"),
+        "rejectRelationshipTransfer": _from_body("transfer_id"),
+        "cancelRelationshipTransfer": _from_body("transfer_id"),
+    },
+}
+
+
+def add_resource_links(operation: Operation) -> None:
+    """Add the :data:`RESOURCE_LINKS` of ``operation`` to its successful answers."""
+    links = RESOURCE_LINKS.get(str(operation.operation_id))
+    if not links or not operation.responses:
+        return
+    for status, response in operation.responses.items():
+        if str(status).startswith("2") and not isinstance(response, Reference):
+            response.links = {
+                target: Link(operation_id=target, parameters=dict(parameters))
+                for target, parameters in links.items()
+            }
