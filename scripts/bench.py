@@ -45,6 +45,13 @@ its workers) before and after.
 ``--soak SECONDS`` instead runs the payment mix for that long, in one-minute
 segments signed just before each, and prints the gateway's memory every minute.
 
+Rate limits (issue 12): the gateway counts every request in PostgreSQL, with limits
+set far above what the run sends (the load comes from one address), so the counting
+is measured and nothing is refused. ``--limits off`` serves without them; ``--limits
+both`` measures their cost: after the warm-up, signed reads and payments with limits
+on, then off, then on again (the gateway restarted between, A B A), each B compared
+with the mean of its two A runs.
+
 Exit status: 0 when no phase had an error and every payment settled.
 """
 
@@ -72,11 +79,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_floor import CREATE_FLOOR_TABLE, FLOOR_PATH
 from harness import Process, System, descendants, wait_healthy
-from medpay.institutions.keys import register_institution_key
 from workload import PaymentMix, Planned, new_key
 
 from medpay.client import InstitutionSignatureAuth
 from medpay.db.embedded import free_port
+from medpay.institutions.keys import register_institution_key
 from medpay.population import DISTRICTS, benchmark_institutions
 from medpay.security.signatures import signature_headers
 
@@ -715,7 +722,7 @@ class Bench:
         self.results.append(result)
         return result.settled_rate
 
-    async def signed_read(self) -> None:
+    async def signed_read(self, name: str = "signed read") -> None:
         rows = await self.system.pool.fetch(
             "SELECT payment_id, psn_no FROM payments WHERE idempotency_key LIKE 'bench-warm-%' AND state = 'settled'"
         )
@@ -733,7 +740,7 @@ class Bench:
         ]
         prefix = write_slices(self.folder, "read", requests, self.threads)
         log(f"{budget} signed reads signed in {time.time() - started:.1f} s")
-        await self.phase("signed read", self.system.gateway_url + "/", prefix, (200,))
+        await self.phase(name, self.system.gateway_url + "/", prefix, (200,))
 
     async def set_province_latency(self, latency_ms: int) -> None:
         """Every province of the simulator answers ``latency_ms`` later (its fault knob)."""
@@ -795,10 +802,34 @@ class Bench:
             )
             result.notes.append(f"gateway VmRSS {rss['total_kib']} KiB")
 
+    async def restart_gateway(self, limits: bool) -> None:
+        """Serve again with the rate limits on or off (the same program and workers)."""
+        gateway = self.system.gateway
+        gateway.stop()
+        gateway.env.update(limit_environment(limits))
+        gateway.start()
+        await wait_healthy(self.system.gateway_url)
+
+    async def limits_compared(self, warm_rate: float) -> None:
+        """Signed reads and payments with limits on, off, on (A B A)."""
+        for n, limits in enumerate((True, False, True)):
+            if n:
+                await self.restart_gateway(limits)
+            label = f"limits {'on' if limits else 'off'}" + (" again" if n == 2 else "")
+            await self.signed_read(f"signed read, {label}")
+            await self.payment_phase(
+                f"payments (mix), {label}",
+                f"lim{n}",
+                self.budget(warm_rate, self.args.duration, 1.6),
+            )
+
     async def run(self) -> None:
         await self.register_prescribers()
         self.memory_before = memory(self.system.gateway)
-        if self.args.soak:
+        if self.args.limits == "both":
+            warm = await self.warm_up()
+            await self.limits_compared(warm)
+        elif self.args.soak:
             warm = await self.warm_up()
             await self.soak(warm)
         else:
@@ -811,6 +842,24 @@ class Bench:
             await self.slow_province(max(paid.throughput, warm))
             await self.constant_rate(paid.throughput or warm)
         self.memory_after = memory(self.system.gateway)
+
+
+def limit_environment(limits: bool) -> dict[str, str]:
+    """The gateway's rate limits: counted but never reached (one address sends it all), or off."""
+    high = str(10**9)
+    return {
+        "MEDPAY_RATE_LIMITS": "true" if limits else "false",
+        **{
+            f"MEDPAY_RATE_LIMIT_{name}": high
+            for name in (
+                "PER_SOURCE",
+                "PER_CALLER",
+                "PER_PERSON",
+                "ESTIMATES_PER_CALLER",
+                "ESTIMATES_PER_PERSON",
+            )
+        },
+    }
 
 
 def server_command(server: str, workers: int, target: str, port: str) -> list[str]:
@@ -985,7 +1034,10 @@ async def main(args: argparse.Namespace) -> int:
     )
     system = await System.start(
         read_timeout_s=10.0,
-        gateway_env={"MEDPAY_POOL_MAX_SIZE": str(args.pool_size)},
+        gateway_env={
+            "MEDPAY_POOL_MAX_SIZE": str(args.pool_size),
+            **limit_environment(args.limits != "off"),
+        },
         gateway_args=server_command(
             args.server, args.workers, "medpay.asgi:create_app_from_environment", "PORT"
         ),
@@ -1032,6 +1084,12 @@ def cli() -> int:
     parser.add_argument("--pool-size", type=int, default=20, help="database pool per worker")
     parser.add_argument(
         "--soak", type=float, default=0.0, help="seconds of payment mix instead of the phases"
+    )
+    parser.add_argument(
+        "--limits",
+        choices=["on", "off", "both"],
+        default="on",
+        help="rate limits counted (never reached) or off; both: reads and payments A B A",
     )
     parser.add_argument(
         "--profile", metavar="DIR", help="py-spy the gateway and simulator in the payments phase"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import msgspec
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -170,7 +171,40 @@ class ClosedStructSchemaPlugin(StructSchemaPlugin):
         schema = super().to_openapi_schema(field_definition, schema_creator)
         if field_definition.type_.__struct_config__.forbid_unknown_fields:
             schema.additional_properties = False
+        _restore_zero_bounds(field_definition.type_, schema)
         return schema
+
+
+_ZERO_BOUNDS = {
+    "ge": "minimum",
+    "gt": "exclusive_minimum",
+    "le": "maximum",
+    "lt": "exclusive_maximum",
+}
+
+
+def _restore_zero_bounds(struct: type, schema: Schema) -> None:
+    """Put back the bounds of 0 that Litestar drops from optional numbers (it tests ``if value``).
+
+    ``waiting_months: Annotated[int, Meta(ge=0, le=6)] | None`` came out with ``maximum: 6``
+    and no ``minimum``: the document called -5 valid and the server refused it (found by
+    schemathesis).
+    """
+    info = msgspec.inspect.type_info(struct)
+    if not isinstance(info, msgspec.inspect.StructType) or not schema.properties:
+        return
+    for field in info.fields:
+        target = schema.properties.get(field.encode_name)
+        if not isinstance(target, Schema):
+            continue
+        options = (
+            field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
+        )
+        for option in options:
+            if isinstance(option, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+                for bound, keyword in _ZERO_BOUNDS.items():
+                    if getattr(option, bound) == 0 and getattr(target, keyword) is None:
+                        setattr(target, keyword, 0)
 
 
 def openapi_config(version: str) -> OpenAPIConfig:
