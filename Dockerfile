@@ -20,4 +20,6 @@ WORKDIR /srv/medpay
 EXPOSE 8080
 ENTRYPOINT ["/usr/bin/tini", "--"]
 # Migrations first (idempotent), then the gateway; WEB_CONCURRENCY defaults to the cores.
-CMD ["sh", "-c", "medpay migrate && exec granian --interface asgi --factory --host 0.0.0.0 --port 8080 --workers ${WEB_CONCURRENCY:-$(nproc)} medpay.asgi:create_app_from_environment"]
+# Slow clients (docs/operations.md): a request's headers within 10 s (the same timer closes an
+# idle keep-alive connection), at most 64 KiB of headers (431), 30 s to drain on SIGTERM.
+CMD ["sh", "-c", "medpay migrate && exec granian --interface asgi --factory --host 0.0.0.0 --port 8080 --workers ${WEB_CONCURRENCY:-$(nproc)} --http1-header-read-timeout 10000 --http1-buffer-size 65536 --backpressure 1000 --workers-kill-timeout 30 medpay.asgi:create_app_from_environment"]

@@ -722,13 +722,13 @@ class Bench:
         self.results.append(result)
         return result.settled_rate
 
-    async def signed_read(self, name: str = "signed read") -> None:
+    async def signed_read(self, name: str = "signed read", rate_hint: float = 200) -> None:
         rows = await self.system.pool.fetch(
             "SELECT payment_id, psn_no FROM payments WHERE idempotency_key LIKE 'bench-warm-%' AND state = 'settled'"
         )
         if not rows:
             raise RuntimeError("no settled payment to read")
-        budget = int(min(200_000, max(self.floor_rate, 200) * self.args.duration * 1.2))
+        budget = int(min(200_000, max(self.floor_rate, rate_hint) * self.args.duration * 1.2))
         started = time.time()
         requests = [
             self.signer.raw(
@@ -816,11 +816,11 @@ class Bench:
             if n:
                 await self.restart_gateway(limits)
             label = f"limits {'on' if limits else 'off'}" + (" again" if n == 2 else "")
-            await self.signed_read(f"signed read, {label}")
+            await self.signed_read(f"signed read, {label}", rate_hint=1500)
             await self.payment_phase(
                 f"payments (mix), {label}",
                 f"lim{n}",
-                self.budget(warm_rate, self.args.duration, 1.6),
+                self.budget(max(warm_rate, 100), self.args.duration, 2.0),
             )
 
     async def run(self) -> None:

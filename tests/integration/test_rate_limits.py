@@ -169,11 +169,15 @@ async def test_two_gateways_on_one_database_share_the_counters(settings, clearin
     assert answers[5].headers["RateLimit-Remaining"] == "0"
 
 
-async def test_health_probes_are_never_limited(settings, clearing) -> None:
+async def test_health_probes_are_never_limited_even_for_a_locked_out_source(
+    settings, clearing, signed
+) -> None:
     app = create_app(_limited(settings, rate_limit_per_source=2), clearing=clearing)
     async with running_gateway(app) as client:
+        locked = [(await client.get(MISSING, auth=signed)).status_code for _ in range(3)]
         statuses = {(await client.get("/health")).status_code for _ in range(5)}
         head = await client.head("/health")
+    assert locked == [404, 404, 429]
     assert statuses == {200}
     assert head.status_code == 200
     assert "RateLimit-Limit" not in head.headers

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any, cast
@@ -71,6 +72,7 @@ __all__ = [
 LIMITER_STATE_KEY = "rate_limiter"
 #: Where a request's verdict waits for its answer's headers (``scope["state"]``).
 _VERDICT = "rate_limit_verdict"
+_log = logging.getLogger("medpay.limits")
 #: Refusals remembered in the process at most (the oldest are forgotten first).
 _BLOCKED_MAX = 100_000
 
@@ -372,7 +374,7 @@ class _Answer:
             state = self._scope.get("state") or {}
             verdict = cast("Verdict | None", state.get(_VERDICT))
             if message["status"] == 401:
-                verdict = await self._charge_failure(state)
+                verdict = await self._charge_failure(state) or verdict
                 if verdict is not None and not verdict.allowed:
                     self._replaced = True
                     await _send_refusal(self._send, verdict, self._scope)
@@ -387,7 +389,11 @@ class _Answer:
         # The caller is charged only when its own signature verified (then the token failed).
         caller = f"{kind}:{caller_id}" if kind == "app" and caller_id else None
         buckets = limiter.buckets(self._source, caller=caller, cost=limiter.policy.failure_cost)
-        return await limiter.count(buckets)
+        try:
+            return await limiter.count(buckets)
+        except Exception:  # the 401 stands; a passing database error must not turn it into none
+            _log.exception("could not charge a refused credential to %s", self._source)
+            return None
 
 
 async def _send_refusal(send: Send, verdict: Verdict, scope: Scope) -> None:
