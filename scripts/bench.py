@@ -67,6 +67,7 @@ import os
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -370,6 +371,7 @@ class Bench:
         self.accounting: dict[str, Any] = {}
         self.memory_before: dict[str, int] = {}
         self.memory_after: dict[str, int] = {}
+        self.limit_comparison: dict[str, dict[str, Any]] = {}
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -811,16 +813,42 @@ class Bench:
         await wait_healthy(self.system.gateway_url)
 
     async def limits_compared(self, warm_rate: float) -> None:
-        """Signed reads and payments with limits on, off, on (A B A)."""
-        for n, limits in enumerate((True, False, True)):
+        """Signed reads and payments with limits on and off in turn (A B A ..., ``--limit-rounds``).
+
+        Each phase is compared with the median of its kind: on this shared machine the
+        load of other work drifts during a run, and alternating spreads the drift over both.
+        """
+        order = [True, False] * self.args.limit_rounds + [True]
+        kept: dict[tuple[str, bool], list[Result]] = {}
+        for n, limits in enumerate(order):
             if n:
                 await self.restart_gateway(limits)
-            label = f"limits {'on' if limits else 'off'}" + (" again" if n == 2 else "")
+            label = f"limits {'on' if limits else 'off'} #{n // 2 + 1}"
             await self.signed_read(f"signed read, {label}", rate_hint=1500)
-            await self.payment_phase(
+            kept.setdefault(("signed read", limits), []).append(self.results[-1])
+            result = await self.payment_phase(
                 f"payments (mix), {label}",
                 f"lim{n}",
                 self.budget(max(warm_rate, 100), self.args.duration, 2.0),
+            )
+            kept.setdefault(("payments", limits), []).append(result)
+        for kind in ("signed read", "payments"):
+            on, off = kept[(kind, True)], kept[(kind, False)]
+            rate_on = statistics.median(r.throughput for r in on)
+            rate_off = statistics.median(r.throughput for r in off)
+            p99_on = statistics.median(r.latency_ms.get("p99", 0.0) for r in on)
+            p99_off = statistics.median(r.latency_ms.get("p99", 0.0) for r in off)
+            self.limit_comparison[kind] = {
+                "on_per_s": round(rate_on, 1),
+                "off_per_s": round(rate_off, 1),
+                "on_vs_off": round(rate_on / rate_off, 3) if rate_off else None,
+                "p99_on_ms": p99_on,
+                "p99_off_ms": p99_off,
+            }
+            log(
+                f"{kind}: limits on {rate_on:.1f}/s (p99 {p99_on:.1f} ms), off {rate_off:.1f}/s "
+                f"(p99 {p99_off:.1f} ms): on/off {rate_on / rate_off if rate_off else 0:.3f} "
+                f"(medians of {len(on)} and {len(off)} phases)"
             )
 
     async def run(self) -> None:
@@ -925,6 +953,7 @@ def report(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         "persons": args.persons,
         "duration_s": args.duration,
         "floor_per_s": round(floor, 1),
+        "rate_limits": bench.limit_comparison or None,
         "phases": [
             {
                 **r.summary(),
@@ -1090,6 +1119,9 @@ def cli() -> int:
         choices=["on", "off", "both"],
         default="on",
         help="rate limits counted (never reached) or off; both: reads and payments A B A",
+    )
+    parser.add_argument(
+        "--limit-rounds", type=int, default=1, help="with --limits both: off phases (A B A = 1)"
     )
     parser.add_argument(
         "--profile", metavar="DIR", help="py-spy the gateway and simulator in the payments phase"

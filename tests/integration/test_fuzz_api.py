@@ -132,6 +132,8 @@ class Run:
         self.statuses: collections.Counter[int] = collections.Counter()
         self.failures: list[str] = []
         self.drawn: collections.Counter[str] = collections.Counter()
+        #: Stateful steps that succeeded, by operation: the links followed from real things.
+        self.succeeded: collections.Counter[str] = collections.Counter()
         self.positive = False
 
     def auth_for(self, operation: Any) -> Signer | None:
@@ -221,6 +223,8 @@ def _stateful(run: Run, schema: Any) -> None:
             super().after_call(response, case)
             run.cases[f"stateful {case.operation.label}"] += 1
             run.statuses[response.status_code] += 1
+            if response.status_code < 300:
+                run.succeeded[case.operation.label] += 1
 
     try:
         Machine.run(
@@ -298,7 +302,8 @@ async def test_schemathesis_finds_nothing_in_the_signed_api(
     print(
         f"\nschemathesis: {len([k for k in run.cases if not k.startswith('stateful ')])} operations,"
         f" {stateless} stateless and {stateful} stateful cases in {elapsed:.1f} s;"
-        f" statuses {dict(sorted(run.statuses.items()))}; {len(run.failures)} failures"
+        f" statuses {dict(sorted(run.statuses.items()))}; {len(run.failures)} failures;"
+        f" stateful successes {dict(sorted(run.succeeded.items()))}"
     )
     assert not run.failures, "\n\n".join(run.failures)
     assert stateless > 0 and stateful > 0
