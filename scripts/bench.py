@@ -45,6 +45,13 @@ its workers) before and after.
 ``--soak SECONDS`` instead runs the payment mix for that long, in one-minute
 segments signed just before each, and prints the gateway's memory every minute.
 
+Rate limits (issue 12): the gateway counts every request in PostgreSQL, with limits
+set far above what the run sends (the load comes from one address), so the counting
+is measured and nothing is refused. ``--limits off`` serves without them; ``--limits
+both`` measures their cost: after the warm-up, signed reads and payments with limits
+on, then off, then on again (the gateway restarted between, A B A), each B compared
+with the mean of its two A runs.
+
 Exit status: 0 when no phase had an error and every payment settled.
 """
 
@@ -60,6 +67,7 @@ import os
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -364,6 +372,7 @@ class Bench:
         self.accounting: dict[str, Any] = {}
         self.memory_before: dict[str, int] = {}
         self.memory_after: dict[str, int] = {}
+        self.limit_comparison: dict[str, dict[str, Any]] = {}
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -716,13 +725,13 @@ class Bench:
         self.results.append(result)
         return result.settled_rate
 
-    async def signed_read(self) -> None:
+    async def signed_read(self, name: str = "signed read", rate_hint: float = 200) -> None:
         rows = await self.system.pool.fetch(
             "SELECT payment_id, psn_no FROM payments WHERE idempotency_key LIKE 'bench-warm-%' AND state = 'settled'"
         )
         if not rows:
             raise RuntimeError("no settled payment to read")
-        budget = int(min(200_000, max(self.floor_rate, 200) * self.args.duration * 1.2))
+        budget = int(min(200_000, max(self.floor_rate, rate_hint) * self.args.duration * 1.2))
         started = time.time()
         requests = [
             self.signer.raw(
@@ -734,7 +743,7 @@ class Bench:
         ]
         prefix = write_slices(self.folder, "read", requests, self.threads)
         log(f"{budget} signed reads signed in {time.time() - started:.1f} s")
-        await self.phase("signed read", self.system.gateway_url + "/", prefix, (200,))
+        await self.phase(name, self.system.gateway_url + "/", prefix, (200,))
 
     async def set_province_latency(self, latency_ms: int) -> None:
         """Every province of the simulator answers ``latency_ms`` later (its fault knob)."""
@@ -796,10 +805,60 @@ class Bench:
             )
             result.notes.append(f"gateway VmRSS {rss['total_kib']} KiB")
 
+    async def restart_gateway(self, limits: bool) -> None:
+        """Serve again with the rate limits on or off (the same program and workers)."""
+        gateway = self.system.gateway
+        gateway.stop()
+        gateway.env.update(limit_environment(limits))
+        gateway.start()
+        await wait_healthy(self.system.gateway_url)
+
+    async def limits_compared(self, warm_rate: float) -> None:
+        """Signed reads and payments with limits on and off in turn (A B A ..., ``--limit-rounds``).
+
+        Each phase is compared with the median of its kind: on this shared machine the
+        load of other work drifts during a run, and alternating spreads the drift over both.
+        """
+        order = [True, False] * self.args.limit_rounds + [True]
+        kept: dict[tuple[str, bool], list[Result]] = {}
+        for n, limits in enumerate(order):
+            if n:
+                await self.restart_gateway(limits)
+            label = f"limits {'on' if limits else 'off'} #{n // 2 + 1}"
+            await self.signed_read(f"signed read, {label}", rate_hint=1500)
+            kept.setdefault(("signed read", limits), []).append(self.results[-1])
+            result = await self.payment_phase(
+                f"payments (mix), {label}",
+                f"lim{n}",
+                self.budget(max(warm_rate, 100), self.args.duration, 2.0),
+            )
+            kept.setdefault(("payments", limits), []).append(result)
+        for kind in ("signed read", "payments"):
+            on, off = kept[(kind, True)], kept[(kind, False)]
+            rate_on = statistics.median(r.throughput for r in on)
+            rate_off = statistics.median(r.throughput for r in off)
+            p99_on = statistics.median(r.latency_ms.get("p99", 0.0) for r in on)
+            p99_off = statistics.median(r.latency_ms.get("p99", 0.0) for r in off)
+            self.limit_comparison[kind] = {
+                "on_per_s": round(rate_on, 1),
+                "off_per_s": round(rate_off, 1),
+                "on_vs_off": round(rate_on / rate_off, 3) if rate_off else None,
+                "p99_on_ms": p99_on,
+                "p99_off_ms": p99_off,
+            }
+            log(
+                f"{kind}: limits on {rate_on:.1f}/s (p99 {p99_on:.1f} ms), off {rate_off:.1f}/s "
+                f"(p99 {p99_off:.1f} ms): on/off {rate_on / rate_off if rate_off else 0:.3f} "
+                f"(medians of {len(on)} and {len(off)} phases)"
+            )
+
     async def run(self) -> None:
         await self.register_prescribers()
         self.memory_before = memory(self.system.gateway)
-        if self.args.soak:
+        if self.args.limits == "both":
+            warm = await self.warm_up()
+            await self.limits_compared(warm)
+        elif self.args.soak:
             warm = await self.warm_up()
             await self.soak(warm)
         else:
@@ -812,6 +871,24 @@ class Bench:
             await self.slow_province(max(paid.throughput, warm))
             await self.constant_rate(paid.throughput or warm)
         self.memory_after = memory(self.system.gateway)
+
+
+def limit_environment(limits: bool) -> dict[str, str]:
+    """The gateway's rate limits: counted but never reached (one address sends it all), or off."""
+    high = str(10**9)
+    return {
+        "MEDPAY_RATE_LIMITS": "true" if limits else "false",
+        **{
+            f"MEDPAY_RATE_LIMIT_{name}": high
+            for name in (
+                "PER_SOURCE",
+                "PER_CALLER",
+                "PER_PERSON",
+                "ESTIMATES_PER_CALLER",
+                "ESTIMATES_PER_PERSON",
+            )
+        },
+    }
 
 
 def server_command(server: str, workers: int, target: str, port: str) -> list[str]:
@@ -877,6 +954,7 @@ def report(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         "persons": args.persons,
         "duration_s": args.duration,
         "floor_per_s": round(floor, 1),
+        "rate_limits": bench.limit_comparison or None,
         "phases": [
             {
                 **r.summary(),
@@ -993,6 +1071,7 @@ async def main(args: argparse.Namespace) -> int:
         gateway_env={
             "MEDPAY_POOL_MAX_SIZE": str(args.pool_size),
             "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+            **limit_environment(args.limits != "off"),
         },
         gateway_args=server_command(
             args.server, args.workers, "medpay.asgi:create_app_from_environment", "PORT"
@@ -1049,6 +1128,15 @@ def cli() -> int:
     parser.add_argument("--pool-size", type=int, default=20, help="database pool per worker")
     parser.add_argument(
         "--soak", type=float, default=0.0, help="seconds of payment mix instead of the phases"
+    )
+    parser.add_argument(
+        "--limits",
+        choices=["on", "off", "both"],
+        default="on",
+        help="rate limits counted (never reached) or off; both: reads and payments A B A",
+    )
+    parser.add_argument(
+        "--limit-rounds", type=int, default=1, help="with --limits both: off phases (A B A = 1)"
     )
     parser.add_argument(
         "--profile", metavar="DIR", help="py-spy the gateway and simulator in the payments phase"

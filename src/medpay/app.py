@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
-from litestar import Litestar, get, head
+from litestar import Litestar, Request, get, head
 
 from medpay.books.routes import BooksController
 from medpay.callbacks.routes import receive_callback
@@ -29,6 +29,7 @@ from medpay.plugin import GatewayPlugin
 from medpay.prescriptions.routes import prescriptions_router
 from medpay.reconciliation.routes import ReconciliationController
 from medpay.relationships.routes import relationships_router
+from medpay.security.limits import RateLimitMiddleware, count_request
 from medpay.settlement.adapters.config import ClearingConfig
 from medpay.settlement.adapters.registry import load_clearing_config
 
@@ -68,6 +69,12 @@ async def health_head(pool: Injected[asyncpg.Pool]) -> None:
     await pool.fetchval("SELECT 1")
 
 
+async def _before_handler(request: Request[Any, Any, Any]) -> None:
+    """After the guards: count the request against its limits, then take it strictly."""
+    await count_request(request)
+    await strict_request(request)
+
+
 def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) -> Litestar:
     """Build the gateway for ``settings`` (``database_url`` must be set by now).
 
@@ -97,10 +104,11 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
             ClearingController,
         ],
         plugins=[GatewayPlugin(settings, clearing), ClosedStructSchemaPlugin()],
-        before_request=strict_request,
+        before_request=_before_handler,
         middleware=[
             request_context(log_requests=settings.log_requests),
             prometheus_config().middleware,
+            RateLimitMiddleware,
             body_deadline(settings.request_body_seconds),
         ],
         exception_handlers=exception_handlers,

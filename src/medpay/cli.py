@@ -457,7 +457,16 @@ async def _serve(settings: Settings) -> None:
     async with database(settings.database_url, settings.data_path, announce=True) as dsn:
         await migrate(dsn)
         settings = msgspec.structs.replace(settings, database_url=dsn)
-        gateway = await start_server(create_app(settings), settings.host, settings.port)
+        gateway = await start_server(
+            create_app(settings),
+            settings.host,
+            settings.port,
+            graceful_shutdown_s=settings.shutdown_grace_seconds,
+            keep_alive_s=settings.keep_alive_seconds,
+            header_read_s=settings.header_read_seconds,
+            max_header_bytes=settings.max_header_bytes,
+            max_connections=settings.max_connections,
+        )
         try:
             print(f"Gateway {gateway.url}", flush=True)
             await wait_for_stop_signal()

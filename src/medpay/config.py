@@ -90,6 +90,36 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: TCP connect); and whether an unreachable province makes the gateway unready.
     readiness_probe_seconds: float = 30.0
     readiness_requires_provinces: bool = True
+    #: Rate limits (issue 12): requests per window of ``rate_limit_window_seconds``, counted
+    #: in PostgreSQL so that they hold across every gateway process on the database. A
+    #: limit of 0 is no limit. A source is an address (IPv6: its /64); the app, agency,
+    #: operator or institution and the person are counted once verified. Estimates call a
+    #: province and have limits of their own besides. A refused signature or identity
+    #: token costs ``rate_limit_failure_cost`` requests of the source (and of the app, when
+    #: its signature verified and the token did not): a source sending garbage is locked
+    #: out for the rest of the window.
+    rate_limits: bool = True
+    rate_limit_window_seconds: int = 60
+    rate_limit_per_source: int = 1200
+    rate_limit_per_caller: int = 12000
+    rate_limit_per_person: int = 120
+    rate_limit_estimates_per_caller: int = 1200
+    rate_limit_estimates_per_person: int = 20
+    rate_limit_failure_cost: int = 20
+    #: Addresses (CIDR) of the load balancers in front: a request from one of them is
+    #: counted against the last address of X-Forwarded-For that is not one of them.
+    trusted_proxies: tuple[str, ...] = ()
+    #: Slow and greedy clients (``medpay serve``; granian's own flags in the Dockerfile):
+    #: an idle keep-alive connection is closed after ``keep_alive_seconds``; a request's
+    #: headers must arrive within ``header_read_seconds`` and fit in ``max_header_bytes``;
+    #: at most ``max_connections`` connections and requests at once (503 beyond).
+    keep_alive_seconds: int = 5
+    header_read_seconds: float = 10.0
+    max_header_bytes: int = 16 * 1024
+    max_connections: int = 2000
+    #: On SIGTERM, requests in flight get this long to finish (longer than a province's
+    #: read timeout, so a payment under way gets its answer) before they are cancelled.
+    shutdown_grace_seconds: int = 30
 
     def __post_init__(self) -> None:
         if not _TIME_OF_DAY.fullmatch(self.reconciliation_at):

@@ -44,6 +44,7 @@ from medpay.security.guards import (
 )
 from medpay.security.idempotency import Idempotency
 from medpay.security.identity import IdentityVerifier
+from medpay.security.limits import LIMITER_STATE_KEY, LimitPolicy, RateLimiter, RouteClasses
 from medpay.security.secrets import SecretSealer
 from medpay.settlement.adapters.national_http import new_http_client
 from medpay.settlement.adapters.registry import build_adapters
@@ -181,6 +182,8 @@ class GatewayPlugin(InitPluginProtocol):
                 signature_window_seconds=settings.signature_window_seconds,
                 signer_cache_seconds=settings.signer_cache_seconds,
             )
+            if settings.rate_limits:
+                app.state[LIMITER_STATE_KEY] = RateLimiter(pool, _limit_policy(settings), ROUTES)
             yield
         finally:
             await pool.close()
@@ -275,13 +278,50 @@ class GatewayPlugin(InitPluginProtocol):
             forget_this_process()
 
 
+#: How the rate limits treat operations: health probes and the metrics scrape are free
+#: (a limiter that needs the database must not fail them while it is down), provinces'
+#: callbacks pay only for refused signatures, estimates (they call a province) have
+#: limits of their own.
+ROUTES = RouteClasses(
+    exempt=frozenset(
+        {
+            "getHealth",
+            "headHealth",
+            "getHealthLive",
+            "headHealthLive",
+            "getHealthReady",
+            "headHealthReady",
+            "getMetrics",
+        }
+    ),
+    uncounted=frozenset({"receiveProvinceCallback"}),
+    costly=frozenset({"estimatePayment"}),
+)
+
+
+def _limit_policy(settings: Settings) -> LimitPolicy:
+    return LimitPolicy(
+        window_seconds=settings.rate_limit_window_seconds,
+        per_source=settings.rate_limit_per_source,
+        per_caller=settings.rate_limit_per_caller,
+        per_person=settings.rate_limit_per_person,
+        estimates_per_caller=settings.rate_limit_estimates_per_caller,
+        estimates_per_person=settings.rate_limit_estimates_per_person,
+        failure_cost=settings.rate_limit_failure_cost,
+        trusted_proxies=settings.trusted_proxies,
+    )
+
+
 async def _housekeeping(pool: asyncpg.Pool, settings: Settings) -> None:
-    """Forget nonces past any valid window and idempotency keys past retention."""
+    """Forget nonces past any valid window, idempotency keys past retention, old counters."""
     nonce_horizon = float(2 * settings.signature_window_seconds + 60)
     while True:
         try:
             await pool.execute(security_queries.PURGE_OLD_NONCES, nonce_horizon)
             await pool.execute(security_queries.PURGE_EXPIRED_IDEMPOTENCY_KEYS)
+            await pool.execute(
+                security_queries.PURGE_OLD_RATE_LIMIT_WINDOWS, settings.rate_limit_window_seconds
+            )
         except Exception:  # a passing database error must not stop housekeeping
             _log.exception("housekeeping failed; will try again")
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)

@@ -119,6 +119,102 @@ class _InProcessServer(uvicorn.Server):
             raise ServerStartError("the application's startup failed") from exc
 
 
+class _HeaderLimits:
+    """A deadline and a size for each request's headers, mixed into uvicorn's protocols.
+
+    uvicorn has no header deadline: a client may open connections and send a byte of
+    headers now and then, holding each forever (slowloris); its keep-alive timer only
+    runs between answers and stops at the first byte. Here a request's headers must be
+    complete within ``header_read_s`` of the connection opening or of the previous
+    answer; otherwise the connection is closed (no request was read, so none is lost).
+    And headers over ``max_header_bytes`` are answered 431: h11's own limit bounds only
+    what is buffered while incomplete (headers that arrive whole in one read pass it at
+    any size), httptools has none to set.
+
+    Both of uvicorn's protocols (h11, httptools) keep the request being answered in
+    ``cycle``, made once its headers are in: no cycle, or a finished one, means the
+    next request's headers are still awaited.
+    """
+
+    header_read_s: float = 10.0
+    max_header_bytes: int = 16 * 1024
+    _header_deadline: asyncio.TimerHandle | None = None
+    _head: bytearray | None = None
+    # Provided by uvicorn's protocol classes:
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    cycle: Any
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start the first request's header deadline with the connection."""
+        super().connection_made(transport)  # type: ignore[misc]
+        self._arm_header_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        """Refuse a request whose line and headers pass ``max_header_bytes`` (431)."""
+        if self._head is not None:
+            self._head += data[: self.max_header_bytes + 4]
+            end = self._head.find(b"\r\n\r\n")
+            if end > self.max_header_bytes or (end < 0 and len(self._head) > self.max_header_bytes):
+                self._refuse_headers()
+                return
+            if end >= 0:
+                self._head = None  # this request's headers are in: stop looking
+        super().data_received(data)  # type: ignore[misc]
+
+    def on_response_complete(self) -> None:
+        """The next request on this connection gets its own deadline."""
+        super().on_response_complete()  # type: ignore[misc]
+        if not self.transport.is_closing():
+            self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the deadline with the connection."""
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _arm_header_deadline(self) -> None:
+        self._head = bytearray()
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+        self._header_deadline = self.loop.call_later(self.header_read_s, self._headers_late)
+
+    def _headers_late(self) -> None:
+        awaiting = self.cycle is None or self.cycle.response_complete
+        if awaiting and not self.transport.is_closing():
+            self.transport.close()
+
+    def _refuse_headers(self) -> None:
+        body = (
+            b'{"type":"urn:medpay:problem:request_headers_too_large",'
+            b'"title":"The request headers are too large","status":431,'
+            b'"code":"request_headers_too_large"}'
+        )
+        head = (
+            "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            "content-type: application/problem+json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body)
+        self.transport.close()
+
+
+def _protocol(http: str, header_read_s: float, max_header_bytes: int) -> type:
+    """Uvicorn's protocol ``http`` (``h11`` or ``httptools``) with the header limits."""
+    base: type
+    if http == "httptools":
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        base = HttpToolsProtocol
+    else:
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        base = H11Protocol
+    limits = {"header_read_s": header_read_s, "max_header_bytes": max_header_bytes}
+    return type(f"{base.__name__}WithHeaderLimits", (_HeaderLimits, base), limits)
+
+
 class RunningServer:
     """A server started by :func:`start_server`; ``await stop()`` (or ``async with``) ends it."""
 
@@ -186,11 +282,20 @@ async def start_server(
     *,
     graceful_shutdown_s: int = 2,
     allow_non_loopback: bool = False,
+    keep_alive_s: int = 5,
+    header_read_s: float = 10.0,
+    max_header_bytes: int = 16 * 1024,
+    max_connections: int | None = None,
 ) -> RunningServer:
     """Serve ``app`` on ``host:port`` (0: a free port) until ``stop()``; return once it accepts.
 
     The simulator has unauthenticated admin endpoints, so a non-loopback ``host`` is
-    refused unless ``allow_non_loopback`` says otherwise.
+    refused unless ``allow_non_loopback`` says otherwise. Slow and greedy clients: an
+    idle connection is closed after ``keep_alive_s``; a request's headers must arrive
+    within ``header_read_s`` (else the connection is closed) and fit in
+    ``max_header_bytes`` (else 431 and closed);
+    past ``max_connections`` connections or requests at once, new ones get a 503. On
+    ``stop()`` requests in flight get ``graceful_shutdown_s`` to finish.
     """
     if not allow_non_loopback and not _loopback(host):
         raise ValueError(f"refusing to serve on non-loopback address {host!r}")
@@ -209,9 +314,12 @@ async def start_server(
         log_level="warning",
         access_log=False,
         lifespan="on",
-        http=_HTTP,
+        http=_protocol(_HTTP, header_read_s, max_header_bytes),
         ws="none",
         timeout_graceful_shutdown=graceful_shutdown_s,
+        timeout_keep_alive=keep_alive_s,
+        h11_max_incomplete_event_size=max_header_bytes,
+        limit_concurrency=max_connections,
     )
     server = _InProcessServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"uvicorn {host}:{bound_port}")

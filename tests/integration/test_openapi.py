@@ -60,3 +60,31 @@ def test_every_request_body_schema_is_closed() -> None:
     }
     assert bodies
     assert all(schemas[name].get("additionalProperties") is False for name in bodies), bodies
+
+
+def test_a_bound_of_zero_on_an_optional_number_is_documented() -> None:
+    # Litestar drops ``ge=0`` from ``int | None`` (it tests the bound's truth); schemathesis
+    # then sent waiting_months -1781350923 as schema-valid and the server refused it.
+    document = json.loads(COMMITTED.read_text())
+    waiting = document["components"]["schemas"]["TransferAcceptance"]["properties"][
+        "waiting_months"
+    ]
+    assert (waiting["minimum"], waiting["maximum"]) == (0, 6)
+
+
+def test_each_create_links_to_where_its_resource_is_read() -> None:
+    document = json.loads(COMMITTED.read_text())
+    operations = {
+        op["operationId"]: op for item in document["paths"].values() for op in item.values()
+    }
+    for create, read, parameter in [
+        ("createPayment", "getPayment", "payment_id"),
+        ("issuePrescription", "getPrescription", "prescription_id"),
+        ("createFiling", "getFiling", "filing_id"),
+        ("registerInstitution", "getInstitution", "institution_code"),
+        ("requestRelationshipTransfer", "getRelationshipTransfer", "transfer_id"),
+    ]:
+        created = next(r for s, r in operations[create]["responses"].items() if s.startswith("2"))
+        link = created["links"][read]
+        assert link["operationId"] == read and read in operations
+        assert link["parameters"] == {parameter: f"$response.body#/{parameter}"}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import msgspec
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.openapi.spec import Components, Schema, SecurityScheme
+from litestar.openapi.spec import Components, Link, Operation, Reference, Schema, SecurityScheme
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
@@ -19,7 +20,9 @@ __all__ = [
     "INSTITUTION_SECURITY",
     "OPERATOR_SECURITY",
     "PATIENT_SECURITY",
+    "RESOURCE_LINKS",
     "ClosedStructSchemaPlugin",
+    "add_resource_links",
     "openapi_config",
 ]
 
@@ -99,7 +102,9 @@ key is 409 `idempotency_key_reused`; a repeat while the first still runs is 409
 
 ## Requests
 Bodies are JSON (`application/json`, else 415) of exactly the schema's types: `"1"` is
-not an integer and `1` not a boolean; unknown fields are refused. A query parameter is
+not an integer and `1` not a boolean; an integer is written without a fraction or an
+exponent (`1.0` and `1e2`, which JSON Schema would take for integers, are refused:
+amounts are integer fen, never floats); unknown fields are refused. A query parameter is
 sent once (a repeat is 400 `query_parameter_repeated`). A body must arrive within 10 s
 (else 408 and the connection is closed).
 
@@ -166,7 +171,40 @@ class ClosedStructSchemaPlugin(StructSchemaPlugin):
         schema = super().to_openapi_schema(field_definition, schema_creator)
         if field_definition.type_.__struct_config__.forbid_unknown_fields:
             schema.additional_properties = False
+        _restore_zero_bounds(field_definition.type_, schema)
         return schema
+
+
+_ZERO_BOUNDS = {
+    "ge": "minimum",
+    "gt": "exclusive_minimum",
+    "le": "maximum",
+    "lt": "exclusive_maximum",
+}
+
+
+def _restore_zero_bounds(struct: type, schema: Schema) -> None:
+    """Put back the bounds of 0 that Litestar drops from optional numbers (it tests ``if value``).
+
+    ``waiting_months: Annotated[int, Meta(ge=0, le=6)] | None`` came out with ``maximum: 6``
+    and no ``minimum``: the document called -5 valid and the server refused it (found by
+    schemathesis).
+    """
+    info = msgspec.inspect.type_info(struct)
+    if not isinstance(info, msgspec.inspect.StructType) or not schema.properties:
+        return
+    for field in info.fields:
+        target = schema.properties.get(field.encode_name)
+        if not isinstance(target, Schema):
+            continue
+        options = (
+            field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
+        )
+        for option in options:
+            if isinstance(option, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+                for bound, keyword in _ZERO_BOUNDS.items():
+                    if getattr(option, bound) == 0 and getattr(target, keyword) is None:
+                        setattr(target, keyword, 0)
 
 
 def openapi_config(version: str) -> OpenAPIConfig:
@@ -214,3 +252,56 @@ def openapi_config(version: str) -> OpenAPIConfig:
             }
         ),
     )
+
+
+def _from_body(*names: str) -> dict[str, str]:
+    return {name: f"$response.body#/{name}" for name in names}
+
+
+#: Where what a POST creates can be read and acted on next (OpenAPI links): the operation
+#: that creates it, and for each next operation the path parameters taken from the answer.
+#: Clients and the stateful fuzzer (schemathesis) follow them: create, then read.
+RESOURCE_LINKS: dict[str, dict[str, dict[str, str]]] = {
+    "createPayment": {
+        "getPayment": _from_body("payment_id"),
+        "reversePayment": _from_body("payment_id"),
+    },
+    "reversePayment": {"getPayment": _from_body("payment_id")},
+    "issuePrescription": {"getPrescription": _from_body("prescription_id")},
+    "createFiling": {
+        "getFiling": _from_body("filing_id"),
+        "changeFiling": _from_body("filing_id"),
+        "cancelFiling": _from_body("filing_id"),
+    },
+    "changeFiling": {"getFiling": _from_body("filing_id")},
+    "registerInstitution": {
+        "getInstitution": _from_body("institution_code"),
+        "signAgreement": _from_body("institution_code"),
+    },
+    "signAgreement": {
+        "getInstitution": _from_body("institution_code"),
+        "suspendAgreement": _from_body("institution_code", "agreement_id"),
+        "dissolveAgreement": _from_body("institution_code", "agreement_id"),
+        "reinstateAgreement": _from_body("institution_code", "agreement_id"),
+    },
+    "requestRelationshipTransfer": {
+        "getRelationshipTransfer": _from_body("transfer_id"),
+        "issueContributionCertificate": _from_body("transfer_id"),
+        "acceptRelationshipTransfer": _from_body("transfer_id"),
+        "rejectRelationshipTransfer": _from_body("transfer_id"),
+        "cancelRelationshipTransfer": _from_body("transfer_id"),
+    },
+}
+
+
+def add_resource_links(operation: Operation) -> None:
+    """Add the :data:`RESOURCE_LINKS` of ``operation`` to its successful answers."""
+    links = RESOURCE_LINKS.get(str(operation.operation_id))
+    if not links or not operation.responses:
+        return
+    for status, response in operation.responses.items():
+        if str(status).startswith("2") and not isinstance(response, Reference):
+            response.links = {
+                target: Link(operation_id=target, parameters=dict(parameters))
+                for target, parameters in links.items()
+            }

@@ -237,6 +237,10 @@ _STATUS_TEXT = {
     413: "Request body too large",
     415: "The body is not JSON",
     422: "Understood but refused by a domain rule (see code)",
+    429: (
+        "Too many requests from this source, caller or person (or too many refused credentials "
+        "from this source): Retry-After and RateLimit-Reset say when to return"
+    ),
     502: "The province refused or answered badly",
     503: "The province could not be reached",
 }
@@ -259,8 +263,14 @@ def problem_document(status: int) -> OpenAPIResponse:
 
 
 def problem_responses(*statuses: int) -> dict[int, Any]:
-    """OpenAPI response entries saying these statuses answer with a problem document."""
+    """OpenAPI response entries saying these statuses answer with a problem document.
+
+    A route that authenticates its caller (401) is rate-limited too (429).
+    """
     from litestar.openapi.datastructures import ResponseSpec
+
+    if 401 in statuses and 429 not in statuses:
+        statuses = (*statuses, 429)
 
     return {
         status: ResponseSpec(

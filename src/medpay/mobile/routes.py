@@ -20,6 +20,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, RequestBody
 
 from medpay.http import Injected
+from medpay.http.problems import problem_document
 from medpay.mobile import schemas
 from medpay.mobile.service import MobileFrontDoor
 from medpay.wire import mobile
@@ -82,7 +83,9 @@ def _operation(data: type[msgspec.Struct], answer: type[msgspec.Struct]) -> type
                         "signed with the gateway's SM2 key."
                     ),
                     content={_JSON: OpenAPIMediaType(schema=cast("Any", answer_schema))},
-                )
+                ),
+                # The gateway's limit of one source, before any envelope is read.
+                "429": problem_document(429),
             }
 
     MobileOperation.__name__ = f"MobileOperation{data.__name__}"

@@ -232,6 +232,7 @@ def signed_by(*kinds: CallerKind) -> Guard:
             request, kind=kind, gatekeeper=_gatekeeper(connection)
         )
         request.state.caller_kind = kind
+        request.state.caller_id = single_header(request, ID_HEADERS[kind])  # for the rate limits
 
     guard.__name__ = f"signed_by_{'_or_'.join(kinds)}"
     return guard

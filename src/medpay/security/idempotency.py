@@ -27,6 +27,7 @@ from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from medpay.db.pool import transaction
 from medpay.errors import Conflict, DomainError, InvalidRequest
 from medpay.http import Injected
+from medpay.http.openapi import add_resource_links
 from medpay.http.problems import BODY_PROBLEMS, PROBLEM_MEDIA_TYPE, problem_document, render
 from medpay.http.responses import json_response
 from medpay.security import queries
@@ -344,6 +345,7 @@ class IdempotentOperation(Operation):
             self.responses = self.responses or {}
             for status in BODY_PROBLEMS:
                 self.responses.setdefault(str(status), problem_document(status))
+        add_resource_links(self)
 
 
 def idempotent_post(path: str, **kwargs: Any) -> Any:

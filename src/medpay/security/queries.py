@@ -5,9 +5,11 @@ from __future__ import annotations
 __all__ = [
     "CLAIM_IDEMPOTENCY_KEY",
     "COMPLETE_IDEMPOTENCY_KEY",
+    "COUNT_RATE_LIMIT_HITS",
     "LOCK_IDEMPOTENCY_KEY",
     "PURGE_EXPIRED_IDEMPOTENCY_KEYS",
     "PURGE_OLD_NONCES",
+    "PURGE_OLD_RATE_LIMIT_WINDOWS",
     "RECLAIM_IDEMPOTENCY_KEY",
     "RELEASE_IDEMPOTENCY_KEY",
     "SPEND_NONCE",
@@ -72,3 +74,25 @@ DELETE FROM idempotency_keys WHERE app_id = $1 AND idempotency_key = $2 AND stat
 """
 
 PURGE_EXPIRED_IDEMPOTENCY_KEYS = "DELETE FROM idempotency_keys WHERE expires_at < now()"
+
+# One round trip per request: add each bucket's cost in the current fixed window (numbered
+# by the database's clock, so every process agrees on it) and return the new counts with
+# the seconds left in the window. $1 buckets (distinct, sorted by the caller so concurrent
+# statements lock rows in one order), $2 their costs, $3 the window length in seconds.
+COUNT_RATE_LIMIT_HITS = """
+WITH clock AS (SELECT extract(epoch FROM statement_timestamp())::float8 AS t),
+counted AS (
+    INSERT INTO rate_limit_counters AS c (bucket, window_start, hits)
+    SELECT b.bucket, floor(clock.t / $3)::bigint, b.cost
+      FROM clock, unnest($1::text[], $2::int[]) AS b(bucket, cost)
+    ON CONFLICT (bucket, window_start) DO UPDATE SET hits = least(c.hits + excluded.hits, 1000000000)
+    RETURNING c.bucket, c.hits, c.window_start
+)
+SELECT counted.bucket, counted.hits, (counted.window_start + 1) * $3 - clock.t AS reset_s
+  FROM counted, clock
+"""
+
+PURGE_OLD_RATE_LIMIT_WINDOWS = """
+DELETE FROM rate_limit_counters
+ WHERE window_start < floor(extract(epoch FROM statement_timestamp()) / $1)::bigint
+"""
