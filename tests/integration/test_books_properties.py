@@ -27,7 +27,6 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from medpay.payments.flow import PaymentFlow
 
 from medpay.books.service import check_books
 from medpay.channels.service import register_app
@@ -35,6 +34,7 @@ from medpay.clearing.service import clearing_matrix, close_period
 from medpay.clock import CHINA, china_today
 from medpay.db.pool import transaction
 from medpay.errors import DomainError
+from medpay.payments.flow import PaymentFlow
 from medpay.payments.schemas import PaymentOrder
 from medpay.payments.states import UNFINISHED_STATES
 from medpay.relationships.service import insurer_on
