@@ -24,6 +24,8 @@ from litestar.plugins import InitPluginProtocol
 
 from medpay.channels.service import find_app
 from medpay.config import Settings
+from medpay.console import queries as console_queries
+from medpay.console.sessions import CONSOLE_STATE_KEY, Console
 from medpay.db.pool import create_pool
 from medpay.institutions.keys import find_institution_signer
 from medpay.mobile.service import MobileFrontDoor
@@ -141,7 +143,7 @@ class GatewayPlugin(InitPluginProtocol):
 
     @contextlib.asynccontextmanager
     async def _database(self, app: Litestar) -> AsyncIterator[None]:
-        """The pool, and what needs only the pool: the idempotency store, the guards' gate."""
+        """The pool, and what needs only the pool: idempotency, the guards' gate, the console."""
         settings = self._settings
         assert settings.database_url is not None
         pool = await create_pool(
@@ -174,6 +176,7 @@ class GatewayPlugin(InitPluginProtocol):
                 signature_window_seconds=settings.signature_window_seconds,
                 signer_cache_seconds=settings.signer_cache_seconds,
             )
+            app.state[CONSOLE_STATE_KEY] = Console.from_settings(pool, settings)
             yield
         finally:
             await pool.close()
@@ -261,12 +264,14 @@ class GatewayPlugin(InitPluginProtocol):
 
 
 async def _housekeeping(pool: asyncpg.Pool, settings: Settings) -> None:
-    """Forget nonces past any valid window and idempotency keys past retention."""
+    """Forget nonces past any valid window, idempotency keys past retention, old console sessions."""
     nonce_horizon = float(2 * settings.signature_window_seconds + 60)
     while True:
         try:
             await pool.execute(security_queries.PURGE_OLD_NONCES, nonce_horizon)
             await pool.execute(security_queries.PURGE_EXPIRED_IDEMPOTENCY_KEYS)
+            await pool.execute(console_queries.PURGE_OLD_SESSIONS)
+            await pool.execute(console_queries.PURGE_OLD_ATTEMPTS, settings.console_lockout_seconds)
         except Exception:  # a passing database error must not stop housekeeping
             _log.exception("housekeeping failed; will try again")
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)
