@@ -87,6 +87,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Mark the console's cookie Secure (and name it ``__Host-...``): true, false, or unset
     #: for "when the request came over HTTPS" (as the server saw it, proxy headers included).
     console_cookie_secure: bool | None = None
+    #: argon2id's cost for new operator passwords (RFC 9106's second recommendation).
+    console_password_time_cost: int = 3
+    console_password_memory_kib: int = 64 * 1024
+    console_password_parallelism: int = 4
 
     def __post_init__(self) -> None:
         if not _TIME_OF_DAY.fullmatch(self.reconciliation_at):
@@ -96,9 +100,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "console_session_absolute_seconds",
             "console_login_attempts_max",
             "console_lockout_seconds",
+            "console_password_time_cost",
+            "console_password_parallelism",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.console_password_memory_kib < 8 * self.console_password_parallelism:
+            raise ValueError("console_password_memory_kib must be at least 8 per lane (argon2)")
 
     @property
     def data_path(self) -> Path:

@@ -18,14 +18,7 @@ import asyncpg
 import msgspec
 
 from medpay.console import queries
-from medpay.console.passwords import (
-    PASSWORD_LENGTH_MAX,
-    check_new_password,
-    hash_password,
-    needs_rehash,
-    verify_password,
-    verify_without_hash,
-)
+from medpay.console.passwords import PASSWORD_LENGTH_MAX, PasswordHashing, check_new_password
 from medpay.db.pool import transaction
 from medpay.errors import Conflict, InvalidRequest, NotFound, RateLimited, Unauthenticated
 
@@ -52,10 +45,11 @@ class NewLogin(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LoginPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    """How many attempts a username has per window."""
+    """How many attempts a username has per window, and how passwords are hashed."""
 
     attempts_max: int
     window_seconds: int
+    hashing: PasswordHashing
 
 
 class LoggedIn(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,7 +66,7 @@ def normalised_username(text: str) -> str | None:
     return lowered if USERNAME_PATTERN.fullmatch(lowered) else None
 
 
-def prepare_login(username: str, password: str) -> NewLogin:
+def prepare_login(username: str, password: str, hashing: PasswordHashing) -> NewLogin:
     """Check a new username and password and hash the password (400 if either is refused)."""
     normalised = normalised_username(username)
     if normalised is None:
@@ -81,7 +75,7 @@ def prepare_login(username: str, password: str) -> NewLogin:
             "Not a username",
             "3 to 64 of a-z, 0-9, '.', '_' and '-', beginning with a letter or a digit.",
         )
-    return NewLogin(username=normalised, password_hash=hash_password(check_new_password(password)))
+    return NewLogin(username=normalised, password_hash=hashing.hash(check_new_password(password)))
 
 
 async def store_login(
@@ -126,17 +120,18 @@ async def authenticate(
             f"This username is locked for {_minutes(seconds)}; try again then.",
             retry_after_s=seconds,
         )
+    hashing = policy.hashing
     row = await pool.fetchrow(queries.LOGIN_BY_USERNAME, normalised)
     if row is None:
-        await asyncio.to_thread(verify_without_hash, password)
+        await asyncio.to_thread(hashing.verify_without_hash, password)
         raise _refused()
-    if not await asyncio.to_thread(verify_password, row["password_hash"], password):
+    if not await asyncio.to_thread(hashing.verify, row["password_hash"], password):
         raise _refused()
     if row["status"] != "active":
         raise _refused()  # a suspended operator is told no more than a stranger
     await pool.execute(queries.CLEAR_ATTEMPTS, normalised)
-    if needs_rehash(row["password_hash"]):
-        rehashed = await asyncio.to_thread(hash_password, password)
+    if hashing.needs_rehash(row["password_hash"]):
+        rehashed = await asyncio.to_thread(hashing.hash, password)
         await pool.execute(queries.NEWER_HASH, row["operator_id"], row["password_hash"], rehashed)
     return LoggedIn(operator_id=row["operator_id"], name=row["name"], username=normalised)
 

@@ -1,9 +1,10 @@
 """Operators' passwords: argon2id hashes, a policy for new ones, the same time for nobody.
 
-A username that does not exist is checked against a hash of nothing, so that the time a
-refusal takes does not tell it from a wrong password. argon2-cffi's default parameters are RFC 9106's second recommendation (argon2id, 3
-passes over 64 MiB, 4 lanes): about 50 ms of one core, run off the event loop. A hash
-made with older parameters is replaced at the next successful login.
+The cost is argon2-cffi's default, RFC 9106's second recommendation (argon2id, 3 passes
+over 64 MiB, 4 lanes: about 50 ms of one core here), run off the event loop; a
+deployment may raise it (``MEDPAY_CONSOLE_PASSWORD_*``), and a hash made at another cost
+is replaced at the next successful login. A username that does not exist is checked
+against a hash of nothing, so a refusal takes as long either way.
 """
 
 from __future__ import annotations
@@ -19,18 +20,13 @@ from medpay.errors import InvalidRequest
 __all__ = [
     "PASSWORD_LENGTH_MAX",
     "PASSWORD_LENGTH_MIN",
+    "PasswordHashing",
     "check_new_password",
-    "hash_password",
-    "needs_rehash",
-    "verify_password",
-    "verify_without_hash",
 ]
 
 PASSWORD_LENGTH_MIN = 12
 #: Longer is no safer and costs the hash more: refused.
 PASSWORD_LENGTH_MAX = 256
-
-_hasher = PasswordHasher()
 
 
 def check_new_password(password: str) -> str:
@@ -50,33 +46,37 @@ def check_new_password(password: str) -> str:
     return password
 
 
-def hash_password(password: str) -> str:
-    """An argon2id hash of ``password`` (its own random salt, the parameters inside)."""
-    return _hasher.hash(password)
+class PasswordHashing:
+    """argon2id at one cost: hashing new passwords, verifying any (its cost is in the hash)."""
 
+    def __init__(self, *, time_cost: int = 3, memory_kib: int = 64 * 1024, parallelism: int = 4):
+        self._hasher = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
+        )
 
-def verify_password(password_hash: str, password: str) -> bool:
-    """Whether ``password`` is the one hashed; a damaged hash verifies nothing."""
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
+    def hash(self, password: str) -> str:
+        """An argon2id hash of ``password`` (its own random salt, the parameters inside)."""
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        """Whether ``password`` is the one hashed; a damaged hash verifies nothing."""
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def verify_without_hash(self, password: str) -> bool:
+        """Spend the time a check costs when there is no hash to check (an unknown username)."""
+        self.verify(self._hash_of_nothing, password)
         return False
 
+    @functools.cached_property
+    def _hash_of_nothing(self) -> str:
+        return self._hasher.hash(secrets.token_urlsafe(24))
 
-@functools.cache
-def _hash_of_nothing() -> str:
-    return _hasher.hash(secrets.token_urlsafe(24))
-
-
-def verify_without_hash(password: str) -> bool:
-    """Spend the time a check costs when there is no hash to check (an unknown username)."""
-    verify_password(_hash_of_nothing(), password)
-    return False
-
-
-def needs_rehash(password_hash: str) -> bool:
-    """Whether the hash was made with other parameters than today's."""
-    try:
-        return _hasher.check_needs_rehash(password_hash)
-    except InvalidHashError:
-        return True
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether the hash was made at another cost than this one's."""
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return True

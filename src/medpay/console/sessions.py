@@ -25,6 +25,7 @@ import msgspec
 
 from medpay.console import queries
 from medpay.console.logins import LoginPolicy
+from medpay.console.passwords import PasswordHashing
 
 if TYPE_CHECKING:
     import asyncpg
@@ -38,6 +39,7 @@ __all__ = [
     "csrf_token_for",
     "is_token",
     "new_token",
+    "password_hashing",
     "token_digest",
     "tokens_match",
 ]
@@ -86,6 +88,15 @@ class ConsoleSession(msgspec.Struct, frozen=True, kw_only=True):
     csrf_token: str
 
 
+def password_hashing(settings: Settings) -> PasswordHashing:
+    """argon2id at the cost ``settings`` give (the gateway's and the CLI's alike)."""
+    return PasswordHashing(
+        time_cost=settings.console_password_time_cost,
+        memory_kib=settings.console_password_memory_kib,
+        parallelism=settings.console_password_parallelism,
+    )
+
+
 class Console:
     """What the console's guard and pages need, handed over by the wiring."""
 
@@ -114,6 +125,7 @@ class Console:
             login_policy=LoginPolicy(
                 attempts_max=settings.console_login_attempts_max,
                 window_seconds=settings.console_lockout_seconds,
+                hashing=password_hashing(settings),
             ),
             cookie_secure=settings.console_cookie_secure,
         )
