@@ -393,12 +393,21 @@ async def test_an_operator_explains_a_difference_from_the_page(
         explain, data={"note": "Province corrected its statement, ticket 42.", "csrf_token": token}
     )
     again = await client.post(explain, data={"note": "Once more.", "csrf_token": token})
+    unknown = [
+        await client.post(
+            f"/console/differences/{number}/explanation",
+            data={"note": "No such thing.", "csrf_token": token},
+        )
+        for number in ("0", "9" * 30, "x1")
+    ]
     shown = await client.get("/console/differences")
 
     assert f'<tr id="difference-{number}">' in listed.text and "figures_differ" in listed.text
     assert too_short.status_code == 400
     assert explained.status_code == 303
     assert again.status_code == 409 and "already resolved" in again.text
+    assert [u.status_code for u in unknown] == [404, 404, 404]
+    assert all(u.headers["content-type"] == HTML for u in unknown)
     row = await db_pool.fetchrow("SELECT status, resolved_by FROM reconciliation_differences")
     assert (row["status"], row["resolved_by"]) == ("resolved", "operator:op_clearing")
     assert "No open difference" in shown.text

@@ -56,6 +56,7 @@ _EXPLANATION_FIELDS = frozenset({"note", "csrf_token"})
 _OPEN_SHOWN = 500
 _RESOLVED_SHOWN = 50
 _NOTE_LENGTH = (3, 1000)
+_DIFFERENCE_DIGITS = 18  # a bigint has 19; 18 digits always fit
 
 
 def _login_form(
@@ -198,22 +199,23 @@ class ConsolePages(Controller):
             active="differences",
         )
 
-    @post("/differences/{difference_id:int}/explanation", status_code=303)
+    @post("/differences/{difference_id:str}/explanation", status_code=303)
     async def explain(
         self,
         request: Request[Any, Any, Any],
-        difference_id: FromPath[int],
+        difference_id: FromPath[str],
         session: Injected[ConsoleSession],
         pool: Injected[asyncpg.Pool],
     ) -> Response[Any]:
         """A person's explanation resolves an open difference (nothing in the books changes)."""
+        number = _difference_number(difference_id)
         form = await read_form(request, _EXPLANATION_FIELDS)
         note = form.get("note", "").strip()
         if not _NOTE_LENGTH[0] <= len(note) <= _NOTE_LENGTH[1]:
             raise _note_refused()
-        await explain_difference(pool, difference_id, operator_id=session.operator_id, note=note)
+        await explain_difference(pool, number, operator_id=session.operator_id, note=note)
         return Redirect(
-            f"/console/differences#difference-{difference_id}",
+            f"/console/differences#difference-{number}",
             status_code=303,
             headers=SECURITY_HEADERS,
         )
@@ -267,6 +269,13 @@ class ConsolePages(Controller):
     async def nowhere(self, rest: FromPath[str]) -> None:
         """Any other console path, for an operator logged in: an HTML 404."""
         raise NotFound("page_not_found", "No such page", "The console has no page at this address.")
+
+
+def _difference_number(text: str) -> int:
+    """A difference's number in a path; anything else (or too large for one) is unknown."""
+    if not text.isascii() or not text.isdigit() or len(text) > _DIFFERENCE_DIGITS:
+        raise NotFound("difference_not_found", "No such reconciliation difference")
+    return int(text)
 
 
 def _note_refused() -> InvalidRequest:
