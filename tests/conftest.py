@@ -207,3 +207,20 @@ async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List the files tests kept for people to look at (the console's screenshots)."""
+    kept = sorted(
+        {
+            str(value)
+            for reports in terminalreporter.stats.values()
+            for report in reports
+            for name, value in getattr(report, "user_properties", ())
+            if name == "artefact"
+        }
+    )
+    if kept:
+        terminalreporter.write_sep("-", "artefacts kept")
+        for path in kept:
+            terminalreporter.write_line(path)

@@ -12,6 +12,8 @@ from litestar import Litestar, Request, get, head
 from medpay.books.routes import BooksController
 from medpay.callbacks.routes import receive_callback
 from medpay.clearing.routes import ClearingController
+from medpay.console.rendering import template_config
+from medpay.console.routes import console_router
 from medpay.filings.routes import filings_router
 from medpay.http import Injected
 from medpay.http.deadlines import body_deadline
@@ -102,6 +104,7 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
             BooksController,
             ReconciliationController,
             ClearingController,
+            console_router,
         ],
         plugins=[GatewayPlugin(settings, clearing), ClosedStructSchemaPlugin()],
         before_request=_before_handler,
@@ -112,6 +115,7 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
             body_deadline(settings.request_body_seconds),
         ],
         exception_handlers=exception_handlers,
+        template_config=template_config(),
         openapi_config=openapi_config(medpay_version()),
         request_max_body_size=settings.max_request_bytes,
         logging_config=None,  # the entry points call observability.logs.configure_logging

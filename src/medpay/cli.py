@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 DEV_APP_FILE = "dev-app.json"
+#: Where ``medpay operators`` takes a new console password from, before standard input.
+OPERATOR_PASSWORD_VARIABLE = "MEDPAY_OPERATOR_PASSWORD"  # noqa: S105 - its name, not a password
 #: Where ``medpay run`` leaves the clearing configuration it made, for ``medpay reconcile``.
 CLEARING_FILE = "clearing.json"
 
@@ -186,27 +188,96 @@ async def _apps_set_status(settings: Settings, app_id: str, status: str) -> int:
     return 0
 
 
-async def _parties_add(
-    settings: Settings, kind: str, name: str, area: str | None, algorithm: str
-) -> None:
+async def _agencies_add(settings: Settings, name: str, area: str, algorithm: str) -> None:
     from medpay.db.pool import create_pool
     from medpay.db.runtime import database, migrate
-    from medpay.parties.service import register_agency, register_operator
+    from medpay.parties.service import register_agency
 
     async with database(settings.database_url, settings.data_path) as dsn:
         await migrate(dsn)
         pool = await create_pool(dsn, min_size=1, max_size=2)
         try:
-            if kind == "agency":
-                assert area is not None
-                party = await register_agency(pool, name, area, algorithm)  # type: ignore[arg-type]
-            else:
-                party = await register_operator(pool, name, algorithm)  # type: ignore[arg-type]
+            party = await register_agency(pool, name, area, algorithm)  # type: ignore[arg-type]
         finally:
             await pool.close()
-    print(f"{kind}_id: {party.party_id}")
+    print(f"agency_id: {party.party_id}")
     print("private key (development only):")
     print(party.private_key_pem.rstrip())
+
+
+def _new_password() -> str:
+    """A new console password: from the environment, from standard input, or asked twice.
+
+    Never an argument: a command line is seen by every user of the machine (ps) and kept
+    in shell histories.
+    """
+    import getpass
+    import os
+
+    from medpay.errors import InvalidRequest
+
+    given = os.environ.get(OPERATOR_PASSWORD_VARIABLE)
+    if given:
+        return given
+    if sys.stdin is None:
+        raise InvalidRequest(
+            "password_missing", "No password", f"Set {OPERATOR_PASSWORD_VARIABLE}."
+        )
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("New console password: ")
+    if getpass.getpass("The same again: ") != first:
+        raise InvalidRequest("passwords_differ", "The two passwords differ")
+    return first
+
+
+async def _operators_add(
+    settings: Settings, name: str, algorithm: str, username: str | None
+) -> None:
+    """An operator (its signing key printed) and, with ``username``, its console login."""
+    from medpay.console.logins import prepare_login, store_login
+    from medpay.console.sessions import password_hashing
+    from medpay.db.pool import create_pool, transaction
+    from medpay.db.runtime import database, migrate
+    from medpay.parties.service import register_operator
+
+    # The password is checked and hashed before anything is written.
+    login = (
+        prepare_login(username, _new_password(), password_hashing(settings)) if username else None
+    )
+    async with database(settings.database_url, settings.data_path) as dsn:
+        await migrate(dsn)
+        pool = await create_pool(dsn, min_size=1, max_size=2)
+        try:
+            async with transaction(pool) as tx:
+                party = await register_operator(tx, name, algorithm)  # type: ignore[arg-type]
+                if login is not None:
+                    await store_login(tx, party.party_id, login)
+        finally:
+            await pool.close()
+    print(f"operator_id: {party.party_id}")
+    if login is not None:
+        print(f"console login: {login.username}  (/console/ on the gateway)")
+    print("private key (development only; it signs the operator API):")
+    print(party.private_key_pem.rstrip())
+
+
+async def _operators_login(settings: Settings, operator_id: str, username: str) -> None:
+    """Give an operator a console login, or a new one (its sessions end)."""
+    from medpay.console.logins import prepare_login, store_login
+    from medpay.console.sessions import password_hashing
+    from medpay.db.pool import create_pool
+    from medpay.db.runtime import database, migrate
+
+    login = prepare_login(username, _new_password(), password_hashing(settings))
+    async with database(settings.database_url, settings.data_path) as dsn:
+        await migrate(dsn)
+        pool = await create_pool(dsn, min_size=1, max_size=2)
+        try:
+            await store_login(pool, operator_id, login)
+        finally:
+            await pool.close()
+    print(f"{operator_id}: console login {login.username}; its other sessions have ended")
 
 
 # --- tokens --------------------------------------------------------------------------------------
@@ -361,6 +432,9 @@ async def _run(settings: Settings, *, simulator_port: int) -> None:
                         f"Development app          {record['app_id']}  key: {data_dir / DEV_APP_FILE}"
                     )
                     print(f"Patient token (8 h)      {token}")
+                    print(
+                        f"Operator console         {gateway.url}/console/  (a login: medpay operators add NAME --login USERNAME)"
+                    )
                     print(
                         "Try it:                  medpay demo      (Ctrl-C here stops everything)",
                         flush=True,
@@ -578,6 +652,21 @@ def _books(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
 
+def _operators(settings: Settings, args: argparse.Namespace) -> int:
+    """``medpay operators add|login``; a refusal (a weak password, a taken username) is status 2."""
+    from medpay.errors import DomainError
+
+    try:
+        if args.operators_command == "add":
+            asyncio.run(_operators_add(settings, args.name, args.algorithm, args.login))
+        else:
+            asyncio.run(_operators_login(settings, args.operator_id, args.username))
+    except DomainError as refusal:
+        print(f"operators: {refusal.code}: {refusal.detail or refusal.title}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _day(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -697,6 +786,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     operator_add.add_argument("name")
     operator_add.add_argument("--algorithm", choices=["ed25519", "ecdsa-p256"], default="ed25519")
+    password_help = (
+        f"the password comes from {OPERATOR_PASSWORD_VARIABLE}, else standard input (one line),"
+        " else it is asked twice; never from the command line"
+    )
+    operator_add.add_argument(
+        "--login", metavar="USERNAME", help=f"also a login for the console; {password_help}"
+    )
+    operator_login = operators.add_parser(
+        "login",
+        help="give an operator a console login, or a new username or password (its sessions end)",
+    )
+    operator_login.add_argument("operator_id")
+    operator_login.add_argument("username", help=password_help)
 
     tokens = commands.add_parser("tokens", help="the development identity issuer").add_subparsers(
         dest="tokens_command", required=True
@@ -762,9 +864,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 status = "suspended" if args.apps_command == "suspend" else "active"
                 return asyncio.run(_apps_set_status(settings, args.app_id, status))
         elif args.command == "agencies":
-            asyncio.run(_parties_add(settings, "agency", args.name, args.area, args.algorithm))
+            asyncio.run(_agencies_add(settings, args.name, args.area, args.algorithm))
         elif args.command == "operators":
-            asyncio.run(_parties_add(settings, "operator", args.name, None, args.algorithm))
+            return _operators(settings, args)
         elif args.command == "tokens":
             _tokens_issue(settings, args.psn_no, not args.no_face, args.ttl, args.pay_auth)
         elif args.command in ("ledger", "reconcile", "clearing"):

@@ -76,6 +76,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconciliation_daily: bool = True
     #: From when, each day, China time (HH:MM): statements of the day before are complete.
     reconciliation_at: str = "03:00"
+    #: The operator console (/console): a session ends after this long without a request,
+    #: and this long after its login whatever happens.
+    console_session_idle_seconds: int = 30 * 60
+    console_session_absolute_seconds: int = 12 * 3600
+    #: Login attempts allowed per username in a window of ``console_lockout_seconds`` from
+    #: the first; past that the username is refused until the window ends.
+    console_login_attempts_max: int = 5
+    console_lockout_seconds: int = 15 * 60
+    #: Mark the console's cookie Secure (and name it ``__Host-...``): true, false, or unset
+    #: for "when the request came over HTTPS" (as the server saw it, proxy headers included).
+    console_cookie_secure: bool | None = None
+    #: argon2id's cost for new operator passwords (RFC 9106's second recommendation).
+    console_password_time_cost: int = 3
+    console_password_memory_kib: int = 64 * 1024
+    console_password_parallelism: int = 4
 
     #: Logs (issue 12, item 4): ``json`` (one object a line) or ``text``; the root level;
     #: one ``medpay.access`` line per request answered.
@@ -124,6 +139,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if not _TIME_OF_DAY.fullmatch(self.reconciliation_at):
             raise ValueError(f"reconciliation_at must be HH:MM, not {self.reconciliation_at!r}")
+        for name in (
+            "console_session_idle_seconds",
+            "console_session_absolute_seconds",
+            "console_login_attempts_max",
+            "console_lockout_seconds",
+            "console_password_time_cost",
+            "console_password_parallelism",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.console_password_memory_kib < 8 * self.console_password_parallelism:
+            raise ValueError("console_password_memory_kib must be at least 8 per lane (argon2)")
 
     @property
     def data_path(self) -> Path:

@@ -24,6 +24,8 @@ from litestar.plugins import InitPluginProtocol
 
 from medpay.channels.service import find_app
 from medpay.config import Settings
+from medpay.console import queries as console_queries
+from medpay.console.sessions import CONSOLE_STATE_KEY, Console
 from medpay.db.pool import create_pool
 from medpay.institutions.keys import find_institution_signer
 from medpay.mobile.service import MobileFrontDoor
@@ -149,7 +151,7 @@ class GatewayPlugin(InitPluginProtocol):
 
     @contextlib.asynccontextmanager
     async def _database(self, app: Litestar) -> AsyncIterator[None]:
-        """The pool, and what needs only the pool: the idempotency store, the guards' gate."""
+        """The pool, and what needs only the pool: idempotency, the guards' gate, the console."""
         settings = self._settings
         assert settings.database_url is not None
         pool = await create_pool(
@@ -184,6 +186,7 @@ class GatewayPlugin(InitPluginProtocol):
             )
             if settings.rate_limits:
                 app.state[LIMITER_STATE_KEY] = RateLimiter(pool, _limit_policy(settings), ROUTES)
+            app.state[CONSOLE_STATE_KEY] = Console.from_settings(pool, settings)
             yield
         finally:
             await pool.close()
@@ -313,7 +316,7 @@ def _limit_policy(settings: Settings) -> LimitPolicy:
 
 
 async def _housekeeping(pool: asyncpg.Pool, settings: Settings) -> None:
-    """Forget nonces past any valid window, idempotency keys past retention, old counters."""
+    """Forget what no longer protects anything: old nonces, idempotency keys, counters, sessions."""
     nonce_horizon = float(2 * settings.signature_window_seconds + 60)
     while True:
         try:
@@ -322,6 +325,8 @@ async def _housekeeping(pool: asyncpg.Pool, settings: Settings) -> None:
             await pool.execute(
                 security_queries.PURGE_OLD_RATE_LIMIT_WINDOWS, settings.rate_limit_window_seconds
             )
+            await pool.execute(console_queries.PURGE_OLD_SESSIONS)
+            await pool.execute(console_queries.PURGE_OLD_ATTEMPTS, settings.console_lockout_seconds)
         except Exception:  # a passing database error must not stop housekeeping
             _log.exception("housekeeping failed; will try again")
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_SECONDS)

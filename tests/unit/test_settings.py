@@ -19,6 +19,8 @@ def _a_value_unlike_the_default(field: msgspec.structs.FieldInfo) -> tuple[str, 
         return json.dumps([msgspec.to_builtins(ISSUER)]), (ISSUER,)
     if field.name == "reconciliation_at":
         return "23:45", "23:45"
+    if field.name == "console_cookie_secure":  # unset means "when the request is HTTPS"
+        return "true", True
     if isinstance(default, bool):
         return ("false" if default else "true"), not default
     if isinstance(default, int):
@@ -56,3 +58,17 @@ def test_a_time_of_day_that_is_not_one_is_refused():
 
 def test_overrides_win_over_the_environment():
     assert load_settings({"MEDPAY_PORT": "9000"}, port=9100).port == 9100
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["console_session_idle_seconds", "console_login_attempts_max", "console_password_time_cost"],
+)
+def test_a_console_limit_below_one_is_refused(field):
+    with pytest.raises(ValueError, match=field):
+        load_settings({environment_variable(field): "0"})
+
+
+def test_argon2_needs_eight_kib_per_lane():
+    with pytest.raises(ValueError, match="console_password_memory_kib"):
+        load_settings({"MEDPAY_CONSOLE_PASSWORD_MEMORY_KIB": "16"})
