@@ -70,7 +70,10 @@ REFERENCE = {
 }  # fmt: skip
 
 #: On the coordinator only.
-LOCAL = {"schema_migrations", "daily_jobs"}
+LOCAL = {
+    "schema_migrations", "daily_jobs", "rate_limit_counters",
+    "operator_logins", "operator_login_attempts", "operator_sessions",
+}  # fmt: skip
 
 #: Distributed tables that lack their distribution column today (docs/scaling.md, "Gaps").
 GAPS = {

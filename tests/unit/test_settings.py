@@ -21,6 +21,8 @@ def _a_value_unlike_the_default(field: msgspec.structs.FieldInfo) -> tuple[str, 
         return "23:45", "23:45"
     if field.name == "console_cookie_secure":  # unset means "when the request is HTTPS"
         return "true", True
+    if field.name == "trusted_proxies":
+        return '["10.0.0.0/8", "fd00::/8"]', ("10.0.0.0/8", "fd00::/8")
     if isinstance(default, bool):
         return ("false" if default else "true"), not default
     if isinstance(default, int):
