@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import shutil
 import tempfile
@@ -27,6 +28,9 @@ import pytest
 from medpay.db.embedded import EmbeddedPostgres
 from medpay.db.migrate import GATEWAY_MIGRATIONS, apply_migrations
 from medpay.db.pool import create_pool
+from medpay.observability.logs import json_formatter
+
+from .privacy_scan import ScanReport, scan
 
 #: One template per xdist worker ("gw0", "gw1", ...; "main" without xdist).
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -51,8 +55,11 @@ def migration_sets() -> list[tuple[Path, str]]:
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[EmbeddedPostgres | None]:
-    """The embedded server of this run, or None when ``DATABASE_URL`` names one."""
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres | None]:
+    """The embedded server of this run, or None when ``DATABASE_URL`` names one.
+
+    Its log is copied into the run's temporary folder at the end, for the privacy scan.
+    """
     if os.environ.get("DATABASE_URL"):
         yield None
         return
@@ -63,7 +70,30 @@ def pg_server() -> Iterator[EmbeddedPostgres | None]:
         yield server
     finally:
         server.stop()
+        with contextlib.suppress(OSError):
+            shutil.copyfile(server.log_path, tmp_path_factory.getbasetemp() / "postgres-server.log")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _log_to_a_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every log record of this process at INFO and above, through the gateway's own
+    formatter, into the run's temporary folder: what the privacy scan reads."""
+    handler = logging.FileHandler(
+        tmp_path_factory.getbasetemp() / "medpay-logs.jsonl", encoding="utf-8"
+    )
+    handler.setFormatter(json_formatter())
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, logging.INFO) if level else logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()
 
 
 @pytest.fixture(scope="session")
@@ -209,8 +239,28 @@ async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
+_SCAN_KEY = pytest.StashKey[ScanReport]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The controller scans everything the run wrote; an unmasked identifier fails the run."""
+    if hasattr(session.config, "workerinput"):
+        return  # a worker: the controller scans its folder too
+    factory = session.config._tmp_path_factory  # type: ignore[attr-defined]
+    roots = [factory.getbasetemp(), Path(session.config.rootpath) / "artefacts"]
+    report = scan(roots)
+    session.config.stash[_SCAN_KEY] = report
+    if report.findings and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """List the files tests kept for people to look at (the console's screenshots)."""
+    """The privacy scan's result, and the files tests kept for people to look at."""
+    report = terminalreporter.config.stash.get(_SCAN_KEY, None)
+    if report is not None:
+        terminalreporter.write_sep("-", "privacy scan", red=bool(report.findings))
+        for line in report.lines():
+            terminalreporter.write_line(line)
     kept = sorted(
         {
             str(value)

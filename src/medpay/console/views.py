@@ -8,7 +8,6 @@ digits only: operators need a payment's story, not whose identity number it is.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -16,6 +15,8 @@ import msgspec
 from medpay.books.text import fen
 from medpay.clearing.schemas import ProvincePosition
 from medpay.clock import CHINA
+from medpay.privacy import masked_number as masked_person_number
+from medpay.privacy import masked_text
 from medpay.wire.national import PROVINCES
 
 if TYPE_CHECKING:
@@ -39,9 +40,6 @@ __all__ = [
 
 #: Shades of the heat map for positive amounts (1 the palest, 8 the largest amount).
 HEAT_LEVELS = 8
-_VISIBLE = 4
-# A person or identity number inside free text (a province's failure detail, a note).
-_PERSON_NUMBER = re.compile(r"(?<![0-9A-Za-z])[0-9]{15,20}[Xx]?(?![0-9A-Za-z])")
 
 #: What each transaction number a payment's story lists does.
 INFNO_NAMES: dict[str, str] = {"2207": "settlement", "2208": "reversal"}
@@ -68,20 +66,6 @@ def yuan(amount_fen: int) -> str:
     if isinstance(amount_fen, bool) or not isinstance(amount_fen, int):
         raise TypeError(f"an amount is integer fen, not {type(amount_fen).__name__}")
     return fen(amount_fen)
-
-
-def masked_person_number(psn_no: str) -> str:
-    """The first and last four characters; every one of a short number is hidden."""
-    if len(psn_no) <= 2 * _VISIBLE:
-        return "*" * len(psn_no)
-    return psn_no[:_VISIBLE] + "*" * (len(psn_no) - 2 * _VISIBLE) + psn_no[-_VISIBLE:]
-
-
-def masked_text(text: str | None) -> str:
-    """Free text with every person or identity number in it masked."""
-    if not text:
-        return ""
-    return _PERSON_NUMBER.sub(lambda found: masked_person_number(found.group()), text)
 
 
 def china_time(moment: dt.datetime | str | None) -> str:

@@ -19,6 +19,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Reference
 
 from medpay.errors import DomainError, ErrorKind, Unauthenticated
+from medpay.privacy import masked_text
 
 if TYPE_CHECKING:
     from litestar import Request
@@ -90,17 +91,22 @@ def problem_of(
     payment_id: str | None = None,
     refund_id: str | None = None,
 ) -> Problem:
-    """The document a domain error is answered with."""
+    """The document a domain error is answered with (person and phone numbers masked)."""
     return Problem(
         type=PROBLEM_TYPE_BASE + exc.code,
         title=exc.title,
         status=status_of(exc),
         code=exc.code,
-        detail=exc.detail,
-        instance=instance,
+        detail=_masked(exc.detail),
+        instance=_masked(instance),
         payment_id=payment_id,
         refund_id=refund_id,
     )
+
+
+def _masked(text: str | None) -> str | None:
+    """A detail as it may be answered: a person's numbers may come from a province's text."""
+    return masked_text(text) if text else text
 
 
 def problem_headers(exc: DomainError) -> dict[str, str]:
@@ -167,13 +173,18 @@ def _answer(
     headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
     """A problem about ``request`` that no domain error carried."""
+    if errors:
+        errors = [
+            {**e, "message": _masked(e["message"])} if isinstance(e.get("message"), str) else e
+            for e in errors
+        ]
     problem = Problem(
         type=PROBLEM_TYPE_BASE + code,
         title=title,
         status=status,
         code=code,
-        detail=detail,
-        instance=request.url.path,
+        detail=_masked(detail),
+        instance=_masked(request.url.path),
         errors=errors,
     )
     return problem_response(problem, headers)

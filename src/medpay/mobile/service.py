@@ -90,6 +90,7 @@ from medpay.payments import queries as payment_queries
 from medpay.payments.preparing import check_order
 from medpay.payments.schemas import PaymentOrder, PaymentView
 from medpay.payments.views import payment_view
+from medpay.privacy import masked_text
 from medpay.security import queries as security_queries
 from medpay.security.secrets import SealedSecretInvalid
 from medpay.wire import mobile
@@ -260,7 +261,7 @@ class MobileFrontDoor:
         self, exc: DomainError, app: MobileApp | None, *, code: int | None = None
     ) -> bytes:
         assert self._signing_key is not None
-        message = exc.title if not exc.detail else f"{exc.title}: {exc.detail}"
+        message = exc.title if not exc.detail else f"{exc.title}: {masked_text(exc.detail)}"
         return mobile.encode_answer(
             mobile.seal_answer(
                 None,

@@ -11,6 +11,10 @@ httpx and httpcore are held at WARNING: httpx writes one INFO line per request, 
 cost about 7 % of the gateway's CPU in the benchmark (docs/performance.md) and says
 nothing the ``medpay_province_calls_total`` series does not.
 
+Every value written is passed through :func:`medpay.privacy.masked_text` last, the
+traceback included: a person, identity or phone number in an exception's text or a
+province's message never reaches the log unmasked (``tests/integration/test_privacy.py``).
+
 Only the production entry points (``medpay.asgi``, ``medpay serve``, ``medpay run``) call
 :func:`configure_logging`; ``create_app`` leaves logging alone, so tests and embedding
 programs keep their own configuration.
@@ -21,9 +25,12 @@ from __future__ import annotations
 import logging
 import logging.config
 import sys
+from collections.abc import MutableMapping
 from typing import IO, Any
 
 import structlog
+
+from medpay.privacy import masked_text
 
 __all__ = ["configure_logging", "json_formatter"]
 
@@ -41,6 +48,15 @@ def _processors() -> list[Any]:
     ]
 
 
+def _mask_identifiers(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> dict[str, Any]:
+    """Mask person, identity and phone numbers in every text of the record."""
+    return {
+        key: masked_text(value) if isinstance(value, str) else value for key, value in event.items()
+    }
+
+
 def json_formatter() -> logging.Formatter:
     """A formatter writing each record as one JSON object with the bound context."""
     return structlog.stdlib.ProcessorFormatter(
@@ -49,6 +65,7 @@ def json_formatter() -> logging.Formatter:
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             structlog.processors.EventRenamer("message"),
+            _mask_identifiers,
             structlog.processors.JSONRenderer(default=str, ensure_ascii=False),
         ],
     )
@@ -59,6 +76,8 @@ def _text_formatter() -> logging.Formatter:
         foreign_pre_chain=_processors(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _mask_identifiers,
             structlog.dev.ConsoleRenderer(colors=False),
         ],
     )

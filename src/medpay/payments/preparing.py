@@ -20,6 +20,7 @@ import msgspec
 from medpay.errors import Refused
 from medpay.filings.service import filing_type_on
 from medpay.institutions.service import check_may_settle, check_offers, find_institution
+from medpay.privacy import masked_number
 from medpay.relationships.service import insurer_on, require_fund_payable
 from medpay.settlement import queries as settlement_queries
 from medpay.settlement.adapters.base import SettlementRequest
@@ -89,7 +90,7 @@ async def prepare(
         raise Refused(
             "person_not_insured",
             "The person has no insurance relationship on the service date",
-            f"No basic medical insurance is recorded for {psn_no} on {service_date}.",
+            f"No basic medical insurance is recorded for {masked_number(psn_no)} on {service_date}.",
         )
     require_fund_payable(relationship, service_date)
     institution = await find_institution(conn, order.institution_code)

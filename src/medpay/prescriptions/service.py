@@ -44,6 +44,7 @@ from medpay.prescriptions.schemas import (
     PrescriptionView,
     RedemptionView,
 )
+from medpay.privacy import masked_number
 from medpay.schemas import view_of
 from medpay.security.idempotency import IdempotencyKeyReused
 
@@ -165,7 +166,7 @@ async def issue_prescription(
             raise Refused(
                 "person_unknown",
                 "The person is not known to the gateway",
-                f"No insured person {order.psn_no} is registered.",
+                f"No insured person {masked_number(order.psn_no)} is registered.",
             )
         prescription_id = f"rx_{secrets.token_hex(16)}"
         inserted = await conn.fetchval(
@@ -278,7 +279,7 @@ async def reserve_prescription(
         raise Refused(
             "prescription_not_for_this_person",
             "The prescription was issued to someone else",
-            f"{prescription_id} is not a prescription of {psn_no}.",
+            f"{prescription_id} is not a prescription of {masked_number(psn_no)}.",
         )
     if await conn.fetchval(queries.INSTITUTION_KIND, pharmacy_code) != "retail_pharmacy":
         raise Refused(

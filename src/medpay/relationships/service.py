@@ -24,6 +24,7 @@ import msgspec
 from medpay.clock import china_today
 from medpay.db.pool import transaction
 from medpay.errors import DomainError, NotFound, Refused
+from medpay.privacy import masked_number
 from medpay.relationships import queries
 from medpay.relationships.schemas import (
     InsurerOnDate,
@@ -135,7 +136,9 @@ _PSN_NO = re.compile(r"^[0-9A-Za-z]{6,32}$")
 
 
 def _person_not_found(psn_no: str) -> DomainError:
-    return NotFound("person_not_found", "No such insured person", f"{psn_no} is not known.")
+    return NotFound(
+        "person_not_found", "No such insured person", f"{masked_number(psn_no)} is not known."
+    )
 
 
 async def relationship_history(

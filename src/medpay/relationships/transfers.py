@@ -42,6 +42,7 @@ from medpay.clock import add_months, china_today
 from medpay.db.pool import transaction
 from medpay.errors import Conflict, DomainError, Forbidden, NotFound, Refused
 from medpay.ledger.service import account_transfer_postings, post_journal
+from medpay.privacy import masked_number
 from medpay.relationships import queries
 from medpay.relationships.schemas import (
     ContributionCertificate,
@@ -336,13 +337,13 @@ async def request_transfer(
             raise Refused(
                 "person_not_insured",
                 "The person has no open insurance relationship to transfer",
-                f"No open basic medical insurance segment is recorded for {application.psn_no}.",
+                f"No open basic medical insurance segment is recorded for {masked_number(application.psn_no)}.",
             )
         if segment["insured_area"] != application.from_area:
             raise Refused(
                 "relationship_not_in_area",
                 "The person is not insured in the area the transfer is from",
-                f"{application.psn_no} is insured in {segment['insured_area']}, "
+                f"{masked_number(application.psn_no)} is insured in {segment['insured_area']}, "
                 f"not {application.from_area}.",
             )
         open_transfer = await conn.fetchval(queries.OPEN_TRANSFER_OF_PERSON, application.psn_no)

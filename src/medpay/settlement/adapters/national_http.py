@@ -22,6 +22,7 @@ import msgspec
 
 from medpay.clock import CHINA
 from medpay.observability import province_call
+from medpay.privacy import masked_text
 from medpay.settlement.adapters.base import (
     CALLBACK_MALFORMED,
     CALLBACK_SIGNATURE_INVALID,
@@ -273,7 +274,7 @@ class NationalHttpAdapter:
             if output.err_code is None or output.err_code >= 0:
                 raise self._invalid(request.msgid, "ord_stas failed without a negative err_code")
             error_code = self._problem_of(output.err_code)[0]
-            message = output.err_msg or f"infcode {output.err_code}"
+            message = masked_text(output.err_msg) or f"infcode {output.err_code}"
         return QueryResult(
             msgid=request.msgid,
             province_msgid=refmsgid,
@@ -471,7 +472,7 @@ class NationalHttpAdapter:
                 raise self._rejected(CALLBACK_MALFORMED, exc.message) from exc
         if callback.err_code is not None:
             error_code = self._problem_of(callback.err_code)[0]
-            message = callback.err_msg or f"infcode {callback.err_code}"
+            message = masked_text(callback.err_msg) or f"infcode {callback.err_code}"
         return ProvinceCallback(
             callback_id=callback.callback_id,
             ref_msgid=callback.ref_msgid,
@@ -687,7 +688,7 @@ class NationalHttpAdapter:
             raise ProvinceRejected(
                 code,
                 answer.infcode,
-                answer.err_msg or f"infcode {answer.infcode}",
+                masked_text(answer.err_msg) or f"infcode {answer.infcode}",
                 retryable=retryable,
                 **where,
             )
