@@ -22,7 +22,13 @@ from medpay.privacy import unmasked_numbers
 
 SAMPLES = Path(__file__).resolve().parents[1] / "src" / "medpay" / "samples" / "persons.json"
 #: Files whose purpose is to carry person numbers to a province or a seed: not logs.
-DATA_FILES = ("*.sql", "*statement*.json*", "*clearing*.json", "*simulator*.json")
+DATA_FILES = (
+    "*.sql",
+    "*statement*.json*",
+    "*clearing*.json",
+    "*simulator*.json",
+    "population*.json",  # the persons a load test pays for
+)
 MAX_BYTES = 64 * 1024 * 1024
 
 
