@@ -150,16 +150,25 @@ _SCHEMES = {"310": "employee", "390": "resident"}
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
+#: How long an idle connection to a province is kept (shorter than its server keeps it).
+KEEPALIVE_EXPIRY_S = 2.0
+
+
 def new_http_client(*, max_connections: int = 100, max_keepalive: int = 20) -> httpx.AsyncClient:
     """The pooled client the adapters share, one per process; close it at shutdown.
 
     No redirects and no proxies from the environment: a payment backend talks to the
-    address it was configured with.
+    address it was configured with. An idle connection is dropped after 2 s, before the
+    province's server closes it (uvicorn's keep-alive is 5 s, httpx's own default too):
+    a request sent on a connection the server is closing at that moment is a payment
+    whose outcome is unknown (a 202 and the resolver), which the benchmark saw.
     """
     return httpx.AsyncClient(
         timeout=DEFAULT_TIMEOUT,
         limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_keepalive
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive,
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
         ),
         follow_redirects=False,
         trust_env=False,
