@@ -15,7 +15,7 @@ the answers, or from 6301.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 import msgspec
@@ -204,11 +204,29 @@ class NationalHttpAdapter:
         cls, endpoint: ProvinceEndpoint, config: ClearingConfig, client: httpx.AsyncClient
     ) -> NationalHttpAdapter:
         """Build from one line of the clearing configuration (see ``registry``)."""
+        return cls._configured(
+            endpoint,
+            config,
+            client,
+            load_private_key(config.signing_key_pem),
+            load_public_key(endpoint.public_key_pem),
+        )
+
+    @classmethod
+    def _configured(
+        cls,
+        endpoint: ProvinceEndpoint,
+        config: ClearingConfig,
+        client: httpx.AsyncClient,
+        signing_key: Any,
+        province_public_key: Any,
+    ) -> Self:
+        """The adapter for ``endpoint`` with keys of its profile: both profiles time out alike."""
         return cls(
             endpoint.url,
             endpoint.admdvs,
-            load_private_key(config.signing_key_pem),
-            load_public_key(endpoint.public_key_pem),
+            signing_key,
+            province_public_key,
             client,
             httpx.Timeout(
                 connect=endpoint.connect_timeout_s,
