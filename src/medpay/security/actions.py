@@ -29,6 +29,7 @@ from litestar import Response, get
 from litestar.params import JSONBody
 
 from medpay.http import Injected
+from medpay.http.openapi import OPERATOR_SECURITY
 from medpay.http.problems import problem_responses
 from medpay.security.guards import signed_by
 from medpay.security.idempotency import IdempotentPost, idempotent_post
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
     from medpay.security.guards import CallerKind
 
-__all__ = ["Act", "Scoped", "Signers", "signed_get", "signed_post"]
+__all__ = ["OPERATORS", "Act", "Scoped", "Signers", "signed_get", "signed_post"]
 
 
 class Scoped(Protocol):
@@ -78,6 +79,9 @@ class Signers:
     #: view answered and the route's parameters: ``location(view, **params)``.
     location: Callable[..., str] | None = None
 
+
+#: Operators, where their routes need nothing else of their own.
+OPERATORS = Signers(kinds=("operator",), security=OPERATOR_SECURITY)
 
 # The generic aliases, applied to types known only at run time (mypy sees them as Any).
 _JSON_BODY: Any = JSONBody
