@@ -162,15 +162,7 @@ def _difference(row: asyncpg.Record) -> DifferenceView:
 
 def _totals_view(ours: list[StatementTotalsLine], theirs: StatementTotals) -> TotalsView:
     def view(line: StatementTotalsLine, agreed: bool | None = None) -> TotalsLineView:
-        return TotalsLineView(
-            insurance_scheme=line.insurance_scheme,
-            clearing_type=line.clearing_type,
-            medical_fee_total_fen=line.medical_fee_total_fen,
-            fund_total_fen=line.fund_total_fen,
-            personal_account_fen=line.personal_account_fen,
-            settlement_count=line.settlement_count,
-            agreed=agreed,
-        )
+        return TotalsLineView(**msgspec.structs.asdict(line), agreed=agreed)
 
     return TotalsView(
         agreed=theirs.agreed,
