@@ -15,7 +15,9 @@ __all__ = [
     "CHINA",
     "add_months",
     "backoff_seconds",
+    "china_date",
     "china_day_bounds",
+    "china_now",
     "china_today",
     "month_bounds",
 ]
@@ -24,9 +26,19 @@ __all__ = [
 CHINA = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
+def china_now() -> dt.datetime:
+    """Now, on China's clock (the default clock of whatever keeps China days)."""
+    return dt.datetime.now(CHINA)
+
+
 def china_today() -> dt.date:
     """Today in China."""
-    return dt.datetime.now(CHINA).date()
+    return china_now().date()
+
+
+def china_date(moment: dt.datetime | None) -> dt.date | None:
+    """The China day of an instant (None for none): what a statement's day is made of."""
+    return None if moment is None else moment.astimezone(CHINA).date()
 
 
 def china_day_bounds(

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from medpay.clock import CHINA
+from medpay.clock import china_date
 from medpay.settlement.adapters.base import StatementLine, StatementTotalsLine
 
 __all__ = [
@@ -82,10 +82,6 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     differing: tuple[str, ...] = ()  # for figures_differ: which fields
 
 
-def _day_of(moment: dt.datetime | None) -> dt.date | None:
-    return None if moment is None else moment.astimezone(CHINA).date()
-
-
 def _differing(ours: OurRecord, theirs: StatementLine) -> tuple[str, ...]:
     fields = [name for name in _FIGURES if getattr(ours, name) != getattr(theirs, name)]
     identity = {
@@ -113,10 +109,10 @@ def compare_day(
     for msgid in sorted(by_msgid_theirs.keys() | by_msgid_ours.keys()):
         line = by_msgid_theirs.get(msgid)
         record = by_msgid_ours.get(msgid)
-        line_settled = line is not None and _day_of(line.settled_at) == day
-        line_reversed = line is not None and _day_of(line.reversed_at) == day
-        ours_settled = record is not None and _day_of(record.settled_at) == day
-        ours_reversed = record is not None and _day_of(record.reversed_at) == day
+        line_settled = line is not None and china_date(line.settled_at) == day
+        line_reversed = line is not None and china_date(line.reversed_at) == day
+        ours_settled = record is not None and china_date(record.settled_at) == day
+        ours_reversed = record is not None and china_date(record.reversed_at) == day
         if line_settled and not ours_settled:
             candidates.append(
                 Candidate(kind="missing_here", subject=msgid, ours=record, theirs=line)
@@ -184,9 +180,9 @@ def totals_of_records(day: dt.date, records: Iterable[OurRecord]) -> list[Statem
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for r in records:
         key = (r.insurance_scheme, r.clearing_type)
-        if _day_of(r.settled_at) == day:
+        if china_date(r.settled_at) == day:
             _add(totals, key, 1, r.medical_fee_total_fen, r.fund_total_fen, r.personal_account_fen)
-        if _day_of(r.reversed_at) == day:
+        if china_date(r.reversed_at) == day:
             _add(totals, key, -1, r.medical_fee_total_fen, r.fund_total_fen, r.personal_account_fen)
     return _lines(totals)
 
@@ -196,9 +192,9 @@ def totals_of_lines(day: dt.date, lines: Iterable[StatementLine]) -> list[Statem
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for x in lines:
         key = (x.insurance_scheme, x.clearing_type)
-        if _day_of(x.settled_at) == day:
+        if china_date(x.settled_at) == day:
             _add(totals, key, 1, x.medical_fee_total_fen, x.fund_total_fen, x.personal_account_fen)
-        if _day_of(x.reversed_at) == day:
+        if china_date(x.reversed_at) == day:
             _add(totals, key, -1, x.medical_fee_total_fen, x.fund_total_fen, x.personal_account_fen)
     return _lines(totals)
 

@@ -18,7 +18,7 @@ import socket
 import uuid
 from typing import TYPE_CHECKING
 
-from medpay.clock import CHINA
+from medpay.clock import CHINA, china_now
 from medpay.reconciliation import queries
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class DailyReconciliation:
         lease_seconds: float = 900.0,
         retry_seconds: float = 600.0,
         interval_seconds: float = 60.0,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(CHINA),
+        clock: Callable[[], dt.datetime] = china_now,
         holder: str | None = None,
     ) -> None:
         self._pool = pool

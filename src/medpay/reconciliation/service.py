@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from medpay.clock import CHINA, china_day_bounds
+from medpay.clock import CHINA, china_date, china_day_bounds, china_now
 from medpay.db.pool import connection, transaction
 from medpay.errors import Conflict, InvalidRequest, NotFound
 from medpay.payments.states import UNFINISHED_STATES
@@ -152,10 +152,6 @@ def _for_province(text: str) -> _Verdict:
     return _Verdict(awaiting="province", text=text[:1000])
 
 
-def _day(moment: dt.datetime | None) -> dt.date | None:
-    return None if moment is None else moment.astimezone(CHINA).date()
-
-
 def _difference(row: asyncpg.Record) -> DifferenceView:
     return msgspec.convert(dict(row), DifferenceView)
 
@@ -179,7 +175,7 @@ class Reconciler:
         pool: asyncpg.Pool,
         flow: PaymentFlow,
         *,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(CHINA),
+        clock: Callable[[], dt.datetime] = china_now,
         attempts: int = 5,
         retry_seconds: float = 0.5,
         concurrency: int = 4,
@@ -710,7 +706,7 @@ class Reconciler:
             )
         if facts["corrected_at"] is not None:
             return _for_person(
-                f"annulled on {_day(facts['corrected_at'])} because the province said it never "
+                f"annulled on {china_date(facts['corrected_at'])} because the province said it never "
                 "made it, and now it lists it settled: ask the province which is right"
             )
         if state == "failed":
@@ -718,7 +714,7 @@ class Reconciler:
                 "the province settled a payment we recorded as failed (and told the app so): "
                 "have the province reverse it (2208), or settle it anew with the patient"
             )
-        our_day = _day(facts["settled_at"])
+        our_day = china_date(facts["settled_at"])
         if our_day == day:
             return _resolved(
                 "no_longer_present", "recorded while the statement was being compared; alike now"
@@ -735,7 +731,7 @@ class Reconciler:
         if candidate.theirs is not None:
             return _resolved(
                 "recorded_on_another_day",
-                f"the province settled it on {_day(candidate.theirs.settled_at)}, we recorded it on {day}",
+                f"the province settled it on {china_date(candidate.theirs.settled_at)}, we recorded it on {day}",
             )
         payment_id: uuid.UUID = facts["payment_id"]
         state = facts["state"]
@@ -758,7 +754,7 @@ class Reconciler:
                 f"{result.status}), yet the payment is {state} here: check both books"
             )
         if result.status in ("settled", "reversed") and result.breakdown is not None:
-            their_day = _day(result.breakdown.settled_at)
+            their_day = china_date(result.breakdown.settled_at)
             if their_day != day:
                 return _resolved(
                     "recorded_on_another_day",
@@ -816,8 +812,8 @@ class Reconciler:
         if state == "reversed":
             return _resolved(
                 "recorded_on_another_day",
-                f"we recorded the reversal on {_day(facts['reversed_at'])}, the province on "
-                f"{_day(candidate.theirs.reversed_at) if candidate.theirs else 'another day'}",
+                f"we recorded the reversal on {china_date(facts['reversed_at'])}, the province on "
+                f"{china_date(candidate.theirs.reversed_at) if candidate.theirs else 'another day'}",
             )
         return _for_person(
             f"the province reversed it (2208 {candidate.theirs.reversal_msgid if candidate.theirs else '?'}), "
@@ -831,8 +827,8 @@ class Reconciler:
         if candidate.theirs is not None and candidate.theirs.reversed:
             return _resolved(
                 "recorded_on_another_day",
-                f"the province reversed it on {_day(candidate.theirs.reversed_at)}, we recorded "
-                f"the reversal on {_day(facts['reversed_at'])}",
+                f"the province reversed it on {china_date(candidate.theirs.reversed_at)}, we recorded "
+                f"the reversal on {china_date(facts['reversed_at'])}",
             )
         result = await self._ask(adapter, facts)
         if result.status == "reversed":

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Self
 import httpx
 import msgspec
 
-from medpay.clock import CHINA
+from medpay.clock import china_date
 from medpay.observability import province_call
 from medpay.settlement.adapters.base import (
     CALLBACK_MALFORMED,
@@ -413,7 +413,7 @@ class NationalHttpAdapter:
         reversed_at = None if detail.revs_time is None else parse_inf_time(detail.revs_time)
 
         def within(moment: dt.datetime | None) -> bool:
-            day = None if moment is None else moment.astimezone(CHINA).date()
+            day = china_date(moment)
             return day is not None and request.first_day <= day <= request.last_day
 
         if not (within(settled_at) or within(reversed_at)):
