@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import math
 
 __all__ = [
     "CHINA",
@@ -71,6 +72,9 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def backoff_seconds(attempts: int, *, most: float) -> float:
-    """1, 2, 4, ... seconds after the first, second, third attempt; never more than ``most``."""
-    return float(min(2 ** max(attempts - 1, 0), most))
+def backoff_seconds(attempts: int, *, most: float = math.inf, first: float = 1.0) -> float:
+    """``first`` (1 s), twice, four times that ... after the first, second, third attempt.
+
+    Never more than ``most``.
+    """
+    return float(min(first * 2 ** max(attempts - 1, 0), most))

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from medpay.clock import CHINA, china_date, china_day_bounds, china_now
+from medpay.clock import CHINA, backoff_seconds, china_date, china_day_bounds, china_now
 from medpay.db.pool import connection, transaction
 from medpay.errors import Conflict, InvalidRequest, NotFound
 from medpay.payments.states import UNFINISHED_STATES
@@ -443,7 +443,7 @@ class Reconciler:
             except ClearingError:
                 if attempt == self._attempts:
                     raise
-                await asyncio.sleep(self._retry_seconds * 2 ** (attempt - 1))
+                await asyncio.sleep(backoff_seconds(attempt, first=self._retry_seconds))
         raise AssertionError("unreachable")
 
     async def _details(

@@ -41,6 +41,7 @@ from litestar.exceptions import NotFoundException, PermissionDeniedException, Va
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from medpay.clock import backoff_seconds
 from medpay.db.pool import connection, create_pool
 from medpay.simulator import store
 from medpay.simulator.callbacks import CallbackDelivery, CallbackSender, TaskGroup
@@ -235,7 +236,7 @@ class SimulatorState:
                 callback = await complete_async(self.pool, msgid, self.policies)
             except Exception:
                 logger.exception("asynchronous 2207 %s failed (attempt %d)", msgid, attempt + 1)
-                await asyncio.sleep(0.2 * 2**attempt)
+                await asyncio.sleep(backoff_seconds(attempt + 1, first=0.2))
                 continue
             if callback is not None:
                 self.callbacks.send(admdvs, callback)
