@@ -16,7 +16,7 @@ import msgspec
 from medpay.books.text import fen
 from medpay.clearing.schemas import ProvincePosition
 from medpay.clock import CHINA
-from medpay.wire.national import PROVINCES
+from medpay.wire.national import INFNO_KINDS, PROVINCES
 
 if TYPE_CHECKING:
     from medpay.clearing.schemas import ClearingMatrix
@@ -44,7 +44,7 @@ _VISIBLE = 4
 _PERSON_NUMBER = re.compile(r"(?<![0-9A-Za-z])[0-9]{15,20}[Xx]?(?![0-9A-Za-z])")
 
 #: What each transaction number a payment's story lists does.
-INFNO_NAMES: dict[str, str] = {"2207": "settlement", "2208": "reversal"}
+INFNO_NAMES: dict[str, str] = dict(INFNO_KINDS)
 
 #: The settlement's figures a payment's story shows, with their national names.
 SETTLEMENT_FIGURES: tuple[tuple[str, str], ...] = (

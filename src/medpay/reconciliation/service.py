@@ -72,7 +72,12 @@ from medpay.settlement.adapters.base import (
     StatementTotalsRequest,
 )
 from medpay.settlement.routing import ProvinceNotConnected
-from medpay.wire.national import PLATFORM_FIXMEDINS_CODE, is_province_code, new_msgid
+from medpay.wire.national import (
+    INFNO_SETTLE,
+    PLATFORM_FIXMEDINS_CODE,
+    is_province_code,
+    new_msgid,
+)
 
 if TYPE_CHECKING:
     import asyncpg
@@ -661,7 +666,7 @@ class Reconciler:
                 f"the province lists {candidate.subject} as settled, a msgid we never sent: "
                 "not ours to record; ask the province what it is"
             )
-        if facts["infno"] != "2207" or facts["province"] != province:
+        if facts["infno"] != INFNO_SETTLE or facts["province"] != province:
             return _for_person(
                 f"the province lists {candidate.subject} as a settlement, but we sent it as "
                 f"a {facts['infno']} to {facts['province']}"

@@ -75,6 +75,7 @@ __all__ = [
     "FUND_BASIC_RESIDENT",
     "FUND_CRITICAL_ILLNESS",
     "FUND_MEDICAL_ASSISTANCE",
+    "INFNO_KINDS",
     "INFNO_ORDER_QUERY",
     "INFNO_PRE_SETTLE",
     "INFNO_REVERSE",
@@ -145,6 +146,11 @@ INFNO_REVERSE = "2208"
 INFNO_ORDER_QUERY = "6301"
 INFNO_STATEMENT_TOTALS = "3201"
 INFNO_STATEMENT_DETAILS = "3202"
+#: What each of the two transactions that move money does (a callback's kind, a story's line).
+INFNO_KINDS: Final[dict[str, Literal["settlement", "reversal"]]] = {
+    INFNO_SETTLE: "settlement",
+    INFNO_REVERSE: "reversal",
+}
 
 #: The gateway's own code in ``fixmedins_code`` when it asks for a statement: it
 #: reconciles as the platform of every institution it settles for, not as one of them.

@@ -58,6 +58,7 @@ from medpay.settlement.adapters.base import (
     TotalsVerdict,
 )
 from medpay.wire.national import (
+    INFNO_KINDS,
     INFNO_ORDER_QUERY,
     INFNO_PRE_SETTLE,
     INFNO_REVERSE,
@@ -140,7 +141,6 @@ _OUTCOMES: tuple[tuple[type[ClearingError], str], ...] = (
 )
 
 
-_CALLBACK_KINDS = {INFNO_SETTLE: "settlement", INFNO_REVERSE: "reversal"}
 _CLASS_LEVELS = {"A": "01", "B": "02", "C": "03"}
 _INSUTYPES = {"employee": "310", "resident": "390"}
 _SCHEMES = {"310": "employee", "390": "resident"}
@@ -493,7 +493,7 @@ class NationalHttpAdapter:
         return ProvinceCallback(
             callback_id=callback.callback_id,
             ref_msgid=callback.ref_msgid,
-            kind=_CALLBACK_KINDS[callback.infno],  # type: ignore[arg-type]
+            kind=INFNO_KINDS[callback.infno],
             result=callback.ord_stas,
             breakdown=breakdown,
             error_code=error_code,
