@@ -1,16 +1,23 @@
 """Time: China's calendar, and how long to wait before trying again.
 
 Every service date, deadline and validity is a day in China (UTC+8, no daylight
-saving); every retry of background work backs off the same way.
+saving); every retry of background work backs off the same way, and every background
+loop outlives a failed pass the same way.
 
 Foundation module: imports nothing of medpay.
 """
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import datetime as dt
 import math
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Awaitable, Callable
 
 __all__ = [
     "CHINA",
@@ -21,6 +28,7 @@ __all__ = [
     "china_now",
     "china_today",
     "month_bounds",
+    "repeat",
 ]
 
 #: China Standard Time (UTC+8, no daylight saving).
@@ -78,3 +86,15 @@ def backoff_seconds(attempts: int, *, most: float = math.inf, first: float = 1.0
     Never more than ``most``.
     """
     return float(min(first * 2 ** max(attempts - 1, 0), most))
+
+
+async def repeat(
+    work: Callable[[], Awaitable[object]], *, seconds: float, log: logging.Logger, failed: str
+) -> NoReturn:
+    """``work()``, then again ``seconds`` later, until cancelled; a failed pass is logged."""
+    while True:
+        try:
+            await work()
+        except Exception:
+            log.exception(failed)
+        await asyncio.sleep(seconds)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import httpx
 import msgspec
 
-from medpay.clock import backoff_seconds
+from medpay.clock import backoff_seconds, repeat
 from medpay.notifications import queries
 from medpay.payments.events import PaymentEvent
 from medpay.wire.signing import body_signature_headers
@@ -97,10 +97,14 @@ class NotificationDispatcher:
 
     async def run_forever(self) -> None:
         """Deliver until cancelled; a database hiccup is logged and retried."""
-        while True:
-            try:
-                while await self.run_once():
-                    pass
-            except Exception:
-                _log.exception("notification dispatch failed; will try again")
-            await asyncio.sleep(self._interval)
+
+        async def drain() -> None:
+            while await self.run_once():
+                pass
+
+        await repeat(
+            drain,
+            seconds=self._interval,
+            log=_log,
+            failed="notification dispatch failed; will try again",
+        )

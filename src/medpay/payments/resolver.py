@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from medpay.clock import backoff_seconds
+from medpay.clock import backoff_seconds, repeat
 from medpay.observability import bind_log_context
 from medpay.payments import queries
 from medpay.payments.states import UNFINISHED_STATES
@@ -81,12 +81,12 @@ class PaymentResolver:
 
     async def run_forever(self) -> None:
         """Resolve until cancelled."""
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                _log.exception("resolver pass failed; will try again")
-            await asyncio.sleep(self._interval)
+        await repeat(
+            self.run_once,
+            seconds=self._interval,
+            log=_log,
+            failed="resolver pass failed; will try again",
+        )
 
     async def unfinished(self) -> int:
         """How many payments are not yet in a final state (for operators and the chaos run)."""

@@ -10,7 +10,6 @@ later; unexplained differences are a result, not a failure: they wait for a pers
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import os
@@ -18,7 +17,7 @@ import socket
 import uuid
 from typing import TYPE_CHECKING
 
-from medpay.clock import CHINA, china_now
+from medpay.clock import CHINA, china_now, repeat
 from medpay.reconciliation import queries
 
 if TYPE_CHECKING:
@@ -109,9 +108,9 @@ class DailyReconciliation:
 
     async def run_forever(self) -> None:
         """Look once a minute until cancelled."""
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                _log.exception("daily reconciliation failed; will try again")
-            await asyncio.sleep(self._interval_seconds)
+        await repeat(
+            self.run_once,
+            seconds=self._interval_seconds,
+            log=_log,
+            failed="daily reconciliation failed; will try again",
+        )
