@@ -89,12 +89,12 @@ def backoff_seconds(attempts: int, *, most: float = math.inf, first: float = 1.0
 
 
 async def repeat(
-    work: Callable[[], Awaitable[object]], *, seconds: float, log: logging.Logger, failed: str
+    work: Callable[[], Awaitable[object]], *, every: float, log: logging.Logger, what: str
 ) -> NoReturn:
-    """``work()``, then again ``seconds`` later, until cancelled; a failed pass is logged."""
+    """``work()``, then again ``every`` seconds later, until cancelled; a failure is logged."""
     while True:
         try:
             await work()
         except Exception:
-            log.exception(failed)
-        await asyncio.sleep(seconds)
+            log.exception("%s failed; will try again", what)
+        await asyncio.sleep(every)

@@ -95,9 +95,4 @@ class NotificationDispatcher:
             while await self.run_once():
                 pass
 
-        await repeat(
-            drain,
-            seconds=self.interval_seconds,
-            log=_log,
-            failed="notification dispatch failed; will try again",
-        )
+        await repeat(drain, every=self.interval_seconds, log=_log, what="notification dispatch")

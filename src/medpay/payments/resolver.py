@@ -76,12 +76,7 @@ class PaymentResolver:
 
     async def run_forever(self) -> None:
         """Resolve until cancelled."""
-        await repeat(
-            self.run_once,
-            seconds=self.interval_seconds,
-            log=_log,
-            failed="resolver pass failed; will try again",
-        )
+        await repeat(self.run_once, every=self.interval_seconds, log=_log, what="resolver pass")
 
     async def unfinished(self) -> int:
         """How many payments are not yet in a final state (for operators and the chaos run)."""
