@@ -136,6 +136,27 @@ def _handler(
     return handler
 
 
+def _signed(
+    method: Callable[..., Any],
+    path: str,
+    operation_id: str,
+    summary: str,
+    signers: Signers,
+    problems: Sequence[int],
+    route: dict[str, Any],
+) -> Callable[..., Any]:
+    """``method`` (a route decorator) with what every signed route has: guard, security, problems."""
+    return method(
+        path,
+        operation_id=operation_id,
+        summary=summary,
+        guards=[signed_by(*signers.kinds), *route.pop("guards", [])],
+        security=signers.security,
+        responses=problem_responses(*problems),
+        **route,
+    )
+
+
 def signed_post(
     path: str,
     operation_id: str,
@@ -150,15 +171,14 @@ def signed_post(
 
     def declare(action: Callable[..., Awaitable[Any]]) -> HTTPRouteHandler:
         handler = _handler(action, idempotent=True, status=status, location=signers.location)
-        return idempotent_post(
+        return _signed(
+            idempotent_post,
             path,
-            operation_id=operation_id,
-            summary=summary,
-            guards=[signed_by(*signers.kinds), *route.pop("guards", [])],
-            security=signers.security,
-            status_code=status,
-            responses=problem_responses(*(problems or signers.problems)),
-            **route,
+            operation_id,
+            summary,
+            signers,
+            problems or signers.problems,
+            {"status_code": status, **route},
         )(handler)
 
     return declare
@@ -177,14 +197,6 @@ def signed_get(
 
     def declare(action: Callable[..., Awaitable[Any]]) -> HTTPRouteHandler:
         handler = _handler(action, idempotent=False, status=200, location=None)
-        return get(
-            path,
-            operation_id=operation_id,
-            summary=summary,
-            guards=[signed_by(*signers.kinds), *route.pop("guards", [])],
-            security=signers.security,
-            responses=problem_responses(*problems),
-            **route,
-        )(handler)
+        return _signed(get, path, operation_id, summary, signers, problems, route)(handler)
 
     return declare
