@@ -9,9 +9,9 @@ import asyncpg
 import msgspec
 from litestar import Litestar, Request, get, head
 
-from medpay.books.routes import BooksController
+from medpay.books.routes import books_router
 from medpay.callbacks.routes import receive_callback
-from medpay.clearing.routes import ClearingController
+from medpay.clearing.routes import clearing_router
 from medpay.console.rendering import template_config
 from medpay.console.routes import console_router
 from medpay.filings.routes import filings_router
@@ -29,7 +29,7 @@ from medpay.observability.tracing import configure_tracing
 from medpay.payments.routes import PaymentController
 from medpay.plugin import GatewayPlugin
 from medpay.prescriptions.routes import prescriptions_router
-from medpay.reconciliation.routes import ReconciliationController
+from medpay.reconciliation.routes import reconciliation_router
 from medpay.relationships.routes import relationships_router
 from medpay.security.limits import RateLimitMiddleware, count_request
 from medpay.settlement.adapters.config import ClearingConfig
@@ -101,9 +101,9 @@ def create_app(settings: Settings, *, clearing: ClearingConfig | None = None) ->
             filings_router,
             institutions_router,
             relationships_router,
-            BooksController,
-            ReconciliationController,
-            ClearingController,
+            books_router,
+            reconciliation_router,
+            clearing_router,
             console_router,
         ],
         plugins=[GatewayPlugin(settings, clearing), ClosedStructSchemaPlugin()],

@@ -33,6 +33,7 @@ from medpay.ledger import queries as ledger_queries
 from medpay.ledger.check import FAILURES_PER_INVARIANT, check_ledger
 from medpay.payments import queries as payment_queries
 from medpay.reconciliation.service import differences_of_payment
+from medpay.schemas import view_of
 from medpay.wire.national import PROVINCES
 
 if TYPE_CHECKING:
@@ -141,27 +142,11 @@ async def payment_story(pool: asyncpg.Pool, payment_id: uuid.UUID) -> PaymentSto
         refunds = await conn.fetch(queries.REFUNDS_OF_PAYMENT, payment_id)
         clearing = await entries_of_payment(conn, payment_id)
         differences = await differences_of_payment(conn, payment_id)
-    return PaymentStory(
-        payment_id=row["payment_id"],
-        app_id=row["app_id"],
-        psn_no=row["psn_no"],
-        state=row["state"],
-        institution_code=row["institution_code"],
-        treatment_area=row["treatment_area"],
-        visit_type=row["visit_type"],
-        service_date=row["service_date"],
-        medical_fee_total_fen=row["medical_fee_total_fen"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        insured_area=row["insured_area"],
-        scheme=row["scheme"],
-        failure_code=row["failure_code"],
-        failure_detail=row["failure_detail"],
-        items=row["items"],
+    return view_of(
+        row,
+        PaymentStory,
         settlement=_settlement(row),
-        reversed_at=row["reversed_at"],
         correction=None if correction is None else msgspec.to_builtins(dict(correction)),
-        replaces_payment_id=row["replaces_payment_id"],
         refunds=[msgspec.to_builtins(dict(r)) for r in refunds],
         states=[StateChange(**dict(r)) for r in states],
         messages=[MessageRecord(**dict(r)) for r in messages],

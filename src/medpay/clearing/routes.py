@@ -8,19 +8,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import asyncpg
-from litestar import Controller, Response, get
+from litestar import Response, Router
 from litestar.params import Parameter
 
 from medpay.clearing.schemas import PERIOD_PATTERN, ClearingMatrix
 from medpay.clearing.service import clearing_matrix, close_period, parse_period
 from medpay.http import Injected
-from medpay.http.openapi import OPERATOR_SECURITY
 from medpay.http.problems import problem_responses
 from medpay.parties.service import SigningParty
+from medpay.security.actions import OPERATORS, Act, signed_get
 from medpay.security.guards import signed_by
 from medpay.security.idempotency import IdempotentPost, idempotent_post
 
-__all__ = ["ClearingController"]
+__all__ = ["clearing_router"]
 
 #: The period in the path, as the document states it (schemathesis sent ``0`` as valid). The
 #: pattern is documented, not enforced by Litestar, so that a bad period keeps its stable
@@ -31,45 +31,38 @@ Period = Annotated[
 ]
 
 
-class ClearingController(Controller):
-    """Clearing between provinces (DOMAIN.md section 7): one period is a month, China time."""
+@signed_get("/{period:str}", "getClearingMatrix", "A period's fund amounts per (insured, treatment) province and each net", OPERATORS, problems=(400, 401))  # fmt: skip
+async def matrix(act: Act[SigningParty], period: Period) -> ClearingMatrix:
+    """Open: the entries so far. Closed: the matrix frozen when it closed."""
+    return await clearing_matrix(act.pool, parse_period(period))
 
-    path = "/v1/clearing"
-    tags = ["clearing"]
-    guards = [signed_by("operator")]
-    security = OPERATOR_SECURITY
 
-    @get(
-        "/{period:str}",
-        operation_id="getClearingMatrix",
-        summary="A period's fund amounts per (insured, treatment) province and each net",
-        responses=problem_responses(400, 401),
+@idempotent_post(
+    "/{period:str}/close",
+    operation_id="closeClearingPeriod",
+    summary="Close a period that has ended: its matrix never changes again",
+    guards=[signed_by("operator")],
+    security=OPERATORS.security,
+    status_code=200,
+    responses=problem_responses(400, 401, 409),
+)
+async def close(
+    period: Period,
+    caller: Injected[SigningParty],
+    pool: Injected[asyncpg.Pool],
+    idempotent: Injected[IdempotentPost],
+) -> Response[Any]:
+    """Later settlements and reversals of the month land in the next open period."""
+    checked = parse_period(period)  # a bad period before the key is read
+    return await idempotent.answer(
+        scope=caller.scope,
+        status=200,
+        run=lambda _key, _digest: close_period(
+            pool, checked, closed_by=f"operator:{caller.party_id}"
+        ),
+        location=lambda _view: f"/v1/clearing/{checked}",
     )
-    async def matrix(self, period: Period, pool: Injected[asyncpg.Pool]) -> ClearingMatrix:
-        """Open: the entries so far. Closed: the matrix frozen when it closed."""
-        return await clearing_matrix(pool, parse_period(period))
 
-    @idempotent_post(
-        "/{period:str}/close",
-        operation_id="closeClearingPeriod",
-        summary="Close a period that has ended: its matrix never changes again",
-        status_code=200,
-        responses=problem_responses(400, 401, 409),
-    )
-    async def close(
-        self,
-        period: Period,
-        caller: Injected[SigningParty],
-        pool: Injected[asyncpg.Pool],
-        idempotent: Injected[IdempotentPost],
-    ) -> Response[Any]:
-        """Later settlements and reversals of the month land in the next open period."""
-        checked = parse_period(period)
-        return await idempotent.answer(
-            scope=caller.scope,
-            status=200,
-            run=lambda _key, _digest: close_period(
-                pool, checked, closed_by=f"operator:{caller.party_id}"
-            ),
-            location=lambda _view: f"/v1/clearing/{checked}",
-        )
+
+#: Clearing between provinces (DOMAIN.md section 7): one period is a month, China time.
+clearing_router = Router(path="/v1/clearing", tags=["clearing"], route_handlers=[matrix, close])

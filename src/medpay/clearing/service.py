@@ -30,6 +30,7 @@ from medpay.clearing.schemas import (
 from medpay.clock import china_today, month_bounds
 from medpay.db.pool import transaction
 from medpay.errors import Conflict, InvalidRequest
+from medpay.ledger.check import Invariant, failures_of
 from medpay.ledger.schemas import InvariantCheck, InvariantFailure
 from medpay.wire.national import PROVINCES
 
@@ -175,6 +176,40 @@ async def entries_of_payment(
     return [ClearingEntryView(**dict(row)) for row in rows]
 
 
+def _entry_unlike_record(row: asyncpg.Record) -> str:
+    if row["missing"]:
+        return f"no {row['kind']} entry for it ({row['expected_fen']} fen expected)"
+    if row["unexpected"]:
+        return f"a {row['kind']} entry of {row['actual_fen']} fen that no record explains"
+    return (
+        f"its {row['kind']} entry says {row['actual_fen']} fen, "
+        f"the record {row['expected_fen']} fen (or other provinces or funds)"
+    )
+
+
+_INVARIANTS = (
+    Invariant(
+        "clearing_entry_matches_record",
+        queries.ENTRIES_UNLIKE_RECORDS,
+        "entries",
+        "payment",
+        "payment_id",
+        _entry_unlike_record,
+    ),
+    Invariant(
+        "closed_period_frozen",
+        queries.CLOSED_LINES_UNLIKE_ENTRIES,
+        "closed_periods",
+        "period",
+        "period",
+        lambda row: (
+            f"{row['insured_province']} -> {row['treatment_province']}: frozen "
+            f"{row['frozen_fen']} fen, entries {row['entries_fen']} fen"
+        ),
+    ),
+)
+
+
 async def check_clearing(
     conn: asyncpg.Pool | asyncpg.Connection, *, limit: int = 20
 ) -> InvariantCheck:
@@ -187,35 +222,7 @@ async def check_clearing(
     """
     counts = await conn.fetchrow(queries.COUNTS)
     assert counts is not None
-    failures: list[InvariantFailure] = []
-    for row in await conn.fetch(queries.ENTRIES_UNLIKE_RECORDS, limit):
-        if row["missing"]:
-            detail = f"no {row['kind']} entry for it ({row['expected_fen']} fen expected)"
-        elif row["unexpected"]:
-            detail = f"a {row['kind']} entry of {row['actual_fen']} fen that no record explains"
-        else:
-            detail = (
-                f"its {row['kind']} entry says {row['actual_fen']} fen, "
-                f"the record {row['expected_fen']} fen (or other provinces or funds)"
-            )
-        failures.append(
-            InvariantFailure(
-                invariant="clearing_entry_matches_record",
-                subject=f"payment {row['payment_id']}",
-                detail=detail,
-            )
-        )
-    for row in await conn.fetch(queries.CLOSED_LINES_UNLIKE_ENTRIES, limit):
-        failures.append(
-            InvariantFailure(
-                invariant="closed_period_frozen",
-                subject=f"period {row['period']}",
-                detail=(
-                    f"{row['insured_province']} -> {row['treatment_province']}: frozen "
-                    f"{row['frozen_fen']} fen, entries {row['entries_fen']} fen"
-                ),
-            )
-        )
+    failures = await failures_of(conn, _INVARIANTS, limit)
     periods = await conn.fetch(queries.PERIODS)
     for row in periods:
         try:
@@ -229,10 +236,7 @@ async def check_clearing(
                 )
             )
     return InvariantCheck(
-        checked={
-            "clearing_entry_matches_record": counts["entries"],
-            "closed_period_frozen": counts["closed_periods"],
-            "clearing_nets_to_zero": counts["periods"],
-        },
+        checked={invariant.name: counts[invariant.counted] for invariant in _INVARIANTS}
+        | {"clearing_nets_to_zero": counts["periods"]},
         failures=failures,
     )

@@ -14,6 +14,7 @@ bound to the session, never stored, and unknown to anyone who cannot read the co
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -97,23 +98,16 @@ def password_hashing(settings: Settings) -> PasswordHashing:
     )
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class Console:
     """What the console's guard and pages need, handed over by the wiring."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        *,
-        idle_seconds: int,
-        absolute_seconds: int,
-        login_policy: LoginPolicy,
-        cookie_secure: bool | None = None,
-    ) -> None:
-        self.pool = pool
-        self.idle_seconds = idle_seconds
-        self.absolute_seconds = absolute_seconds
-        self.login_policy = login_policy
-        self.cookie_secure = cookie_secure
+    pool: asyncpg.Pool
+    _: dataclasses.KW_ONLY
+    idle_seconds: int
+    absolute_seconds: int
+    login_policy: LoginPolicy
+    cookie_secure: bool | None = None
 
     @classmethod
     def from_settings(cls, pool: asyncpg.Pool, settings: Settings) -> Console:

@@ -17,7 +17,7 @@ from medpay.clearing.schemas import ProvincePosition
 from medpay.clock import CHINA
 from medpay.privacy import masked_number as masked_person_number
 from medpay.privacy import masked_text
-from medpay.wire.national import PROVINCES
+from medpay.wire.national import INFNO_KINDS, PROVINCES
 
 if TYPE_CHECKING:
     from medpay.clearing.schemas import ClearingMatrix
@@ -42,7 +42,7 @@ __all__ = [
 HEAT_LEVELS = 8
 
 #: What each transaction number a payment's story lists does.
-INFNO_NAMES: dict[str, str] = {"2207": "settlement", "2208": "reversal"}
+INFNO_NAMES: dict[str, str] = dict(INFNO_KINDS)
 
 #: The settlement's figures a payment's story shows, with their national names.
 SETTLEMENT_FIGURES: tuple[tuple[str, str], ...] = (

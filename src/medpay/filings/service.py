@@ -47,6 +47,7 @@ from medpay.filings.schemas import (
     FilingView,
     NewFiling,
 )
+from medpay.security.idempotency import RequestInProgress
 from medpay.wire.national import PROVINCES, OutFilType, province_of
 
 if TYPE_CHECKING:
@@ -245,12 +246,7 @@ async def _write(tx: asyncpg.Connection, query: str, *args: object) -> asyncpg.R
         raise _overlap(exc) from None
     except asyncpg.UniqueViolationError:
         # Only the (agency, Idempotency-Key) of a version can clash: a concurrent attempt.
-        raise Conflict(
-            "idempotency_request_in_progress",
-            "A request with this Idempotency-Key is still being processed",
-            "Retry after a moment to get its outcome.",
-            retry_after_s=1,
-        ) from None
+        raise RequestInProgress() from None
 
 
 async def create_filing(

@@ -33,6 +33,7 @@ from medpay.institutions.schemas import (
     SuspensionView,
 )
 from medpay.schemas import VisitType, view_of
+from medpay.security.idempotency import RequestInProgress
 
 __all__ = [
     "VISITS_OFFERED",
@@ -317,15 +318,7 @@ async def register_new_institution(conn: _Source, new: NewInstitution) -> Instit
                     f"{new.institution_code} is taken.",
                 )
             created = existing["created_at"]  # the same registration again: same answer
-    return InstitutionView(
-        institution_code=new.institution_code,
-        name=new.name,
-        area=new.area,
-        kind=new.kind,
-        level=new.level,
-        relies_on=new.relies_on,
-        registered_at=created,
-    )
+    return InstitutionView(**msgspec.structs.asdict(new), registered_at=created)
 
 
 class _Request(msgspec.Struct, frozen=True, kw_only=True):
@@ -357,12 +350,7 @@ async def _record(
                 request.idempotency_key,
             )
     except asyncpg.UniqueViolationError:
-        raise Conflict(
-            "idempotency_request_in_progress",
-            "A request with this Idempotency-Key is still being processed",
-            "Retry after a moment to get its outcome.",
-            retry_after_s=1,
-        ) from None
+        raise RequestInProgress() from None
 
 
 async def _earlier_effect(tx: asyncpg.Connection, request: _Request) -> int | None:

@@ -20,18 +20,123 @@ record it documents) and anything written around the application.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from medpay.ledger import queries
 from medpay.ledger.schemas import InvariantCheck, InvariantFailure
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     import asyncpg
 
-__all__ = ["FAILURES_PER_INVARIANT", "check_ledger"]
+__all__ = ["FAILURES_PER_INVARIANT", "Invariant", "check_ledger", "failures_of"]
 
 #: How many failures of one invariant are listed (the first ones, in a stable order).
 FAILURES_PER_INVARIANT = 20
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Invariant:
+    """One invariant checked by a query that lists its failures (``$1``: how many at most)."""
+
+    name: str
+    query: str
+    #: The column of the counts row that says how many things it checked.
+    counted: str
+    #: What a failure is about: ``"payment"`` and ``"payment_id"`` read "payment <id>".
+    subject: str
+    subject_column: str
+    detail: Callable[[asyncpg.Record], str]
+
+
+async def failures_of(
+    conn: asyncpg.Pool | asyncpg.Connection, invariants: Sequence[Invariant], limit: int
+) -> list[InvariantFailure]:
+    """The first ``limit`` failures of each invariant, in the order they are listed."""
+    return [
+        InvariantFailure(
+            invariant=invariant.name,
+            subject=f"{invariant.subject} {row[invariant.subject_column]}",
+            detail=invariant.detail(row),
+        )
+        for invariant in invariants
+        for row in await conn.fetch(invariant.query, limit)
+    ]
+
+
+def _journal_records(row: asyncpg.Record) -> list[str]:
+    return [name for name in ("settled", "reversed", "corrected") if row[name]] or ["no settlement"]
+
+
+_INVARIANTS = (
+    Invariant(
+        "journal_balanced",
+        queries.JOURNALS_UNBALANCED,
+        "journals",
+        "journal",
+        "journal_id",
+        lambda row: (
+            f"{row['kind']} journal has no postings"
+            if row["lines"] == 0
+            else f"{row['kind']} journal is off by {row['imbalance_fen']} fen"
+        ),
+    ),
+    Invariant(
+        "settlement_matches_breakdown",
+        queries.SETTLEMENT_JOURNALS_UNLIKE_BREAKDOWN,
+        "settlements",
+        "payment",
+        "payment_id",
+        lambda row: (
+            f"{row['account']}: the breakdown says {row['expected_fen'] or 0} fen, "
+            f"the settlement journal posts {row['actual_fen'] or 0}"
+        ),
+    ),
+    Invariant(
+        "journals_match_state",
+        queries.JOURNALS_OUT_OF_STATE,
+        "payments",
+        "payment",
+        "payment_id",
+        lambda row: (
+            f"state {row['state']} with journals {list(row['kinds'])} "
+            f"and records {_journal_records(row)}"
+        ),
+    ),
+    Invariant(
+        "undone_nets_to_zero",
+        queries.NET_NOT_ZERO,
+        "undone",
+        "payment",
+        "payment_id",
+        lambda row: f"{row['account']} is left at {row['net_fen']} fen",
+    ),
+    Invariant(
+        "transfer_matches_balance",
+        queries.TRANSFER_JOURNALS_UNLIKE_BALANCE,
+        "transfers",
+        "transfer",
+        "transfer_id",
+        lambda row: (
+            f"{row['account']}: the balance moved is {row['expected_fen'] or 0} fen, "
+            f"the journal posts {row['actual_fen'] or 0}"
+        ),
+    ),
+    Invariant(
+        "refund_matches_payments",
+        queries.REFUNDS_OUT_OF_STEP,
+        "refunds",
+        "refund",
+        "refund_id",
+        lambda row: (
+            f"{row['kind']} refund {row['state']} with the original "
+            f"{row['original_state']} and the lines kept "
+            f"{row['replacement_state'] or 'not recorded'}"
+        ),
+    ),
+)
 
 
 async def check_ledger(
@@ -40,82 +145,7 @@ async def check_ledger(
     """Check every invariant of the ledger; list at most ``limit`` failures of each."""
     counts = await conn.fetchrow(queries.CHECKED_COUNTS)
     assert counts is not None
-    failures: list[InvariantFailure] = []
-    for row in await conn.fetch(queries.JOURNALS_UNBALANCED, limit):
-        failures.append(
-            InvariantFailure(
-                invariant="journal_balanced",
-                subject=f"journal {row['journal_id']}",
-                detail=(
-                    f"{row['kind']} journal has no postings"
-                    if row["lines"] == 0
-                    else f"{row['kind']} journal is off by {row['imbalance_fen']} fen"
-                ),
-            )
-        )
-    for row in await conn.fetch(queries.SETTLEMENT_JOURNALS_UNLIKE_BREAKDOWN, limit):
-        failures.append(
-            InvariantFailure(
-                invariant="settlement_matches_breakdown",
-                subject=f"payment {row['payment_id']}",
-                detail=(
-                    f"{row['account']}: the breakdown says {row['expected_fen'] or 0} fen, "
-                    f"the settlement journal posts {row['actual_fen'] or 0}"
-                ),
-            )
-        )
-    for row in await conn.fetch(queries.JOURNALS_OUT_OF_STATE, limit):
-        records = [name for name in ("settled", "reversed", "corrected") if row[name]] or [
-            "no settlement"
-        ]
-        failures.append(
-            InvariantFailure(
-                invariant="journals_match_state",
-                subject=f"payment {row['payment_id']}",
-                detail=(
-                    f"state {row['state']} with journals {list(row['kinds'])} and records {records}"
-                ),
-            )
-        )
-    for row in await conn.fetch(queries.NET_NOT_ZERO, limit):
-        failures.append(
-            InvariantFailure(
-                invariant="undone_nets_to_zero",
-                subject=f"payment {row['payment_id']}",
-                detail=f"{row['account']} is left at {row['net_fen']} fen",
-            )
-        )
-    for row in await conn.fetch(queries.TRANSFER_JOURNALS_UNLIKE_BALANCE, limit):
-        failures.append(
-            InvariantFailure(
-                invariant="transfer_matches_balance",
-                subject=f"transfer {row['transfer_id']}",
-                detail=(
-                    f"{row['account']}: the balance moved is {row['expected_fen'] or 0} fen, "
-                    f"the journal posts {row['actual_fen'] or 0}"
-                ),
-            )
-        )
-    for row in await conn.fetch(queries.REFUNDS_OUT_OF_STEP, limit):
-        failures.append(
-            InvariantFailure(
-                invariant="refund_matches_payments",
-                subject=f"refund {row['refund_id']}",
-                detail=(
-                    f"{row['kind']} refund {row['state']} with the original "
-                    f"{row['original_state']} and the lines kept "
-                    f"{row['replacement_state'] or 'not recorded'}"
-                ),
-            )
-        )
     return InvariantCheck(
-        checked={
-            "journal_balanced": counts["journals"],
-            "settlement_matches_breakdown": counts["settlements"],
-            "journals_match_state": counts["payments"],
-            "undone_nets_to_zero": counts["undone"],
-            "transfer_matches_balance": counts["transfers"],
-            "refund_matches_payments": counts["refunds"],
-        },
-        failures=failures,
+        checked={invariant.name: counts[invariant.counted] for invariant in _INVARIANTS},
+        failures=await failures_of(conn, _INVARIANTS, limit),
     )

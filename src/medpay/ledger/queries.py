@@ -115,6 +115,32 @@ SELECT f.refund_id, f.kind, f.state, o.state AS original_state, n.state AS repla
  LIMIT $1
 """
 
+
+def _posted_unlike_expected(subject: str, posted: str, expected: str) -> str:
+    """Where the journals post, per (``subject``, account), other than ``expected`` says.
+
+    ``expected`` selects (``subject``, account, amount_fen) and ``posted`` picks the
+    journals (alias ``j``) to compare; ``$1`` is how many rows at most.
+    """
+    return f"""
+WITH expected AS (
+{expected.strip(chr(10))}
+), actual AS (
+    SELECT j.{subject}, p.account, sum(p.amount_fen)::bigint AS amount_fen
+      FROM ledger_journals j JOIN ledger_postings p USING (journal_id)
+     WHERE {posted}
+     GROUP BY j.{subject}, p.account
+)
+SELECT coalesce(e.{subject}, a.{subject}) AS {subject},
+       coalesce(e.account, a.account) AS account,
+       e.amount_fen AS expected_fen, a.amount_fen AS actual_fen
+  FROM expected e FULL JOIN actual a ON a.{subject} = e.{subject} AND a.account = e.account
+ WHERE e.amount_fen IS DISTINCT FROM a.amount_fen
+ ORDER BY 1, 2
+ LIMIT $1
+"""
+
+
 # A journal whose postings do not sum to zero, or that has none.
 JOURNALS_UNBALANCED = """
 SELECT j.journal_id, j.kind, coalesce(sum(p.amount_fen), 0)::bigint AS imbalance_fen,
@@ -128,8 +154,10 @@ HAVING coalesce(sum(p.amount_fen), 0) <> 0 OR count(p.journal_id) = 0
 
 # The settlement journal of each recorded settlement against its breakdown, account by
 # account (medpay.ledger.service.settlement_postings says which accounts).
-SETTLEMENT_JOURNALS_UNLIKE_BREAKDOWN = """
-WITH expected AS (
+SETTLEMENT_JOURNALS_UNLIKE_BREAKDOWN = _posted_unlike_expected(
+    "payment_id",
+    "j.kind = 'settlement'",
+    """
     SELECT s.payment_id, e.account, e.amount_fen
       FROM settlements s
       JOIN payments pay USING (payment_id),
@@ -139,20 +167,8 @@ WITH expected AS (
                    ('institution_payable:' || pay.institution_code, -s.medical_fee_total_fen))
            AS e (account, amount_fen)
      WHERE e.amount_fen <> 0
-), actual AS (
-    SELECT j.payment_id, p.account, sum(p.amount_fen)::bigint AS amount_fen
-      FROM ledger_journals j JOIN ledger_postings p USING (journal_id)
-     WHERE j.kind = 'settlement'
-     GROUP BY j.payment_id, p.account
+""",
 )
-SELECT coalesce(e.payment_id, a.payment_id) AS payment_id,
-       coalesce(e.account, a.account) AS account,
-       e.amount_fen AS expected_fen, a.amount_fen AS actual_fen
-  FROM expected e FULL JOIN actual a ON a.payment_id = e.payment_id AND a.account = e.account
- WHERE e.amount_fen IS DISTINCT FROM a.amount_fen
- ORDER BY 1, 2
- LIMIT $1
-"""
 
 # The journals a payment has must be those of its state: none before it settles, the
 # settlement's while settled, the settlement's and its mirror once reversed or corrected.
@@ -199,25 +215,15 @@ HAVING sum(p.amount_fen) <> 0
 """
 
 # An accepted transfer that moved a balance has its journal of that balance; no other has one.
-TRANSFER_JOURNALS_UNLIKE_BALANCE = """
-WITH expected AS (
+TRANSFER_JOURNALS_UNLIKE_BALANCE = _posted_unlike_expected(
+    "transfer_id",
+    "j.transfer_id IS NOT NULL",
+    """
     SELECT t.transfer_id, e.account, e.amount_fen
       FROM relationship_transfers t,
    LATERAL (VALUES ('personal_account:' || t.to_area, t.personal_account_fen),
                    ('personal_account:' || t.from_area, -t.personal_account_fen))
            AS e (account, amount_fen)
      WHERE t.state = 'accepted' AND t.personal_account_fen > 0
-), actual AS (
-    SELECT j.transfer_id, p.account, sum(p.amount_fen)::bigint AS amount_fen
-      FROM ledger_journals j JOIN ledger_postings p USING (journal_id)
-     WHERE j.transfer_id IS NOT NULL
-     GROUP BY j.transfer_id, p.account
+""",
 )
-SELECT coalesce(e.transfer_id, a.transfer_id) AS transfer_id,
-       coalesce(e.account, a.account) AS account,
-       e.amount_fen AS expected_fen, a.amount_fen AS actual_fen
-  FROM expected e FULL JOIN actual a ON a.transfer_id = e.transfer_id AND a.account = e.account
- WHERE e.amount_fen IS DISTINCT FROM a.amount_fen
- ORDER BY 1, 2
- LIMIT $1
-"""

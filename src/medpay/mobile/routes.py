@@ -17,6 +17,7 @@ from typing import Any, cast
 import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.exceptions import HTTPException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, RequestBody
 
 from medpay.http import Injected
@@ -113,78 +114,58 @@ _DESCRIPTION = (
 )
 
 
+#: What each transaction does, as the document's summary says it.
+_SUMMARIES = {
+    "6201": "6201 fee upload: record an order to pay, with the patient's payAuthNo",
+    "6202": "6202 pay: settle an uploaded order with the home province",
+    "6203": "6203 refund: reverse a settled order in full",
+    "6301": "6301 order query: the order's state and split",
+    "6401": "6401 upload cancel: withdraw an order before it is paid",
+}
+
+
+def _transaction(
+    infno: str, operation_id: str, data: type[msgspec.Struct], answer: type[msgspec.Struct]
+) -> HTTPRouteHandler:
+    """The route of one transaction: the five differ only in what they carry."""
+
+    async def handler(
+        self: Controller,
+        request: Request[Any, Any, Any],
+        mobile_front_door: Injected[MobileFrontDoor],
+    ) -> Response[bytes]:
+        return _answer(await mobile_front_door.answer(infno, await _body(request)))
+
+    return post(
+        f"/{infno}",
+        operation_id=operation_id,
+        summary=_SUMMARIES[infno],
+        description=_DESCRIPTION,
+        status_code=200,
+        operation_class=_operation(data, answer),
+    )(handler)
+
+
 class MobileController(Controller):
-    """The national mobile-payment interface, for apps built against it (DOMAIN.md section 8)."""
+    """The national mobile-payment interface, for apps built against it (DOMAIN.md section 8).
+
+    6201 records the upload, nothing is sent to any province until 6202; 6202 settles
+    through the payment flow, exactly once per payOrdId; 6203 reverses (2208) in full,
+    so balance and totals return exactly; 6301 answers what the gateway knows now;
+    6401 cancels an upload that 6202 has not taken.
+    """
 
     path = "/v1/mobile"
     tags = ["national mobile payment"]
 
-    @post(
-        "/6201",
-        operation_id="mobileUploadFees",
-        summary="6201 fee upload: record an order to pay, with the patient's payAuthNo",
-        description=_DESCRIPTION,
-        status_code=200,
-        operation_class=_operation(schemas.FeeUpload, schemas.FeeUploadAnswer),
+    upload_fees = _transaction(
+        "6201", "mobileUploadFees", schemas.FeeUpload, schemas.FeeUploadAnswer
     )
-    async def upload_fees(
-        self, request: Request[Any, Any, Any], mobile_front_door: Injected[MobileFrontDoor]
-    ) -> Response[bytes]:
-        """Record the upload; nothing is sent to any province until 6202."""
-        return _answer(await mobile_front_door.answer("6201", await _body(request)))
-
-    @post(
-        "/6202",
-        operation_id="mobilePayOrder",
-        summary="6202 pay: settle an uploaded order with the home province",
-        description=_DESCRIPTION,
-        status_code=200,
-        operation_class=_operation(schemas.PayOrder, schemas.OrderAnswer),
+    pay_order = _transaction("6202", "mobilePayOrder", schemas.PayOrder, schemas.OrderAnswer)
+    refund_order = _transaction(
+        "6203", "mobileRefundOrder", schemas.RefundOrder, schemas.RefundAnswer
     )
-    async def pay_order(
-        self, request: Request[Any, Any, Any], mobile_front_door: Injected[MobileFrontDoor]
-    ) -> Response[bytes]:
-        """Settle through the payment flow, exactly once per payOrdId."""
-        return _answer(await mobile_front_door.answer("6202", await _body(request)))
-
-    @post(
-        "/6203",
-        operation_id="mobileRefundOrder",
-        summary="6203 refund: reverse a settled order in full",
-        description=_DESCRIPTION,
-        status_code=200,
-        operation_class=_operation(schemas.RefundOrder, schemas.RefundAnswer),
+    query_order = _transaction("6301", "mobileQueryOrder", schemas.OrderQuery, schemas.OrderAnswer)
+    cancel_upload = _transaction(
+        "6401", "mobileCancelUpload", schemas.CancelUpload, schemas.CancelUploadAnswer
     )
-    async def refund_order(
-        self, request: Request[Any, Any, Any], mobile_front_door: Injected[MobileFrontDoor]
-    ) -> Response[bytes]:
-        """Reverse (2208) through the payment flow; balance and totals return exactly."""
-        return _answer(await mobile_front_door.answer("6203", await _body(request)))
-
-    @post(
-        "/6301",
-        operation_id="mobileQueryOrder",
-        summary="6301 order query: the order's state and split",
-        description=_DESCRIPTION,
-        status_code=200,
-        operation_class=_operation(schemas.OrderQuery, schemas.OrderAnswer),
-    )
-    async def query_order(
-        self, request: Request[Any, Any, Any], mobile_front_door: Injected[MobileFrontDoor]
-    ) -> Response[bytes]:
-        """What the gateway knows of the order now."""
-        return _answer(await mobile_front_door.answer("6301", await _body(request)))
-
-    @post(
-        "/6401",
-        operation_id="mobileCancelUpload",
-        summary="6401 upload cancel: withdraw an order before it is paid",
-        description=_DESCRIPTION,
-        status_code=200,
-        operation_class=_operation(schemas.CancelUpload, schemas.CancelUploadAnswer),
-    )
-    async def cancel_upload(
-        self, request: Request[Any, Any, Any], mobile_front_door: Injected[MobileFrontDoor]
-    ) -> Response[bytes]:
-        """Cancel an upload that 6202 has not taken."""
-        return _answer(await mobile_front_door.answer("6401", await _body(request)))

@@ -10,13 +10,14 @@ was acknowledged; failures back off exponentially (1 s doubling to 5 minutes).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
 import httpx
 import msgspec
 
-from medpay.clock import backoff_seconds
+from medpay.clock import backoff_seconds, repeat
 from medpay.notifications import queries
 from medpay.payments.events import PaymentEvent
 from medpay.wire.signing import body_signature_headers
@@ -34,29 +35,21 @@ MAX_BACKOFF_SECONDS = 300.0
 LEASE_SECONDS = 30.0
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class NotificationDispatcher:
     """Sends due outbox events; run ``run_forever`` in the app's lifespan."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        client: httpx.AsyncClient,
-        signing_key: Ed25519PrivateKey,
-        *,
-        interval_seconds: float = 1.0,
-        batch: int = 50,
-        timeout_seconds: float = 5.0,
-    ) -> None:
-        self._pool = pool
-        self._client = client
-        self._key = signing_key
-        self._interval = interval_seconds
-        self._batch = batch
-        self._timeout = timeout_seconds
+    pool: asyncpg.Pool
+    client: httpx.AsyncClient
+    signing_key: Ed25519PrivateKey
+    _: dataclasses.KW_ONLY
+    interval_seconds: float = 1.0
+    batch: int = 50
+    timeout_seconds: float = 5.0
 
     async def run_once(self) -> int:
         """Deliver what is due now; return how many were acknowledged."""
-        rows = await self._pool.fetch(queries.CLAIM_DUE, self._batch, LEASE_SECONDS)
+        rows = await self.pool.fetch(queries.CLAIM_DUE, self.batch, LEASE_SECONDS)
         results = await asyncio.gather(*(self._deliver(row) for row in rows))
         return sum(results)
 
@@ -68,7 +61,7 @@ class NotificationDispatcher:
             payment=row["payload"],
         )
         body = _encoder.encode(event)
-        signed = body_signature_headers(body, self._key)
+        signed = body_signature_headers(body, self.signing_key)
         headers = {
             "Content-Type": "application/json",
             "X-Medpay-Event-Id": str(event.event_id),
@@ -77,17 +70,17 @@ class NotificationDispatcher:
         }
         error: str
         try:
-            response = await self._client.post(
-                row["webhook_url"], content=body, headers=headers, timeout=self._timeout
+            response = await self.client.post(
+                row["webhook_url"], content=body, headers=headers, timeout=self.timeout_seconds
             )
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         else:
             if 200 <= response.status_code < 300:
-                await self._pool.execute(queries.MARK_DELIVERED, row["event_id"])
+                await self.pool.execute(queries.MARK_DELIVERED, row["event_id"])
                 return True
             error = f"HTTP {response.status_code}"
-        await self._pool.execute(
+        await self.pool.execute(
             queries.MARK_FAILED_ATTEMPT,
             row["event_id"],
             backoff_seconds(row["attempts"], most=MAX_BACKOFF_SECONDS),
@@ -97,10 +90,9 @@ class NotificationDispatcher:
 
     async def run_forever(self) -> None:
         """Deliver until cancelled; a database hiccup is logged and retried."""
-        while True:
-            try:
-                while await self.run_once():
-                    pass
-            except Exception:
-                _log.exception("notification dispatch failed; will try again")
-            await asyncio.sleep(self._interval)
+
+        async def drain() -> None:
+            while await self.run_once():
+                pass
+
+        await repeat(drain, every=self.interval_seconds, log=_log, what="notification dispatch")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from medpay.clock import CHINA
+from medpay.clock import china_now
 from medpay.db.pool import transaction
 from medpay.errors import (
     Conflict,
@@ -149,7 +149,7 @@ class PaymentFlow:
         pool: asyncpg.Pool,
         provinces: ProvinceDirectory,
         *,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(CHINA),
+        clock: Callable[[], dt.datetime] = china_now,
         settle_grace_seconds: float = 15.0,
     ) -> None:
         self._pool = pool

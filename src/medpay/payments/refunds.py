@@ -29,8 +29,9 @@ import msgspec
 
 from medpay.errors import Conflict, NotFound, Refused
 from medpay.payments import queries
-from medpay.payments.schemas import FeeItemView, RefundedSplit, RefundView
+from medpay.payments.schemas import RefundedSplit, RefundView
 from medpay.prescriptions.service import pass_redemption
+from medpay.schemas import view_of
 
 if TYPE_CHECKING:
     import asyncpg
@@ -211,27 +212,5 @@ async def refund_view_in(
         raise RefundNotFound()
     refunded = None
     if row["state"] in _GIVEN_BACK:
-        refunded = RefundedSplit(
-            medical_fee_total_fen=row["medical_fee_total_fen"],
-            fund_total_fen=row["fund_total_fen"],
-            basic_fund_fen=row["basic_fund_fen"],
-            critical_illness_fen=row["critical_illness_fen"],
-            medical_assistance_fen=row["medical_assistance_fen"],
-            personal_account_fen=row["personal_account_fen"],
-            cash_fen=row["cash_fen"],
-        )
-    return RefundView(
-        refund_id=row["refund_id"],
-        payment_id=row["payment_id"],
-        kind=row["kind"],
-        reason=row["reason"],
-        state=row["state"],
-        items=msgspec.convert(row["items"], list[FeeItemView]),
-        returned_total_fen=row["returned_total_fen"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        replacement_payment_id=row["replacement_payment_id"],
-        refunded=refunded,
-        failure_code=row["failure_code"],
-        failure_detail=row["failure_detail"],
-    )
+        refunded = view_of(row, RefundedSplit)
+    return view_of(row, RefundView, refunded=refunded)

@@ -11,10 +11,11 @@ gateway process, picks up where it was.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
-from medpay.clock import backoff_seconds
+from medpay.clock import backoff_seconds, repeat
 from medpay.observability import bind_log_context
 from medpay.payments import queries
 from medpay.payments.states import UNFINISHED_STATES
@@ -33,25 +34,19 @@ LEASE_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 60.0
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class PaymentResolver:
     """Resolves unfinished payments in the background."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        flow: PaymentFlow,
-        *,
-        interval_seconds: float = 1.0,
-        batch: int = 20,
-    ) -> None:
-        self._pool = pool
-        self._flow = flow
-        self._interval = interval_seconds
-        self._batch = batch
+    pool: asyncpg.Pool
+    flow: PaymentFlow
+    _: dataclasses.KW_ONLY
+    interval_seconds: float = 1.0
+    batch: int = 20
 
     async def run_once(self) -> int:
         """Look at every payment that is due; return how many ended in a final state."""
-        claimed = await self._pool.fetch(queries.CLAIM_UNFINISHED, self._batch, LEASE_SECONDS)
+        claimed = await self.pool.fetch(queries.CLAIM_UNFINISHED, self.batch, LEASE_SECONDS)
         finished = await asyncio.gather(
             *(self._resolve(row["payment_id"], row["check_attempts"]) for row in claimed)
         )
@@ -60,7 +55,7 @@ class PaymentResolver:
     async def _resolve(self, payment_id: object, attempts: int) -> bool:
         bind_log_context(payment_id=payment_id)  # each gathered task has its own context
         try:
-            state = await self._flow.resolve(payment_id)  # type: ignore[arg-type]
+            state = await self.flow.resolve(payment_id)  # type: ignore[arg-type]
         except ClearingError as exc:  # the province could not tell us now
             _log.info(
                 "payment %s still unresolved (%s); next look in %.0f s",
@@ -74,20 +69,15 @@ class PaymentResolver:
             state = None
         if state is not None and state not in UNFINISHED_STATES:
             return True
-        await self._pool.execute(
+        await self.pool.execute(
             queries.RESCHEDULE, payment_id, backoff_seconds(attempts, most=MAX_BACKOFF_SECONDS)
         )
         return False
 
     async def run_forever(self) -> None:
         """Resolve until cancelled."""
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                _log.exception("resolver pass failed; will try again")
-            await asyncio.sleep(self._interval)
+        await repeat(self.run_once, every=self.interval_seconds, log=_log, what="resolver pass")
 
     async def unfinished(self) -> int:
         """How many payments are not yet in a final state (for operators and the chaos run)."""
-        return int(await self._pool.fetchval(queries.COUNT_UNFINISHED))
+        return int(await self.pool.fetchval(queries.COUNT_UNFINISHED))

@@ -5,7 +5,12 @@ Imports: ``medpay.payments`` and the layers below it.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from litestar import Controller, Response, get
+from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
@@ -27,7 +32,7 @@ from medpay.security.guards import patient_identity_guard, patient_payment_guard
 from medpay.security.idempotency import IdempotentPost, Once, idempotent_post
 from medpay.security.identity import PatientIdentity
 
-__all__ = ["PaymentController"]
+__all__ = ["Payer", "PaymentController"]
 
 
 def _answer(outcome: PaymentOutcome, success_status: int) -> Response[bytes]:
@@ -61,6 +66,29 @@ def _PENDING(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=PaymentView, description=description)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Payer:
+    """The app and the patient a payment route acts for, and the flow that serves them."""
+
+    app_id: str
+    psn_no: str
+    flow: PaymentFlow
+
+    async def once(
+        self, idempotent: IdempotentPost, run: Callable[[str, str], Awaitable[Response[bytes]]]
+    ) -> Response[Any]:
+        """``run`` at most once per key of the app; the patient goes into the digest."""
+        return await idempotent(scope=self.app_id, principal=self.psn_no, run=run)
+
+
+def _payer(
+    caller: Injected[PatientApp],
+    patient: Injected[PatientIdentity],
+    payment_flow: Injected[PaymentFlow],
+) -> Payer:
+    return Payer(app_id=caller.app_id, psn_no=patient.psn_no, flow=payment_flow)
+
+
 class PaymentController(Controller):
     """Payments made by patients from their apps.
 
@@ -71,6 +99,7 @@ class PaymentController(Controller):
     tags = ["payments"]
     guards = [signed_by("app"), patient_identity_guard]
     security = PATIENT_SECURITY
+    dependencies = {"payer": Provide(_payer, sync_to_thread=False)}
 
     @idempotent_post(
         "/",
@@ -87,9 +116,7 @@ class PaymentController(Controller):
     async def create_payment(
         self,
         data: JSONBody[PaymentOrder],
-        caller: Injected[PatientApp],
-        patient: Injected[PatientIdentity],
-        payment_flow: Injected[PaymentFlow],
+        payer: Injected[Payer],
         idempotent: Injected[IdempotentPost],
     ) -> Response[PaymentView]:
         """Settle a payment with the insured person's home province and answer with the split.
@@ -97,13 +124,13 @@ class PaymentController(Controller):
         The Idempotency-Key is claimed and answered inside the flow's own two transactions.
         """
         once: Once[PaymentOutcome] = await idempotent.within(
-            scope=caller.app_id,
-            principal=patient.psn_no,
+            scope=payer.app_id,
+            principal=payer.psn_no,
             answer=lambda outcome: _answer(outcome, 201),
         )
-        answer: Response[PaymentView] = await payment_flow.pay(
-            app_id=caller.app_id,
-            psn_no=patient.psn_no,
+        answer: Response[PaymentView] = await payer.flow.pay(
+            app_id=payer.app_id,
+            psn_no=payer.psn_no,
             order=data,
             idempotency_key=once.key,
             request_digest=once.digest,
@@ -121,18 +148,16 @@ class PaymentController(Controller):
     async def estimate_payment(
         self,
         data: JSONBody[PaymentOrder],
-        caller: Injected[PatientApp],
-        patient: Injected[PatientIdentity],
-        payment_flow: Injected[PaymentFlow],
+        payer: Injected[Payer],
         idempotent: Injected[IdempotentPost],
     ) -> Response[EstimateView]:
         """A pre-settlement (2206): nothing is recorded here or at the province."""
 
         async def estimate(_key: str, _digest: str) -> Response[bytes]:
-            view = await payment_flow.estimate(psn_no=patient.psn_no, order=data)
+            view = await payer.flow.estimate(psn_no=payer.psn_no, order=data)
             return json_response(view, 200)
 
-        return await idempotent(scope=caller.app_id, principal=patient.psn_no, run=estimate)
+        return await payer.once(idempotent, estimate)
 
     @idempotent_post(
         "/{payment_id:str}/reversal",
@@ -148,20 +173,16 @@ class PaymentController(Controller):
     async def reverse_payment(
         self,
         payment_id: FromPath[str],
-        caller: Injected[PatientApp],
-        patient: Injected[PatientIdentity],
-        payment_flow: Injected[PaymentFlow],
+        payer: Injected[Payer],
         idempotent: Injected[IdempotentPost],
     ) -> Response[PaymentView]:
         """Reverse (2208) a settled payment of this app and patient."""
 
         async def reverse(_key: str, _digest: str) -> Response[bytes]:
-            outcome = await payment_flow.reverse(
-                payment_id, app_id=caller.app_id, psn_no=patient.psn_no
-            )
+            outcome = await payer.flow.reverse(payment_id, app_id=payer.app_id, psn_no=payer.psn_no)
             return _answer(outcome, 200)
 
-        return await idempotent(scope=caller.app_id, principal=patient.psn_no, run=reverse)
+        return await payer.once(idempotent, reverse)
 
     @idempotent_post(
         "/{payment_id:str}/refunds",
@@ -185,9 +206,7 @@ class PaymentController(Controller):
         self,
         payment_id: FromPath[str],
         data: JSONBody[RefundRequest],
-        caller: Injected[PatientApp],
-        patient: Injected[PatientIdentity],
-        payment_flow: Injected[PaymentFlow],
+        payer: Injected[Payer],
         idempotent: Injected[IdempotentPost],
     ) -> Response[RefundView]:
         """Reverse the settlement (2208) and settle the lines kept anew, as one refund.
@@ -196,17 +215,17 @@ class PaymentController(Controller):
         """
 
         async def refund(key: str, digest: str) -> Response[bytes]:
-            outcome = await payment_flow.refund(
+            outcome = await payer.flow.refund(
                 payment_id,
-                app_id=caller.app_id,
-                psn_no=patient.psn_no,
+                app_id=payer.app_id,
+                psn_no=payer.psn_no,
                 request=data,
                 idempotency_key=key,
                 request_digest=digest,
             )
             return _refund_answer(outcome)
 
-        return await idempotent(scope=caller.app_id, principal=patient.psn_no, run=refund)
+        return await payer.once(idempotent, refund)
 
     @get(
         "/{payment_id:str}/refunds/{refund_id:str}",
@@ -218,13 +237,11 @@ class PaymentController(Controller):
         self,
         payment_id: FromPath[str],
         refund_id: FromPath[str],
-        caller: Injected[PatientApp],
-        patient: Injected[PatientIdentity],
-        payment_flow: Injected[PaymentFlow],
+        payer: Injected[Payer],
     ) -> RefundView:
         """Only the app and the person whose payment it refunds can see it."""
-        return await payment_flow.get_refund(
-            payment_id, refund_id, app_id=caller.app_id, psn_no=patient.psn_no
+        return await payer.flow.get_refund(
+            payment_id, refund_id, app_id=payer.app_id, psn_no=payer.psn_no
         )
 
     @get(
@@ -236,9 +253,7 @@ class PaymentController(Controller):
     async def get_payment(
         self,
         payment_id: FromPath[str],
-        caller: Injected[PatientApp],
-        patient: Injected[PatientIdentity],
-        payment_flow: Injected[PaymentFlow],
+        payer: Injected[Payer],
     ) -> PaymentView:
         """Only the app and the person that made a payment can see it."""
-        return await payment_flow.get(payment_id, app_id=caller.app_id, psn_no=patient.psn_no)
+        return await payer.flow.get(payment_id, app_id=payer.app_id, psn_no=payer.psn_no)

@@ -5,13 +5,12 @@ Imports: ``medpay.prescriptions`` and the layers below it.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from litestar import Router
 from litestar.params import FromPath
 
-from medpay.clock import CHINA
+from medpay.clock import china_now, china_today
 from medpay.errors import Forbidden
 from medpay.http.openapi import INSTITUTION_SECURITY
 from medpay.institutions.keys import InstitutionSigner
@@ -59,7 +58,7 @@ async def issue(act: Institution, data: PrescriptionOrder) -> PrescriptionView:
         idempotency_key=act.key,
         request_digest=act.digest,
         order=data,
-        now=dt.datetime.now(CHINA),
+        now=china_now(),
     )
 
 
@@ -70,7 +69,7 @@ async def get_one(act: Institution, prescription_id: FromPath[str]) -> Prescript
         act.pool,
         prescription_id,
         institution_code=act.caller.institution_code,
-        today=dt.datetime.now(CHINA).date(),
+        today=china_today(),
     )
 
 

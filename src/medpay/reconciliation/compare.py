@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from medpay.clock import CHINA
+from medpay.clock import china_date
 from medpay.settlement.adapters.base import StatementLine, StatementTotalsLine
 
 __all__ = [
@@ -82,10 +82,6 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     differing: tuple[str, ...] = ()  # for figures_differ: which fields
 
 
-def _day_of(moment: dt.datetime | None) -> dt.date | None:
-    return None if moment is None else moment.astimezone(CHINA).date()
-
-
 def _differing(ours: OurRecord, theirs: StatementLine) -> tuple[str, ...]:
     fields = [name for name in _FIGURES if getattr(ours, name) != getattr(theirs, name)]
     identity = {
@@ -113,10 +109,10 @@ def compare_day(
     for msgid in sorted(by_msgid_theirs.keys() | by_msgid_ours.keys()):
         line = by_msgid_theirs.get(msgid)
         record = by_msgid_ours.get(msgid)
-        line_settled = line is not None and _day_of(line.settled_at) == day
-        line_reversed = line is not None and _day_of(line.reversed_at) == day
-        ours_settled = record is not None and _day_of(record.settled_at) == day
-        ours_reversed = record is not None and _day_of(record.reversed_at) == day
+        line_settled = line is not None and china_date(line.settled_at) == day
+        line_reversed = line is not None and china_date(line.reversed_at) == day
+        ours_settled = record is not None and china_date(record.settled_at) == day
+        ours_reversed = record is not None and china_date(record.reversed_at) == day
         if line_settled and not ours_settled:
             candidates.append(
                 Candidate(kind="missing_here", subject=msgid, ours=record, theirs=line)
@@ -150,21 +146,6 @@ def compare_day(
     return candidates
 
 
-def _add(
-    totals: dict[tuple[str, str], list[int]],
-    key: tuple[str, str],
-    sign: int,
-    medfee: int,
-    fund: int,
-    account: int,
-) -> None:
-    line = totals[key]
-    line[0] += sign * medfee
-    line[1] += sign * fund
-    line[2] += sign * account
-    line[3] += sign
-
-
 def _lines(totals: dict[tuple[str, str], list[int]]) -> list[StatementTotalsLine]:
     return [
         StatementTotalsLine(
@@ -181,25 +162,26 @@ def _lines(totals: dict[tuple[str, str], list[int]]) -> list[StatementTotalsLine
 
 def totals_of_records(day: dt.date, records: Iterable[OurRecord]) -> list[StatementTotalsLine]:
     """Our net totals of ``day`` as 3201 lines: settlements made count, reversals minus."""
-    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for r in records:
-        key = (r.insurance_scheme, r.clearing_type)
-        if _day_of(r.settled_at) == day:
-            _add(totals, key, 1, r.medical_fee_total_fen, r.fund_total_fen, r.personal_account_fen)
-        if _day_of(r.reversed_at) == day:
-            _add(totals, key, -1, r.medical_fee_total_fen, r.fund_total_fen, r.personal_account_fen)
-    return _lines(totals)
+    return _net_totals(day, records)
 
 
 def totals_of_lines(day: dt.date, lines: Iterable[StatementLine]) -> list[StatementTotalsLine]:
     """The net totals the province's own detail lines add up to."""
+    return _net_totals(day, lines)
+
+
+def _net_totals(
+    day: dt.date, settlements: Iterable[OurRecord | StatementLine]
+) -> list[StatementTotalsLine]:
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for x in lines:
-        key = (x.insurance_scheme, x.clearing_type)
-        if _day_of(x.settled_at) == day:
-            _add(totals, key, 1, x.medical_fee_total_fen, x.fund_total_fen, x.personal_account_fen)
-        if _day_of(x.reversed_at) == day:
-            _add(totals, key, -1, x.medical_fee_total_fen, x.fund_total_fen, x.personal_account_fen)
+    for s in settlements:
+        for moment, sign in ((s.settled_at, 1), (s.reversed_at, -1)):
+            if china_date(moment) == day:  # only then has the day a line for it
+                line = totals[(s.insurance_scheme, s.clearing_type)]
+                line[0] += sign * s.medical_fee_total_fen
+                line[1] += sign * s.fund_total_fen
+                line[2] += sign * s.personal_account_fen
+                line[3] += sign
     return _lines(totals)
 
 

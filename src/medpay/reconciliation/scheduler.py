@@ -10,7 +10,7 @@ later; unexplained differences are a result, not a failure: they wait for a pers
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -18,7 +18,7 @@ import socket
 import uuid
 from typing import TYPE_CHECKING
 
-from medpay.clock import CHINA
+from medpay.clock import CHINA, china_now, repeat
 from medpay.reconciliation import queries
 
 if TYPE_CHECKING:
@@ -43,34 +43,27 @@ def parse_time_of_day(text: str) -> dt.time:
     return dt.time(int(hours), int(minutes))
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class DailyReconciliation:
     """Reconciles the previous China day after ``at`` each day, under a lease in PostgreSQL."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        reconciler: Reconciler,
-        *,
-        at: dt.time,
-        lease_seconds: float = 900.0,
-        retry_seconds: float = 600.0,
-        interval_seconds: float = 60.0,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(CHINA),
-        holder: str | None = None,
-    ) -> None:
-        self._pool = pool
-        self._reconciler = reconciler
-        self._at = at
-        self._lease_seconds = lease_seconds
-        self._retry_seconds = retry_seconds
-        self._interval_seconds = interval_seconds
-        self._clock = clock
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    pool: asyncpg.Pool
+    reconciler: Reconciler
+    _: dataclasses.KW_ONLY
+    at: dt.time
+    lease_seconds: float = 900.0
+    retry_seconds: float = 600.0
+    interval_seconds: float = 60.0
+    clock: Callable[[], dt.datetime] = china_now
+    holder: str | None = None
+
+    def __post_init__(self) -> None:
+        self.holder = self.holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def due_day(self) -> dt.date | None:
         """The day to reconcile now: yesterday, once today's time ``at`` has passed."""
-        now = self._clock().astimezone(CHINA)
-        if now.time() < self._at:
+        now = self.clock().astimezone(CHINA)
+        if now.time() < self.at:
             return None
         return now.date() - dt.timedelta(days=1)
 
@@ -79,20 +72,20 @@ class DailyReconciliation:
         day = self.due_day()
         if day is None:
             return None
-        claimed = await self._pool.fetchval(
-            queries.CLAIM_DAILY_JOB, JOB, day, self.holder, self._lease_seconds
+        claimed = await self.pool.fetchval(
+            queries.CLAIM_DAILY_JOB, JOB, day, self.holder, self.lease_seconds
         )
         if claimed is None:  # done already, or another process holds a live lease
             return None
         try:
-            report = await self._reconciler.reconcile_day(day, triggered_by="daily job")
+            report = await self.reconciler.reconcile_day(day, triggered_by="daily job")
         except Exception as exc:
             await self._release(day, f"{type(exc).__name__}: {exc}")
             raise
         if report.unavailable:
             await self._release(day, f"{report.unavailable} statements could not be had")
         else:
-            await self._pool.execute(queries.FINISH_DAILY_JOB, JOB, day, self.holder)
+            await self.pool.execute(queries.FINISH_DAILY_JOB, JOB, day, self.holder)
         _log.info(
             "reconciled %s with %d provinces: %d unexplained, %d unavailable",
             day,
@@ -103,15 +96,12 @@ class DailyReconciliation:
         return report
 
     async def _release(self, day: dt.date, why: str) -> None:
-        await self._pool.execute(
-            queries.RELEASE_DAILY_JOB, JOB, day, self.holder, self._retry_seconds, why[:500]
+        await self.pool.execute(
+            queries.RELEASE_DAILY_JOB, JOB, day, self.holder, self.retry_seconds, why[:500]
         )
 
     async def run_forever(self) -> None:
         """Look once a minute until cancelled."""
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                _log.exception("daily reconciliation failed; will try again")
-            await asyncio.sleep(self._interval_seconds)
+        await repeat(
+            self.run_once, every=self.interval_seconds, log=_log, what="daily reconciliation"
+        )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from medpay.clock import CHINA, china_day_bounds
+from medpay.clock import CHINA, backoff_seconds, china_date, china_day_bounds, china_now
 from medpay.db.pool import connection, transaction
 from medpay.errors import Conflict, InvalidRequest, NotFound
 from medpay.payments.states import UNFINISHED_STATES
@@ -72,7 +73,12 @@ from medpay.settlement.adapters.base import (
     StatementTotalsRequest,
 )
 from medpay.settlement.routing import ProvinceNotConnected
-from medpay.wire.national import PLATFORM_FIXMEDINS_CODE, is_province_code, new_msgid
+from medpay.wire.national import (
+    INFNO_SETTLE,
+    PLATFORM_FIXMEDINS_CODE,
+    is_province_code,
+    new_msgid,
+)
 
 if TYPE_CHECKING:
     import asyncpg
@@ -152,25 +158,13 @@ def _for_province(text: str) -> _Verdict:
     return _Verdict(awaiting="province", text=text[:1000])
 
 
-def _day(moment: dt.datetime | None) -> dt.date | None:
-    return None if moment is None else moment.astimezone(CHINA).date()
-
-
 def _difference(row: asyncpg.Record) -> DifferenceView:
     return msgspec.convert(dict(row), DifferenceView)
 
 
 def _totals_view(ours: list[StatementTotalsLine], theirs: StatementTotals) -> TotalsView:
     def view(line: StatementTotalsLine, agreed: bool | None = None) -> TotalsLineView:
-        return TotalsLineView(
-            insurance_scheme=line.insurance_scheme,
-            clearing_type=line.clearing_type,
-            medical_fee_total_fen=line.medical_fee_total_fen,
-            fund_total_fen=line.fund_total_fen,
-            personal_account_fen=line.personal_account_fen,
-            settlement_count=line.settlement_count,
-            agreed=agreed,
-        )
+        return TotalsLineView(**msgspec.structs.asdict(line), agreed=agreed)
 
     return TotalsView(
         agreed=theirs.agreed,
@@ -179,42 +173,33 @@ def _totals_view(ours: list[StatementTotalsLine], theirs: StatementTotals) -> To
     )
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class Reconciler:
     """Reconciles our books with each province's statement of a China day."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        flow: PaymentFlow,
-        *,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(CHINA),
-        attempts: int = 5,
-        retry_seconds: float = 0.5,
-        concurrency: int = 4,
-        page_size: int = 1000,
-    ) -> None:
-        self._pool = pool
-        self._flow = flow
-        self._clock = clock
-        #: How often one statement call is tried (queries: always safe to ask again).
-        self._attempts = attempts
-        self._retry_seconds = retry_seconds
-        self._concurrency = concurrency
-        self._page_size = page_size
+    pool: asyncpg.Pool
+    flow: PaymentFlow
+    _: dataclasses.KW_ONLY
+    clock: Callable[[], dt.datetime] = china_now
+    #: How often one statement call is tried (queries: always safe to ask again).
+    attempts: int = 5
+    retry_seconds: float = 0.5
+    concurrency: int = 4
+    page_size: int = 1000
 
     # --- entry points ---------------------------------------------------------------------
 
     async def reconcile_day(self, day: dt.date, *, triggered_by: str) -> DayReport:
         """Reconcile ``day`` with every connected province, a few at a time."""
         self._check_day(day)
-        gate = asyncio.Semaphore(self._concurrency)
+        gate = asyncio.Semaphore(self.concurrency)
 
         async def one(province: str) -> ReconciliationReport:
             async with gate:
                 return await self.reconcile(province, day, triggered_by=triggered_by)
 
         reports = list(
-            await asyncio.gather(*(one(province) for province in self._flow.provinces.provinces))
+            await asyncio.gather(*(one(province) for province in self.flow.provinces.provinces))
         )
         return DayReport(
             day=day,
@@ -238,14 +223,14 @@ class Reconciler:
                 "Give one of the 31 provincial codes, e.g. 330000.",
             )
         self._check_day(day)
-        adapter = self._flow.provinces.for_province(province)
+        adapter = self.flow.provinces.for_province(province)
         if adapter is None:
             raise ProvinceNotConnected(province)
         async with self._one_run_at_a_time(province, day):
             return await self._reconcile(adapter, province, day, triggered_by)
 
     def _check_day(self, day: dt.date) -> None:
-        if day > self._clock().astimezone(CHINA).date():
+        if day > self.clock().astimezone(CHINA).date():
             raise InvalidRequest(
                 "reconciliation_day_invalid",
                 "The day has not begun yet",
@@ -255,7 +240,7 @@ class Reconciler:
     @contextlib.asynccontextmanager
     async def _one_run_at_a_time(self, province: str, day: dt.date) -> AsyncIterator[None]:
         key = f"{province}:{day.isoformat()}"
-        async with connection(self._pool) as conn:
+        async with connection(self.pool) as conn:
             await conn.execute(queries.RUN_LOCK, key)
             try:
                 yield
@@ -267,7 +252,7 @@ class Reconciler:
     async def _reconcile(
         self, adapter: ClearingAdapter, province: str, day: dt.date, triggered_by: str
     ) -> ReconciliationReport:
-        run = await self._pool.fetchrow(queries.INSERT_RUN, province, day, triggered_by)
+        run = await self.pool.fetchrow(queries.INSERT_RUN, province, day, triggered_by)
         assert run is not None
         run_id: int = run["run_id"]
         try:
@@ -322,7 +307,7 @@ class Reconciler:
             new += is_new
             resolved_now += did_resolve
         start, end = china_day_bounds(day)
-        for callback in await self._pool.fetch(queries.CALLBACKS_TO_REPORT, province, start, end):
+        for callback in await self.pool.fetch(queries.CALLBACKS_TO_REPORT, province, start, end):
             kind = f"callback_{callback['outcome']}"
             is_new, did_resolve = await self._examine(
                 run_id,
@@ -381,7 +366,7 @@ class Reconciler:
     ) -> ReconciliationReport:
         differences = [
             _difference(row)
-            for row in await self._pool.fetch(queries.DIFFERENCES_OF_DAY, province, day)
+            for row in await self.pool.fetch(queries.DIFFERENCES_OF_DAY, province, day)
         ]
         unexplained = sum(d.status == "open" for d in differences)
         if outcome is None:
@@ -405,7 +390,7 @@ class Reconciler:
             **figures,
         )
         totals = figures.get("totals")
-        finished_at = await self._pool.fetchval(
+        finished_at = await self.pool.fetchval(
             queries.FINISH_RUN,
             run["run_id"],
             outcome,
@@ -437,8 +422,8 @@ class Reconciler:
         raise AssertionError("unreachable")
 
     async def _msgid(self, institution_code: str = PLATFORM_FIXMEDINS_CODE) -> str:
-        serial = await self._pool.fetchval(settlement_queries.ALLOCATE_MSGID_SERIAL)
-        return new_msgid(institution_code, self._clock(), int(serial) % 10_000)
+        serial = await self.pool.fetchval(settlement_queries.ALLOCATE_MSGID_SERIAL)
+        return new_msgid(institution_code, self.clock(), int(serial) % 10_000)
 
     async def _asked(
         self,
@@ -449,13 +434,13 @@ class Reconciler:
 
         Only for questions (statements, 6301): asking again can have no effect.
         """
-        for attempt in range(1, self._attempts + 1):
+        for attempt in range(1, self.attempts + 1):
             try:
                 return await call(await self._msgid(institution_code))
             except ClearingError:
-                if attempt == self._attempts:
+                if attempt == self.attempts:
                     raise
-                await asyncio.sleep(self._retry_seconds * 2 ** (attempt - 1))
+                await asyncio.sleep(backoff_seconds(attempt, first=self.retry_seconds))
         raise AssertionError("unreachable")
 
     async def _details(
@@ -470,7 +455,7 @@ class Reconciler:
                 first_day=day,
                 last_day=day,
                 page=page,
-                page_size=self._page_size,
+                page_size=self.page_size,
             )
             answer = await self._asked(functools.partial(self._page, adapter, request))
             for line in answer.lines:
@@ -504,7 +489,7 @@ class Reconciler:
 
     async def _our_records(self, province: str, day: dt.date) -> list[OurRecord]:
         start, end = china_day_bounds(day)
-        rows = await self._pool.fetch(queries.OUR_SETTLEMENTS_OF_DAY, province, start, end)
+        rows = await self.pool.fetch(queries.OUR_SETTLEMENTS_OF_DAY, province, start, end)
         return [
             OurRecord(
                 payment_id=row["payment_id"],
@@ -548,7 +533,7 @@ class Reconciler:
         Returns (found now for the first time, resolved now).
         """
         ours = candidate.ours
-        row = await self._pool.fetchrow(
+        row = await self.pool.fetchrow(
             queries.INSERT_DIFFERENCE,
             province,
             day,
@@ -564,7 +549,7 @@ class Reconciler:
         )
         is_new = row is not None
         if row is None:
-            row = await self._pool.fetchrow(
+            row = await self.pool.fetchrow(
                 queries.DIFFERENCE_BY_KEY, province, day, candidate.kind, candidate.subject
             )
             assert row is not None
@@ -577,12 +562,12 @@ class Reconciler:
         """Write the verdict; an annulment in the same transaction as the correction."""
         difference_id = row["difference_id"]
         if verdict.annul is not None:
-            async with transaction(self._pool) as conn:
+            async with transaction(self.pool) as conn:
                 locked = await conn.fetchrow(queries.LOCK_DIFFERENCE, difference_id)
                 assert locked is not None
                 if locked["status"] == "resolved":
                     return False
-                journal_id = await self._flow.record_annulled_in(
+                journal_id = await self.flow.record_annulled_in(
                     conn, verdict.annul, ANNULLED_CODE, verdict.text[:500]
                 )
                 if journal_id is None:  # it moved meanwhile: look again next run
@@ -603,7 +588,7 @@ class Reconciler:
                 )
             return True
         if verdict.resolution is not None:
-            await self._pool.execute(
+            await self.pool.execute(
                 queries.RESOLVE_DIFFERENCE,
                 difference_id,
                 verdict.resolution,
@@ -613,7 +598,7 @@ class Reconciler:
             )
             return True
         if (row["awaiting"], row["note"]) != (verdict.awaiting, verdict.text):
-            await self._pool.execute(
+            await self.pool.execute(
                 queries.SET_DIFFERENCE_OPEN, difference_id, verdict.awaiting, verdict.text
             )
         return False
@@ -621,10 +606,10 @@ class Reconciler:
     async def _vanished(self, province: str, day: dt.date, examined: set[tuple[str, str]]) -> int:
         """Open differences of the statement this run no longer finds: resolved as gone."""
         resolved = 0
-        for row in await self._pool.fetch(queries.DIFFERENCES_OF_DAY, province, day):
+        for row in await self.pool.fetch(queries.DIFFERENCES_OF_DAY, province, day):
             key = (row["kind"], row["subject"])
             if row["status"] == "open" and row["kind"] in _STATEMENT_KINDS and key not in examined:
-                await self._pool.execute(
+                await self.pool.execute(
                     queries.RESOLVE_DIFFERENCE,
                     row["difference_id"],
                     "no_longer_present",
@@ -636,7 +621,7 @@ class Reconciler:
         return resolved
 
     async def _payment_of(self, msgid: str) -> uuid.UUID | None:
-        facts = await self._pool.fetchrow(queries.PAYMENT_OF_MSGID, msgid)
+        facts = await self.pool.fetchrow(queries.PAYMENT_OF_MSGID, msgid)
         return None if facts is None else facts["payment_id"]
 
     async def _ask(self, adapter: ClearingAdapter, facts: asyncpg.Record) -> QueryResult:
@@ -657,23 +642,23 @@ class Reconciler:
 
     async def _resolved_state(self, payment_id: uuid.UUID) -> str:
         """Take an unfinished payment as far as the province's word (6301) allows now."""
-        return await self._flow.resolve(payment_id)
+        return await self.flow.resolve(payment_id)
 
     async def _journal(self, payment_id: uuid.UUID, kind: str) -> int | None:
-        return await self._pool.fetchval(queries.JOURNAL_OF_PAYMENT, payment_id, kind)
+        return await self.pool.fetchval(queries.JOURNAL_OF_PAYMENT, payment_id, kind)
 
     # --- the rules, kind by kind -----------------------------------------------------------------
 
     async def _line(
         self, adapter: ClearingAdapter, province: str, day: dt.date, candidate: Candidate
     ) -> _Verdict:
-        facts = await self._pool.fetchrow(queries.PAYMENT_OF_MSGID, candidate.subject)
+        facts = await self.pool.fetchrow(queries.PAYMENT_OF_MSGID, candidate.subject)
         if facts is None:
             return _for_person(
                 f"the province lists {candidate.subject} as settled, a msgid we never sent: "
                 "not ours to record; ask the province what it is"
             )
-        if facts["infno"] != "2207" or facts["province"] != province:
+        if facts["infno"] != INFNO_SETTLE or facts["province"] != province:
             return _for_person(
                 f"the province lists {candidate.subject} as a settlement, but we sent it as "
                 f"a {facts['infno']} to {facts['province']}"
@@ -718,7 +703,7 @@ class Reconciler:
             )
         if facts["corrected_at"] is not None:
             return _for_person(
-                f"annulled on {_day(facts['corrected_at'])} because the province said it never "
+                f"annulled on {china_date(facts['corrected_at'])} because the province said it never "
                 "made it, and now it lists it settled: ask the province which is right"
             )
         if state == "failed":
@@ -726,7 +711,7 @@ class Reconciler:
                 "the province settled a payment we recorded as failed (and told the app so): "
                 "have the province reverse it (2208), or settle it anew with the patient"
             )
-        our_day = _day(facts["settled_at"])
+        our_day = china_date(facts["settled_at"])
         if our_day == day:
             return _resolved(
                 "no_longer_present", "recorded while the statement was being compared; alike now"
@@ -743,7 +728,7 @@ class Reconciler:
         if candidate.theirs is not None:
             return _resolved(
                 "recorded_on_another_day",
-                f"the province settled it on {_day(candidate.theirs.settled_at)}, we recorded it on {day}",
+                f"the province settled it on {china_date(candidate.theirs.settled_at)}, we recorded it on {day}",
             )
         payment_id: uuid.UUID = facts["payment_id"]
         state = facts["state"]
@@ -766,7 +751,7 @@ class Reconciler:
                 f"{result.status}), yet the payment is {state} here: check both books"
             )
         if result.status in ("settled", "reversed") and result.breakdown is not None:
-            their_day = _day(result.breakdown.settled_at)
+            their_day = china_date(result.breakdown.settled_at)
             if their_day != day:
                 return _resolved(
                     "recorded_on_another_day",
@@ -824,8 +809,8 @@ class Reconciler:
         if state == "reversed":
             return _resolved(
                 "recorded_on_another_day",
-                f"we recorded the reversal on {_day(facts['reversed_at'])}, the province on "
-                f"{_day(candidate.theirs.reversed_at) if candidate.theirs else 'another day'}",
+                f"we recorded the reversal on {china_date(facts['reversed_at'])}, the province on "
+                f"{china_date(candidate.theirs.reversed_at) if candidate.theirs else 'another day'}",
             )
         return _for_person(
             f"the province reversed it (2208 {candidate.theirs.reversal_msgid if candidate.theirs else '?'}), "
@@ -839,8 +824,8 @@ class Reconciler:
         if candidate.theirs is not None and candidate.theirs.reversed:
             return _resolved(
                 "recorded_on_another_day",
-                f"the province reversed it on {_day(candidate.theirs.reversed_at)}, we recorded "
-                f"the reversal on {_day(facts['reversed_at'])}",
+                f"the province reversed it on {china_date(candidate.theirs.reversed_at)}, we recorded "
+                f"the reversal on {china_date(facts['reversed_at'])}",
             )
         result = await self._ask(adapter, facts)
         if result.status == "reversed":
@@ -864,7 +849,7 @@ class Reconciler:
                 f"a callback reporting {callback['result']} for {callback['ref_msgid']}, a msgid "
                 "we never sent"
             )
-        facts = await self._pool.fetchrow(queries.PAYMENT_OF_MSGID, callback["ref_msgid"])
+        facts = await self.pool.fetchrow(queries.PAYMENT_OF_MSGID, callback["ref_msgid"])
         if facts is None:
             return _for_person(f"a callback in conflict about {callback['ref_msgid']}, now unknown")
         try:

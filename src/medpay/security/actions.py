@@ -29,6 +29,7 @@ from litestar import Response, get
 from litestar.params import JSONBody
 
 from medpay.http import Injected
+from medpay.http.openapi import OPERATOR_SECURITY
 from medpay.http.problems import problem_responses
 from medpay.security.guards import signed_by
 from medpay.security.idempotency import IdempotentPost, idempotent_post
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
     from medpay.security.guards import CallerKind
 
-__all__ = ["Act", "Scoped", "Signers", "signed_get", "signed_post"]
+__all__ = ["OPERATORS", "Act", "Scoped", "Signers", "signed_get", "signed_post"]
 
 
 class Scoped(Protocol):
@@ -78,6 +79,9 @@ class Signers:
     #: view answered and the route's parameters: ``location(view, **params)``.
     location: Callable[..., str] | None = None
 
+
+#: Operators, where their routes need nothing else of their own.
+OPERATORS = Signers(kinds=("operator",), security=OPERATOR_SECURITY)
 
 # The generic aliases, applied to types known only at run time (mypy sees them as Any).
 _JSON_BODY: Any = JSONBody
@@ -132,6 +136,27 @@ def _handler(
     return handler
 
 
+def _signed(
+    method: Callable[..., Any],
+    path: str,
+    operation_id: str,
+    summary: str,
+    signers: Signers,
+    problems: Sequence[int],
+    route: dict[str, Any],
+) -> Callable[..., Any]:
+    """``method`` (a route decorator) with what every signed route has: guard, security, problems."""
+    return method(
+        path,
+        operation_id=operation_id,
+        summary=summary,
+        guards=[signed_by(*signers.kinds), *route.pop("guards", [])],
+        security=signers.security,
+        responses=problem_responses(*problems),
+        **route,
+    )
+
+
 def signed_post(
     path: str,
     operation_id: str,
@@ -146,15 +171,14 @@ def signed_post(
 
     def declare(action: Callable[..., Awaitable[Any]]) -> HTTPRouteHandler:
         handler = _handler(action, idempotent=True, status=status, location=signers.location)
-        return idempotent_post(
+        return _signed(
+            idempotent_post,
             path,
-            operation_id=operation_id,
-            summary=summary,
-            guards=[signed_by(*signers.kinds), *route.pop("guards", [])],
-            security=signers.security,
-            status_code=status,
-            responses=problem_responses(*(problems or signers.problems)),
-            **route,
+            operation_id,
+            summary,
+            signers,
+            problems or signers.problems,
+            {"status_code": status, **route},
         )(handler)
 
     return declare
@@ -173,14 +197,6 @@ def signed_get(
 
     def declare(action: Callable[..., Awaitable[Any]]) -> HTTPRouteHandler:
         handler = _handler(action, idempotent=False, status=200, location=None)
-        return get(
-            path,
-            operation_id=operation_id,
-            summary=summary,
-            guards=[signed_by(*signers.kinds), *route.pop("guards", [])],
-            security=signers.security,
-            responses=problem_responses(*problems),
-            **route,
-        )(handler)
+        return _signed(get, path, operation_id, summary, signers, problems, route)(handler)
 
     return declare

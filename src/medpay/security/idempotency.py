@@ -42,6 +42,7 @@ __all__ = [
     "IdempotentOperation",
     "IdempotentPost",
     "Once",
+    "RequestInProgress",
     "idempotent_post",
     "provide_idempotent_post",
     "request_digest",
@@ -89,6 +90,18 @@ class IdempotencyKeyReused(Conflict):
             "idempotency_key_reused",
             "The Idempotency-Key was used for a different request",
             "Use a new key for a new request.",
+        )
+
+
+class RequestInProgress(Conflict):
+    """A request with the same key is still running: ask again in a moment for its outcome."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "idempotency_request_in_progress",
+            "A request with this Idempotency-Key is still being processed",
+            "Retry after a moment to get its outcome.",
+            retry_after_s=1,
         )
 
 
@@ -167,12 +180,7 @@ class Idempotency:
                 | ({"Location": row["response_location"]} if row["response_location"] else {}),
             )
         if not row["lock_is_stale"]:
-            raise Conflict(
-                "idempotency_request_in_progress",
-                "A request with this Idempotency-Key is still being processed",
-                "Retry after a moment to get its outcome.",
-                retry_after_s=1,
-            )
+            raise RequestInProgress()
         await conn.execute(
             queries.RECLAIM_IDEMPOTENCY_KEY, app_id, key, digest, self._retention_hours
         )

@@ -15,6 +15,7 @@ import msgspec
 from medpay.errors import Refused
 from medpay.settlement import queries
 from medpay.settlement.adapters.base import ClassifiedItem
+from medpay.wire.national import province_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -71,7 +72,7 @@ async def classify_items(
 ) -> list[ClassifiedItem]:
     """Each item with its class, limit and share, in order; 422 for any item not listed."""
     codes = sorted({item.item_code for item in items})
-    areas = [treatment_area, treatment_area[:2] + "0000"]
+    areas = [treatment_area, province_of(treatment_area)]
     rows = await conn.fetch(queries.CATALOGUE_ENTRIES, codes, areas, treatment_area)
     entries = {row["item_code"]: row for row in rows}
     missing = [code for code in codes if code not in entries]

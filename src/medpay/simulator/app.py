@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import asyncpg
 import msgspec
-from litestar import Litestar, Request, Response, delete, get, post, put
+from litestar import Litestar, Request, Response, Router, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from medpay.clock import backoff_seconds
 from medpay.db.pool import connection, create_pool
 from medpay.simulator import store
 from medpay.simulator.callbacks import CallbackDelivery, CallbackSender, TaskGroup
@@ -235,7 +236,7 @@ class SimulatorState:
                 callback = await complete_async(self.pool, msgid, self.policies)
             except Exception:
                 logger.exception("asynchronous 2207 %s failed (attempt %d)", msgid, attempt + 1)
-                await asyncio.sleep(0.2 * 2**attempt)
+                await asyncio.sleep(backoff_seconds(attempt + 1, first=0.2))
                 continue
             if callback is not None:
                 self.callbacks.send(admdvs, callback)
@@ -293,6 +294,12 @@ def _loopback_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteH
         loopback = False
     if not loopback:
         raise PermissionDeniedException("admin endpoints are for loopback clients only")
+
+
+def _simulated(admdvs: str, sim: SimulatorState) -> None:
+    """Admin asks of a province: 404 for one not simulated here."""
+    if admdvs not in sim.faults:
+        raise NotFoundException(f"province {admdvs} is not simulated here")
 
 
 @post(
@@ -408,64 +415,43 @@ async def province_api(
     return sim.signed(admdvs, processed.body)
 
 
-@put(
-    "/admin/provinces/{admdvs:str}/faults",
-    guards=[_loopback_only],
-    operation_id="adminSetProvinceFaults",
-    tags=["admin (loopback only)"],
-)
+@put("/provinces/{admdvs:str}/faults", operation_id="adminSetProvinceFaults")
 async def set_faults(admdvs: FromPath[str], data: JSONBody[FaultKnobs], sim: Sim) -> FaultKnobs:
     """Replace a province's fault knobs at runtime (tests, chaos)."""
-    if admdvs not in sim.faults:
-        raise NotFoundException(f"province {admdvs} is not simulated here")
+    _simulated(admdvs, sim)
     sim.faults[admdvs] = data
     return data
 
 
-@get(
-    "/admin/provinces/{admdvs:str}/faults",
-    guards=[_loopback_only],
-    operation_id="adminGetProvinceFaults",
-    tags=["admin (loopback only)"],
-)
+@get("/provinces/{admdvs:str}/faults", operation_id="adminGetProvinceFaults")
 async def get_faults(admdvs: FromPath[str], sim: Sim) -> FaultKnobs:
     """A province's current fault knobs."""
-    if admdvs not in sim.faults:
-        raise NotFoundException(f"province {admdvs} is not simulated here")
+    _simulated(admdvs, sim)
     return sim.faults[admdvs]
 
 
-def _person_view(person: store.PersonRow, totals: list[store.YearTotals]) -> PersonView:
-    """A person as the admin API shows them (the stored province is left out)."""
+async def _person_view(
+    conn: asyncpg.Connection, psn_no: str, person: store.PersonRow | None
+) -> PersonView:
+    """A person as the admin API shows them (the stored province is left out); 404 if none."""
+    if person is None:
+        raise NotFoundException(f"person {psn_no} unknown")
+    totals = await store.list_year_totals(conn, psn_no)
     fields = msgspec.structs.asdict(person) | {
         "totals": [msgspec.structs.asdict(t) for t in totals]
     }
     return msgspec.convert(fields, PersonView)
 
 
-@get(
-    "/admin/persons/{psn_no:str}",
-    guards=[_loopback_only],
-    operation_id="adminGetPerson",
-    tags=["admin (loopback only)"],
-)
+@get("/persons/{psn_no:str}", operation_id="adminGetPerson")
 async def get_person(psn_no: FromPath[str], sim: Sim) -> PersonView:
     """A person's balance and year-to-date totals, to check effects to the fen."""
     assert sim.pool is not None
     async with connection(sim.pool) as conn:
-        person = await store.get_person(conn, psn_no)
-        if person is None:
-            raise NotFoundException(f"person {psn_no} unknown")
-        totals = await store.list_year_totals(conn, psn_no)
-    return _person_view(person, totals)
+        return await _person_view(conn, psn_no, await store.get_person(conn, psn_no))
 
 
-@put(
-    "/admin/persons/{psn_no:str}/enrolment",
-    guards=[_loopback_only],
-    operation_id="adminMoveEnrolment",
-    tags=["admin (loopback only)"],
-)
+@put("/persons/{psn_no:str}/enrolment", operation_id="adminMoveEnrolment")
 async def move_enrolment(
     psn_no: FromPath[str], data: JSONBody[EnrolmentChange], sim: Sim
 ) -> PersonView:
@@ -486,70 +472,40 @@ async def move_enrolment(
             insutype=data.insutype,
             acct_balance_fen=data.acct_balance_fen,
         )
-        if person is None:
-            raise NotFoundException(f"person {psn_no} unknown")
-        totals = await store.list_year_totals(conn, psn_no)
-    return _person_view(person, totals)
+        return await _person_view(conn, psn_no, person)
 
 
-@put(
-    "/admin/provinces/{admdvs:str}/settings",
-    guards=[_loopback_only],
-    operation_id="adminSetProvinceSettings",
-    tags=["admin (loopback only)"],
-)
+@put("/provinces/{admdvs:str}/settings", operation_id="adminSetProvinceSettings")
 async def set_settings(
     admdvs: FromPath[str], data: JSONBody[ProvinceSettings], sim: Sim
 ) -> ProvinceSettings:
     """Switch a province between synchronous and asynchronous 2207 at runtime."""
-    if admdvs not in sim.async_modes:
-        raise NotFoundException(f"province {admdvs} is not simulated here")
+    _simulated(admdvs, sim)
     sim.async_modes[admdvs] = data.async_mode
     return data
 
 
-@get(
-    "/admin/provinces/{admdvs:str}/settings",
-    guards=[_loopback_only],
-    operation_id="adminGetProvinceSettings",
-    tags=["admin (loopback only)"],
-)
+@get("/provinces/{admdvs:str}/settings", operation_id="adminGetProvinceSettings")
 async def get_settings(admdvs: FromPath[str], sim: Sim) -> ProvinceSettings:
     """A province's current runtime settings."""
-    if admdvs not in sim.async_modes:
-        raise NotFoundException(f"province {admdvs} is not simulated here")
+    _simulated(admdvs, sim)
     return ProvinceSettings(async_mode=sim.async_modes[admdvs])
 
 
-@put(
-    "/admin/callbacks/target",
-    guards=[_loopback_only],
-    operation_id="adminSetCallbackTarget",
-    tags=["admin (loopback only)"],
-)
+@put("/callbacks/target", operation_id="adminSetCallbackTarget")
 async def set_callback_target(data: JSONBody[CallbackTarget], sim: Sim) -> CallbackTarget:
     """Send later callbacks to another loopback base URL, or none (null)."""
     sim.callbacks.set_base_url(data.callback_base_url)
     return data
 
 
-@get(
-    "/admin/callbacks/target",
-    guards=[_loopback_only],
-    operation_id="adminGetCallbackTarget",
-    tags=["admin (loopback only)"],
-)
+@get("/callbacks/target", operation_id="adminGetCallbackTarget")
 async def get_callback_target(sim: Sim) -> CallbackTarget:
     """Where callbacks go now."""
     return CallbackTarget(callback_base_url=sim.callbacks.base_url)
 
 
-@get(
-    "/admin/callbacks",
-    guards=[_loopback_only],
-    operation_id="adminListCallbackDeliveries",
-    tags=["admin (loopback only)"],
-)
+@get("/callbacks", operation_id="adminListCallbackDeliveries")
 async def list_callback_deliveries(
     sim: Sim,
     province: FromQuery[str | None] = None,
@@ -568,12 +524,7 @@ async def list_callback_deliveries(
     )
 
 
-@get(
-    "/admin/settlements",
-    guards=[_loopback_only],
-    operation_id="adminListSettlements",
-    tags=["admin (loopback only)"],
-)
+@get("/settlements", operation_id="adminListSettlements")
 async def list_settlements(
     sim: Sim,
     province: FromQuery[str | None] = None,
@@ -617,13 +568,7 @@ async def _reconciliation_row(conn: asyncpg.Connection, setl_id: str) -> store.R
     return rows[0]
 
 
-@delete(
-    "/admin/settlements/{setl_id:str}",
-    guards=[_loopback_only],
-    status_code=200,
-    operation_id="adminForgetSettlement",
-    tags=["admin (loopback only)"],
-)
+@delete("/settlements/{setl_id:str}", status_code=200, operation_id="adminForgetSettlement")
 async def forget_settlement(setl_id: FromPath[str], sim: Sim) -> store.ReconciliationRow:
     """Plant a difference: the province's books lose a settlement, as if never made.
 
@@ -638,12 +583,7 @@ async def forget_settlement(setl_id: FromPath[str], sim: Sim) -> store.Reconcili
     return row
 
 
-@put(
-    "/admin/settlements/{setl_id:str}/basic-fund",
-    guards=[_loopback_only],
-    operation_id="adminPlantBasicFund",
-    tags=["admin (loopback only)"],
-)
+@put("/settlements/{setl_id:str}/basic-fund", operation_id="adminPlantBasicFund")
 async def plant_basic_fund(
     setl_id: FromPath[str], data: JSONBody[BasicFundChange], sim: Sim
 ) -> store.ReconciliationRow:
@@ -662,12 +602,7 @@ async def plant_basic_fund(
         return await _reconciliation_row(conn, setl_id)
 
 
-@get(
-    "/admin/requests",
-    guards=[_loopback_only],
-    operation_id="adminListReceivedRequests",
-    tags=["admin (loopback only)"],
-)
+@get("/requests", operation_id="adminListReceivedRequests")
 async def list_received_requests(
     sim: Sim, msgid: FromQuery[str | None] = None
 ) -> ReceivedRequestsView:
@@ -681,6 +616,29 @@ async def list_received_requests(
 async def health(sim: Sim) -> dict[str, Any]:
     """Liveness, and the number of provinces served."""
     return {"status": "ok", "provinces": len(sim.provinces)}
+
+
+#: The admin endpoints: loopback only, for tests and chaos runs (module docstring).
+_ADMIN = Router(
+    "/admin",
+    guards=[_loopback_only],
+    tags=["admin (loopback only)"],
+    route_handlers=[
+        set_faults,
+        get_faults,
+        set_settings,
+        get_settings,
+        set_callback_target,
+        get_callback_target,
+        list_callback_deliveries,
+        list_settlements,
+        forget_settlement,
+        plant_basic_fund,
+        list_received_requests,
+        get_person,
+        move_enrolment,
+    ],
+)
 
 
 def create_simulator_app(config: SimulatorConfig, database: str | asyncpg.Pool) -> Litestar:
@@ -709,23 +667,7 @@ def create_simulator_app(config: SimulatorConfig, database: str | asyncpg.Pool) 
                 await pool.close()
 
     return Litestar(
-        route_handlers=[
-            province_api,
-            set_faults,
-            get_faults,
-            set_settings,
-            get_settings,
-            set_callback_target,
-            get_callback_target,
-            list_callback_deliveries,
-            list_settlements,
-            forget_settlement,
-            plant_basic_fund,
-            list_received_requests,
-            get_person,
-            move_enrolment,
-            health,
-        ],
+        route_handlers=[province_api, _ADMIN, health],
         dependencies={"sim": Provide(_state, sync_to_thread=False)},
         state=State({"simulator": sim}),
         lifespan=[lifespan],

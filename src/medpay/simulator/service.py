@@ -449,34 +449,26 @@ def _output(
     basic_fund: Literal["310100", "390100"] = (
         FUND_BASIC_EMPLOYEE if inp.insutype == "310" else FUND_BASIC_RESIDENT
     )
+    # Each fund that paid: what it paid on (crt_payb_lmt_amt) and what it paid.
+    funds: list[tuple[Literal["310100", "390100", "390200", "610100"], int, int]] = [
+        (basic_fund, calc.in_scope_fen - calc.deductible_applied_fen, calc.basic_fund_fen),
+        (FUND_CRITICAL_ILLNESS, calc.critical_illness_base_fen, calc.critical_illness_fen),
+        (
+            FUND_MEDICAL_ASSISTANCE,
+            calc.in_scope_fen - calc.basic_fund_fen - calc.critical_illness_fen,
+            calc.medical_assistance_fen,
+        ),
+    ]
     details = [
         SetlDetail(
-            fund_pay_type=basic_fund,
+            fund_pay_type=fund,
             inscp_scp_amt=calc.in_scope_fen,
-            crt_payb_lmt_amt=calc.in_scope_fen - calc.deductible_applied_fen,
-            fund_payamt=calc.basic_fund_fen,
+            crt_payb_lmt_amt=base,
+            fund_payamt=paid,
         )
+        for index, (fund, base, paid) in enumerate(funds)
+        if index == 0 or paid  # the basic fund always stands, the others when they paid
     ]
-    if calc.critical_illness_fen:
-        details.append(
-            SetlDetail(
-                fund_pay_type=FUND_CRITICAL_ILLNESS,
-                inscp_scp_amt=calc.in_scope_fen,
-                crt_payb_lmt_amt=calc.critical_illness_base_fen,
-                fund_payamt=calc.critical_illness_fen,
-            )
-        )
-    if calc.medical_assistance_fen:
-        details.append(
-            SetlDetail(
-                fund_pay_type=FUND_MEDICAL_ASSISTANCE,
-                inscp_scp_amt=calc.in_scope_fen,
-                crt_payb_lmt_amt=calc.in_scope_fen
-                - calc.basic_fund_fen
-                - calc.critical_illness_fen,
-                fund_payamt=calc.medical_assistance_fen,
-            )
-        )
     info = SetlInfo(
         setl_id=setl_id,
         psn_no=inp.psn_no,

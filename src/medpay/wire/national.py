@@ -60,6 +60,7 @@ import datetime as dt
 import enum
 import functools
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 
 import msgspec
@@ -75,6 +76,7 @@ __all__ = [
     "FUND_BASIC_RESIDENT",
     "FUND_CRITICAL_ILLNESS",
     "FUND_MEDICAL_ASSISTANCE",
+    "INFNO_KINDS",
     "INFNO_ORDER_QUERY",
     "INFNO_PRE_SETTLE",
     "INFNO_REVERSE",
@@ -145,6 +147,11 @@ INFNO_REVERSE = "2208"
 INFNO_ORDER_QUERY = "6301"
 INFNO_STATEMENT_TOTALS = "3201"
 INFNO_STATEMENT_DETAILS = "3202"
+#: What each of the two transactions that move money does (a callback's kind, a story's line).
+INFNO_KINDS: Final[dict[str, Literal["settlement", "reversal"]]] = {
+    INFNO_SETTLE: "settlement",
+    INFNO_REVERSE: "reversal",
+}
 
 #: The gateway's own code in ``fixmedins_code`` when it asks for a statement: it
 #: reconciles as the platform of every institution it settles for, not as one of them.
@@ -505,6 +512,14 @@ def _check_days(begin: dt.date, end: dt.date) -> None:
         raise ValueError(f"a statement covers at most {STATEMENT_DAYS_MAX} days")
 
 
+def _check_statement(begin: dt.date, end: dt.date, lines: Sequence[StatementTotal]) -> None:
+    """The days make a statement, and each (insutype, clr_type) line stands once."""
+    _check_days(begin, end)
+    keys = [(line.insutype, line.clr_type) for line in lines]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a (insutype, clr_type) line appears twice in stmtinfo")
+
+
 class StatementTotal(msgspec.Struct, frozen=True, kw_only=True):
     """One (``insutype``, ``clr_type``) line of a day's totals: net figures, net count."""
 
@@ -525,21 +540,12 @@ class StatementTotalsInput(msgspec.Struct, frozen=True, kw_only=True):
     stmtinfo: Annotated[list[StatementTotal], msgspec.Meta(max_length=200)]
 
     def __post_init__(self) -> None:
-        _check_days(self.stmt_begndate, self.stmt_enddate)
-        keys = [(line.insutype, line.clr_type) for line in self.stmtinfo]
-        if len(set(keys)) != len(keys):
-            raise ValueError("a (insutype, clr_type) line appears twice in stmtinfo")
+        _check_statement(self.stmt_begndate, self.stmt_enddate, self.stmtinfo)
 
 
-class StatementTotalResult(msgspec.Struct, frozen=True, kw_only=True):
+class StatementTotalResult(StatementTotal, frozen=True, kw_only=True):
     """The province's figures for one line, and whether the gateway's agree with them."""
 
-    insutype: Insutype
-    clr_type: ClrType
-    medfee_sumamt: SignedFen
-    fund_pay_sumamt: SignedFen
-    acct_pay: SignedFen
-    fixmedins_setl_cnt: Count
     stmt_rslt: Literal["0", "1"]  # 0: agreed, 1: not
     stmt_rslt_dscr: ErrMsg = ""
 
@@ -554,10 +560,7 @@ class StatementTotalsOutput(msgspec.Struct, frozen=True, kw_only=True):
     stmtinfo: Annotated[list[StatementTotalResult], msgspec.Meta(max_length=400)]
 
     def __post_init__(self) -> None:
-        _check_days(self.stmt_begndate, self.stmt_enddate)
-        keys = [(line.insutype, line.clr_type) for line in self.stmtinfo]
-        if len(set(keys)) != len(keys):
-            raise ValueError("a (insutype, clr_type) line appears twice in stmtinfo")
+        _check_statement(self.stmt_begndate, self.stmt_enddate, self.stmtinfo)
         all_agreed = all(line.stmt_rslt == "0" for line in self.stmtinfo)
         if (self.stmt_rslt == "0") != all_agreed:
             raise ValueError(f"stmt_rslt {self.stmt_rslt!r} disagrees with its lines")

@@ -46,6 +46,7 @@ from medpay.wire.signing import (
     TIMESTAMP_HEADER,
     SignatureError,
     canonical_string,
+    fresh_signature_headers,
 )
 from medpay.wire.yuan import fen_to_decimal, yuan_to_fen
 
@@ -216,16 +217,12 @@ def verify_body_signature(
     """Check a body signed with SM2: a fresh timestamp and a signature by one of ``public_keys``.
 
     Raises:
-        SignatureError: a header is missing or malformed, the timestamp is outside
-            ``max_skew_s`` of ``now``, or no key verifies the signature.
+        SignatureError: as :func:`medpay.wire.signing.verify_body_signature` (and a
+            timestamp of more than 12 digits is not unix seconds).
     """
-    if not timestamp or not signature:
-        raise SignatureError("signature headers missing")
-    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
-        raise SignatureError("timestamp is not unix seconds")
-    current = time.time() if now is None else now
-    if abs(current - int(timestamp)) > max_skew_s:
-        raise SignatureError("timestamp outside the allowed window")
+    timestamp, signature = fresh_signature_headers(
+        timestamp, signature, now=now, max_skew_s=max_skew_s, max_digits=12
+    )
     try:
         raw = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError) as exc:

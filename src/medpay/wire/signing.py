@@ -37,6 +37,7 @@ __all__ = [
     "SignatureError",
     "body_signature_headers",
     "canonical_string",
+    "fresh_signature_headers",
     "generate_private_key",
     "load_private_key",
     "load_public_key",
@@ -188,6 +189,34 @@ def body_signature_headers(
     return {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: signature}
 
 
+def fresh_signature_headers(
+    timestamp: str | None,
+    signature: str | None,
+    *,
+    now: float | None,
+    max_skew_s: float,
+    max_digits: int | None = None,
+) -> tuple[str, str]:
+    """Both headers of a signed body, present and with a timestamp within ``max_skew_s`` of now.
+
+    Raises:
+        SignatureError: a header is missing, the timestamp is not unix seconds (of at
+            most ``max_digits`` digits) or is outside the window.
+    """
+    if not timestamp or not signature:
+        raise SignatureError("signature headers missing")
+    if (
+        not timestamp.isascii()
+        or not timestamp.isdigit()
+        or (max_digits is not None and len(timestamp) > max_digits)
+    ):
+        raise SignatureError("timestamp is not unix seconds")
+    current = time.time() if now is None else now
+    if abs(current - int(timestamp)) > max_skew_s:
+        raise SignatureError("timestamp outside the allowed window")
+    return timestamp, signature
+
+
 def verify_body_signature(
     body: bytes,
     timestamp: str | None,
@@ -203,13 +232,9 @@ def verify_body_signature(
         SignatureError: a header is missing or malformed, the timestamp is outside
             ``max_skew_s`` of ``now``, or no key verifies the signature.
     """
-    if not timestamp or not signature:
-        raise SignatureError("signature headers missing")
-    if not timestamp.isascii() or not timestamp.isdigit():
-        raise SignatureError("timestamp is not unix seconds")
-    current = time.time() if now is None else now
-    if abs(current - int(timestamp)) > max_skew_s:
-        raise SignatureError("timestamp outside the allowed window")
+    timestamp, signature = fresh_signature_headers(
+        timestamp, signature, now=now, max_skew_s=max_skew_s
+    )
     raw = _b64(signature)
     message = _body_message(timestamp, body)
     keys = [public_keys] if isinstance(public_keys, Ed25519PublicKey) else list(public_keys)

@@ -15,12 +15,12 @@ the answers, or from 6301.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 import msgspec
 
-from medpay.clock import CHINA
+from medpay.clock import china_date
 from medpay.observability import province_call
 from medpay.privacy import masked_text
 from medpay.settlement.adapters.base import (
@@ -59,6 +59,7 @@ from medpay.settlement.adapters.base import (
     TotalsVerdict,
 )
 from medpay.wire.national import (
+    INFNO_KINDS,
     INFNO_ORDER_QUERY,
     INFNO_PRE_SETTLE,
     INFNO_REVERSE,
@@ -141,7 +142,6 @@ _OUTCOMES: tuple[tuple[type[ClearingError], str], ...] = (
 )
 
 
-_CALLBACK_KINDS = {INFNO_SETTLE: "settlement", INFNO_REVERSE: "reversal"}
 _CLASS_LEVELS = {"A": "01", "B": "02", "C": "03"}
 _INSUTYPES = {"employee": "310", "resident": "390"}
 _SCHEMES = {"310": "employee", "390": "resident"}
@@ -214,11 +214,29 @@ class NationalHttpAdapter:
         cls, endpoint: ProvinceEndpoint, config: ClearingConfig, client: httpx.AsyncClient
     ) -> NationalHttpAdapter:
         """Build from one line of the clearing configuration (see ``registry``)."""
+        return cls._configured(
+            endpoint,
+            config,
+            client,
+            load_private_key(config.signing_key_pem),
+            load_public_key(endpoint.public_key_pem),
+        )
+
+    @classmethod
+    def _configured(
+        cls,
+        endpoint: ProvinceEndpoint,
+        config: ClearingConfig,
+        client: httpx.AsyncClient,
+        signing_key: Any,
+        province_public_key: Any,
+    ) -> Self:
+        """The adapter for ``endpoint`` with keys of its profile: both profiles time out alike."""
         return cls(
             endpoint.url,
             endpoint.admdvs,
-            load_private_key(config.signing_key_pem),
-            load_public_key(endpoint.public_key_pem),
+            signing_key,
+            province_public_key,
             client,
             httpx.Timeout(
                 connect=endpoint.connect_timeout_s,
@@ -405,7 +423,7 @@ class NationalHttpAdapter:
         reversed_at = None if detail.revs_time is None else parse_inf_time(detail.revs_time)
 
         def within(moment: dt.datetime | None) -> bool:
-            day = None if moment is None else moment.astimezone(CHINA).date()
+            day = china_date(moment)
             return day is not None and request.first_day <= day <= request.last_day
 
         if not (within(settled_at) or within(reversed_at)):
@@ -485,7 +503,7 @@ class NationalHttpAdapter:
         return ProvinceCallback(
             callback_id=callback.callback_id,
             ref_msgid=callback.ref_msgid,
-            kind=_CALLBACK_KINDS[callback.infno],  # type: ignore[arg-type]
+            kind=INFNO_KINDS[callback.infno],
             result=callback.ord_stas,
             breakdown=breakdown,
             error_code=error_code,

@@ -100,20 +100,12 @@ class NationalSm2Adapter(NationalHttpAdapter):
                 f"province {endpoint.admdvs} is on the national profile (national_sm2): "
                 "the clearing configuration needs sm2_signing_key_pem"
             )
-        return cls(
-            endpoint.url,
-            endpoint.admdvs,
+        return cls._configured(
+            endpoint,
+            config,
+            client,
             gm.load_private_key(config.sm2_signing_key_pem),
             load_sm2_public_key(endpoint.public_key_pem),
-            client,
-            httpx.Timeout(
-                connect=endpoint.connect_timeout_s,
-                read=endpoint.read_timeout_s,
-                write=endpoint.read_timeout_s,
-                pool=endpoint.connect_timeout_s,
-            ),
-            recer_sys_code=config.recer_sys_code,
-            infcodes=endpoint.infcodes,
         )
 
     # --- the national profile's codec -------------------------------------------------------
