@@ -191,6 +191,10 @@ def _schema(run: Run) -> Any:
     config = SchemathesisConfig.from_dict(CONFIG)
     schema = schemathesis.openapi.from_url(f"{run.url}/schema/openapi.json", config=config)
     schema = schema.exclude(path_regex="^/v1/callbacks/")
+    # Readiness answers a documented 503 whenever the database or a province is slow to
+    # answer its probe (a loaded CI machine): the truth, which the no-5xx check would
+    # count as a failure. test_observability tests both of its answers.
+    schema = schema.exclude(path_regex="^/health/ready$")
 
     @schema.hook("filter_body")
     def no_integral_floats(context: Any, body: Any) -> bool:
