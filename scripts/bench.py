@@ -80,7 +80,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_floor import CREATE_FLOOR_TABLE, FLOOR_PATH
-from harness import Process, System, descendants, wait_healthy
+from harness import Process, System, descendants, limit_environment, wait_healthy
 from workload import PaymentMix, Planned, new_key
 
 from medpay.client import InstitutionSignatureAuth
@@ -871,24 +871,6 @@ class Bench:
             await self.slow_province(max(paid.throughput, warm))
             await self.constant_rate(paid.throughput or warm)
         self.memory_after = memory(self.system.gateway)
-
-
-def limit_environment(limits: bool) -> dict[str, str]:
-    """The gateway's rate limits: counted but never reached (one address sends it all), or off."""
-    high = str(10**9)
-    return {
-        "MEDPAY_RATE_LIMITS": "true" if limits else "false",
-        **{
-            f"MEDPAY_RATE_LIMIT_{name}": high
-            for name in (
-                "PER_SOURCE",
-                "PER_CALLER",
-                "PER_PERSON",
-                "ESTIMATES_PER_CALLER",
-                "ESTIMATES_PER_PERSON",
-            )
-        },
-    }
 
 
 def server_command(server: str, workers: int, target: str, port: str) -> list[str]:

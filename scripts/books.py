@@ -40,7 +40,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from chaos import Tally, give_back, killer, post_until_answered
-from harness import MEDPAY, PERSONS, System, wait_healthy
+from harness import MEDPAY, PERSONS, System, limit_environment, wait_healthy
 
 from medpay.client import AppSignatureAuth
 from medpay.clock import china_today
@@ -192,6 +192,7 @@ async def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         keep=args.keep,
         gateway_env={
+            **limit_environment(True),
             "MEDPAY_SETTLE_GRACE_SECONDS": "4",
             "MEDPAY_WORKER_INTERVAL_SECONDS": "0.5",
             "MEDPAY_RECONCILIATION_DAILY": "false",  # this script reconciles itself

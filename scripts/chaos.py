@@ -32,7 +32,7 @@ import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import PERSONS, System, wait_healthy
+from harness import PERSONS, System, limit_environment, wait_healthy
 
 from medpay.client import AppSignatureAuth
 from medpay.simulator.config import every_third_province
@@ -48,6 +48,7 @@ class Tally:
 
     accepted: dict[str, str] = field(default_factory=dict)  # idempotency key -> payment id
     refused: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)  # "status code" -> how many
     unanswered: int = 0
     reversals_requested: int = 0
     refunds_requested: int = 0
@@ -150,6 +151,14 @@ async def give_back(
         )
 
 
+def _problem_code(response: httpx.Response) -> str:
+    """The problem document's ``code``, or what the body is when it is not one."""
+    try:
+        return str(response.json().get("code"))
+    except ValueError:
+        return "(not a problem document)"
+
+
 async def load(
     system: System,
     payments: int,
@@ -179,6 +188,8 @@ async def load(
                 return
             if response.status_code not in (201, 202):
                 tally.refused += 1
+                why = f"{response.status_code} {_problem_code(response)}"
+                tally.refusals[why] = tally.refusals.get(why, 0) + 1
                 return
             payment = response.json()
             tally.accepted[key] = payment["payment_id"]
@@ -280,7 +291,11 @@ async def main(args: argparse.Namespace) -> int:
         read_timeout_s=GATEWAY_READ_TIMEOUT_S,
         seed=args.seed,
         keep=args.keep,
-        gateway_env={"MEDPAY_SETTLE_GRACE_SECONDS": "4", "MEDPAY_WORKER_INTERVAL_SECONDS": "0.5"},
+        gateway_env={
+            "MEDPAY_SETTLE_GRACE_SECONDS": "4",
+            "MEDPAY_WORKER_INTERVAL_SECONDS": "0.5",
+            **limit_environment(True),
+        },
         national=national,
     )
     try:
@@ -334,7 +349,7 @@ async def main(args: argparse.Namespace) -> int:
             f"chaos: load {load_seconds:.1f} s, {len(tally.latencies) / load_seconds:.1f} answered req/s, "
             f"latency p50 {pct(0.5):.0f} ms p95 {pct(0.95):.0f} ms p99 {pct(0.99):.0f} ms; app retries "
             f"{tally.retries}, reversals requested {tally.reversals_requested}, refunds requested "
-            f"{tally.refunds_requested}, refused {tally.refused}, "
+            f"{tally.refunds_requested}, refused {tally.refused} {tally.refusals or ''}, "
             f"never answered {tally.unanswered}"
         )
         print(

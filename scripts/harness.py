@@ -114,6 +114,28 @@ def resident_kib(pid: int) -> int:
     return 0
 
 
+def limit_environment(limits: bool) -> dict[str, str]:
+    """The gateway's rate limits: counted but never reached, or off.
+
+    A load run sends everything from one address, often for a few persons: at the
+    production limits its own traffic would be refused (a 429 is not what it measures).
+    """
+    high = str(10**9)
+    return {
+        "MEDPAY_RATE_LIMITS": "true" if limits else "false",
+        **{
+            f"MEDPAY_RATE_LIMIT_{name}": high
+            for name in (
+                "PER_SOURCE",
+                "PER_CALLER",
+                "PER_PERSON",
+                "ESTIMATES_PER_CALLER",
+                "ESTIMATES_PER_PERSON",
+            )
+        },
+    }
+
+
 class Process:
     """A child process we own, stopped by its pid (and its workers by theirs)."""
 
