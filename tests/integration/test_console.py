@@ -427,3 +427,32 @@ async def test_the_signed_api_neither_needs_nor_accepts_the_console_cookie(
     assert problem(with_cookie_only)["code"] == "signature_missing"
     assert signed.status_code == 200
     assert signed.json()["day"] == china_today().isoformat()
+
+
+async def test_a_refunded_payment_links_its_refund_and_the_lines_kept(
+    client, login, patient_app, identity_issuer
+) -> None:
+    guangdong = AppSignatureAuth(
+        patient_app.app_id, patient_app.private_key_pem, identity_issuer.issue(GUANGDONG_RESIDENT)
+    )
+    paid = await pay(client, guangdong, FUNDED_ORDER)
+    refund = await client.post(
+        f"/v1/payments/{paid['payment_id']}/refunds",
+        json={"items": [{"line_no": 2, "quantity": 1}], "reason": "returned"},
+        headers={"Idempotency-Key": f"console-refund-{uuid.uuid4().hex}"},
+        auth=guangdong,
+    )
+    assert refund.status_code == 201, refund.text
+    body = refund.json()
+    assert body["state"] == "refunded"
+    kept = body["replacement_payment_id"]
+    assert (await log_in(client)).status_code == 303
+
+    original = await client.get(f"/console/payments/{paid['payment_id']}")
+    replacement = await client.get(f"/console/payments/{kept}")
+
+    assert original.status_code == replacement.status_code == 200
+    assert f"<code>{body['refund_id']}</code>: partial, returned" in original.text
+    assert f'the lines kept: <a href="/console/payments/{kept}">' in original.text
+    assert f'<a id="replaces" href="/console/payments/{paid["payment_id"]}">' in replacement.text
+    assert f'; of <a href="/console/payments/{paid["payment_id"]}">' in replacement.text
