@@ -349,7 +349,7 @@ async def main(args: argparse.Namespace) -> int:
             f"chaos: load {load_seconds:.1f} s, {len(tally.latencies) / load_seconds:.1f} answered req/s, "
             f"latency p50 {pct(0.5):.0f} ms p95 {pct(0.95):.0f} ms p99 {pct(0.99):.0f} ms; app retries "
             f"{tally.retries}, reversals requested {tally.reversals_requested}, refunds requested "
-            f"{tally.refunds_requested}, refused {tally.refused} {tally.refusals or ''}, "
+            f"{tally.refunds_requested}, refused {tally.refused}{f' {tally.refusals}' if tally.refusals else ''}, "
             f"never answered {tally.unanswered}"
         )
         print(
