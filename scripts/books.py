@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import random
-import secrets
 import sys
 import time
 import uuid
@@ -39,8 +38,8 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from chaos import Tally, give_back, killer, post_until_answered
-from harness import MEDPAY, PERSONS, System, limit_environment, wait_healthy
+from chaos import Tally, killer, load
+from harness import MEDPAY, System, limit_environment, wait_healthy
 
 from medpay.client import AppSignatureAuth
 from medpay.clock import china_today
@@ -67,50 +66,6 @@ def order_for(rng: random.Random, psn_no: str) -> dict[str, Any]:
         ],
         "personal_account_allowed": rng.random() < 0.7,
     }
-
-
-async def load(
-    system: System, payments: int, duration_s: float, rng: random.Random, tally: Tally
-) -> None:
-    """``payments`` payments over ``duration_s``; of the settled ones about 10 % reversed and
-    10 % refunded (part of the drugs returned, or now and then everything)."""
-    deadline = time.monotonic() + duration_s + 90
-    tokens = {psn: system.issuer.issue(psn, ttl_seconds=3600) for psn in PERSONS}
-    gate = asyncio.Semaphore(8)
-    async with httpx.AsyncClient(base_url=system.gateway_url, timeout=10.0) as http:
-
-        async def one(index: int) -> None:
-            await asyncio.sleep(duration_s * index / payments)
-            psn = rng.choice(PERSONS)
-            auth = AppSignatureAuth(system.app.app_id, system.app.private_key_pem, tokens[psn])
-            key = f"books-{index:05d}-{secrets.token_hex(4)}"
-            async with gate:
-                response = await post_until_answered(
-                    http, "/v1/payments", order_for(rng, psn), key, auth, tally, deadline
-                )
-            if response is None:
-                tally.unanswered += 1
-                return
-            if response.status_code not in (201, 202):
-                tally.refused += 1
-                return
-            payment = response.json()
-            tally.accepted[key] = payment["payment_id"]
-            if response.status_code == 201:
-                async with gate:
-                    await give_back(
-                        http,
-                        rng,
-                        payment,
-                        key,
-                        auth,
-                        tally,
-                        deadline,
-                        reversal_rate=0.10,
-                        refund_rate=0.10,
-                    )
-
-        await asyncio.gather(*(one(i) for i in range(payments)))
 
 
 class Commands:
@@ -210,7 +165,18 @@ async def main(args: argparse.Namespace) -> int:
         )
         tally, events = Tally(), []
         await asyncio.gather(
-            load(system, args.payments, args.duration, rng, tally),
+            load(
+                system,
+                args.payments,
+                args.duration,
+                8,
+                rng,
+                tally,
+                time.monotonic() + args.duration + 90,
+                order=order_for,
+                key_prefix="books",
+                reversal_rate=0.10,
+            ),
             killer(system, 1, args.duration, rng, events),
         )
         for line in events:

@@ -25,8 +25,10 @@ import random
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -167,9 +169,15 @@ async def load(
     rng: random.Random,
     tally: Tally,
     deadline: float,
+    *,
+    order: Callable[[random.Random, str], dict[str, Any]] = lambda rng, _psn: order_for(rng),
+    key_prefix: str = "chaos",
+    reversal_rate: float = 0.05,
+    refund_rate: float = 0.10,
 ) -> None:
-    """``payments`` payments arriving steadily over ``duration_s``; of the settled ones about 5 %
-    reversed and 10 % refunded (part of the drugs returned, or now and then everything)."""
+    """``payments`` payments of ``order`` arriving steadily over ``duration_s``; of the settled
+    ones ``reversal_rate`` reversed and ``refund_rate`` refunded (part of the drugs returned, or
+    now and then everything). ``scripts/books`` sends its own orders through the same loop."""
     tokens = {psn: system.issuer.issue(psn, ttl_seconds=3600) for psn in PERSONS}
     gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=system.gateway_url, timeout=10.0) as http:
@@ -178,10 +186,10 @@ async def load(
             await asyncio.sleep(duration_s * index / payments)
             psn = rng.choice(PERSONS)
             auth = AppSignatureAuth(system.app.app_id, system.app.private_key_pem, tokens[psn])
-            key = f"chaos-{index:05d}-{secrets.token_hex(4)}"
+            key = f"{key_prefix}-{index:05d}-{secrets.token_hex(4)}"
             async with gate:
                 response = await post_until_answered(
-                    http, "/v1/payments", order_for(rng), key, auth, tally, deadline
+                    http, "/v1/payments", order(rng, psn), key, auth, tally, deadline
                 )
             if response is None:
                 tally.unanswered += 1
@@ -203,8 +211,8 @@ async def load(
                         auth,
                         tally,
                         deadline,
-                        reversal_rate=0.05,
-                        refund_rate=0.10,
+                        reversal_rate=reversal_rate,
+                        refund_rate=refund_rate,
                     )
 
         await asyncio.gather(*(one(i) for i in range(payments)))

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -50,19 +51,10 @@ from medpay.wire.signing import (
 )
 
 MEDPAY = str(Path(sys.executable).with_name("medpay"))
+#: The sample persons (both systems seed them from the same data file).
 PERSONS = [
-    "33000000000000000001",
-    "44000000000000000002",
-    "11000000000000000003",
-    "51000000000000000004",
-    "31000000000000000005",
-    "32000000000000000006",
-    "41000000000000000007",
-    "42000000000000000008",
-    "54000000000000000009",
-    "65000000000000000010",
-    "33000000000000000011",
-    "37000000000000000012",
+    p["psn_no"]
+    for p in json.loads(resources.files("medpay.samples").joinpath("persons.json").read_bytes())
 ]
 UNFINISHED = (
     "SELECT count(*) FROM payments WHERE state IN ('received', 'settling', 'unknown', 'reversing')"

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 import asyncpg
@@ -55,19 +57,10 @@ from medpay.wire.national import PROVINCES
 
 from .books_helpers import move_relationship
 
+#: The sample persons, as both systems seed them.
 PERSONS = [
-    "33000000000000000001",
-    "44000000000000000002",
-    "11000000000000000003",
-    "51000000000000000004",
-    "31000000000000000005",
-    "32000000000000000006",
-    "41000000000000000007",
-    "42000000000000000008",
-    "54000000000000000009",
-    "65000000000000000010",
-    "33000000000000000011",
-    "37000000000000000012",
+    p["psn_no"]
+    for p in json.loads(resources.files("medpay.samples").joinpath("persons.json").read_bytes())
 ]
 
 
