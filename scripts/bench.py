@@ -87,6 +87,7 @@ from medpay.client import InstitutionSignatureAuth
 from medpay.db.embedded import free_port
 from medpay.institutions.keys import register_institution_key
 from medpay.population import DISTRICTS, benchmark_institutions
+from medpay.security.persons import psn_no_of
 from medpay.security.signatures import signature_headers
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -727,8 +728,10 @@ class Bench:
 
     async def signed_read(self, name: str = "signed read", rate_hint: float = 200) -> None:
         rows = await self.system.pool.fetch(
-            "SELECT payment_id, psn_no FROM payments WHERE idempotency_key LIKE 'bench-warm-%' AND state = 'settled'"
+            "SELECT payment_id, psn_no, person_sealed FROM payments"
+            " WHERE idempotency_key LIKE 'bench-warm-%' AND state = 'settled'"
         )
+        numbers = {row["payment_id"]: psn_no_of(row) for row in rows}  # kept sealed at rest
         if not rows:
             raise RuntimeError("no settled payment to read")
         budget = int(min(200_000, max(self.floor_rate, rate_hint) * self.args.duration * 1.2))
@@ -737,7 +740,7 @@ class Bench:
             self.signer.raw(
                 "GET",
                 f"/v1/payments/{rows[n % len(rows)]['payment_id']}",
-                psn_no=rows[n % len(rows)]["psn_no"],
+                psn_no=numbers[rows[n % len(rows)]["payment_id"]],
             )
             for n in range(budget)
         ]

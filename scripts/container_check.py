@@ -42,6 +42,7 @@ import msgspec
 
 from medpay.db.embedded import EmbeddedPostgres, free_port
 from medpay.security.identity import DevelopmentIssuer
+from medpay.security.secrets import generate_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import descendants, kill_if_same
@@ -306,6 +307,7 @@ def main() -> int:
             "WEB_CONCURRENCY": "2",
             "DATABASE_URL": database.dsn("medpay"),
             "MEDPAY_IDENTITY_ISSUERS": json.dumps([msgspec.to_builtins(issuer.trusted())]),
+            "MEDPAY_PERSON_KEY": generate_key(),  # a throw-away test key
         }
         as_in_dockerfile('CMD ["medpay-container-start"]')
         with open(log, "ab") as out:

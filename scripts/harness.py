@@ -32,6 +32,8 @@ from medpay.db.pool import create_pool
 from medpay.db.runtime import migrate
 from medpay.population import SyntheticPerson, generate_persons, seed_population
 from medpay.security.identity import DevelopmentIssuer
+from medpay.security.persons import use_person_key
+from medpay.security.secrets import generate_key
 from medpay.seed import seed_sample_data
 from medpay.settlement.adapters.config import ClearingConfig
 from medpay.simulator.config import (
@@ -282,6 +284,9 @@ class System:
             conn = await asyncpg.connect(dsn)
             await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             await conn.close()
+        # A throw-away person key for this run: the seeding here and the gateway share it.
+        self.person_key = generate_key()
+        use_person_key(self.person_key)
         self.pool = await create_pool(dsn, min_size=1, max_size=4)
         await seed_sample_data(self.pool)
         await seed_sample_persons(self.pool)
@@ -313,6 +318,7 @@ class System:
             **env,
             "MEDPAY_PORT": self.gateway_url.rsplit(":", 1)[1],
             "MEDPAY_CLEARING_CONFIG_FILE": str(self.folder / "clearing.json"),
+            "MEDPAY_PERSON_KEY": self.person_key,
             "MEDPAY_IDENTITY_ISSUERS": json.dumps([msgspec.to_builtins(self.issuer.trusted())]),
             **gateway_env,
         }

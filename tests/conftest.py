@@ -29,6 +29,8 @@ from medpay.db.embedded import EmbeddedPostgres
 from medpay.db.migrate import GATEWAY_MIGRATIONS, apply_migrations
 from medpay.db.pool import create_pool
 from medpay.observability.logs import json_formatter
+from medpay.security.persons import use_person_key
+from medpay.security.secrets import generate_key
 
 from .privacy_scan import ScanReport, scan
 
@@ -36,6 +38,11 @@ from .privacy_scan import ScanReport, scan
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 TEMPLATE = f"medpay_template_{WORKER}"
 _counter = itertools.count()
+#: The person key of this run (medpay.security.persons), a throw-away test key: installed
+#: in every test process (seeding, in-process gateways) and inherited by the gateways and
+#: commands tests start as processes.
+PERSON_KEY = os.environ.setdefault("MEDPAY_PERSON_KEY", generate_key())
+use_person_key(PERSON_KEY)
 
 
 def _with_database(dsn: str, database: str) -> str:

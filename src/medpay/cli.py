@@ -59,10 +59,28 @@ def _data_file(data_dir: Path, name: str, make: Callable[[], str]) -> str:
     return path.read_text()
 
 
-def _dev_app_secret_key(data_dir: Path) -> str:
+def _dev_app_secret_key(data_dir: Path, name: str = "app-secret.key") -> str:
     from medpay.security.secrets import generate_key
 
-    return _data_file(data_dir, "app-secret.key", generate_key).strip()
+    return _data_file(data_dir, name, generate_key).strip()
+
+
+def _with_person_key(settings: Settings) -> Settings:
+    """Install the person key; the embedded development database's from the data folder.
+
+    A configured key always wins. Without one, only a database of the data folder (no
+    ``DATABASE_URL``) gets a development key; elsewhere a command that needs the key
+    stops with PersonKeyMissing.
+    """
+    from medpay.security.persons import use_person_key
+
+    if settings.person_key_text() is None and settings.database_url is None:
+        settings = msgspec.structs.replace(
+            settings, person_key=_dev_app_secret_key(settings.data_path, "person.key")
+        )
+    if (key := settings.person_key_text()) is not None:
+        use_person_key(key)
+    return settings
 
 
 def _dev_sm2_key(data_dir: Path, name: str) -> str:
@@ -821,6 +839,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per province call is noise here
     settings = load_settings()
+    if args.command != "openapi":
+        settings = _with_person_key(settings)
     if args.command in ("run", "serve", "simulator"):
         from medpay.observability.logs import configure_logging
 

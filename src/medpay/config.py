@@ -70,6 +70,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: its answers. Without both, it answers front_door_not_configured.
     app_secret_key: str | None = None
     mobile_signing_key_pem: str | None = None
+    #: Person identifiers at rest (medpay.security.persons): the key (base64 of 32 random
+    #: bytes), or a file holding it; never the repository. Without either, the embedded
+    #: development database uses one made in the data folder (``person.key``).
+    person_key: str | None = None
+    person_key_file: str | None = None
     #: A payAuthNo is an identity token with this ``aud`` (a session token is not one).
     pay_auth_audience: str = "medpay-mobile-pay"
     #: Reconcile the previous China day with every province, once a day (one process does it).
@@ -151,6 +156,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.console_password_memory_kib < 8 * self.console_password_parallelism:
             raise ValueError("console_password_memory_kib must be at least 8 per lane (argon2)")
+
+    def person_key_text(self) -> str | None:
+        """The configured person key, read from its file if one is named; None if neither."""
+        if self.person_key:
+            return self.person_key
+        if self.person_key_file:
+            return Path(self.person_key_file).read_text(encoding="utf-8").strip()
+        return None
 
     @property
     def data_path(self) -> Path:

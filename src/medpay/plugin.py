@@ -47,6 +47,7 @@ from medpay.security.guards import (
 from medpay.security.idempotency import Idempotency
 from medpay.security.identity import IdentityVerifier
 from medpay.security.limits import LIMITER_STATE_KEY, LimitPolicy, RateLimiter, RouteClasses
+from medpay.security.persons import PersonKeyMissing, use_person_key
 from medpay.security.secrets import SecretSealer
 from medpay.settlement.adapters.national_http import new_http_client
 from medpay.settlement.adapters.registry import build_adapters
@@ -103,6 +104,7 @@ class GatewayPlugin(InitPluginProtocol):
         app_config.state[_RESOURCES] = self._resources
         app_config.lifespan = [
             *app_config.lifespan,
+            self._person_key,
             self._database,
             self._http_client,
             self._payment_flow,
@@ -148,6 +150,17 @@ class GatewayPlugin(InitPluginProtocol):
 
     def _provide_operations(self) -> Operations:
         return self._resources.operations
+
+    @contextlib.asynccontextmanager
+    async def _person_key(self, _app: Litestar) -> AsyncIterator[None]:
+        """The key persons are kept under (medpay.security.persons): no start without it."""
+        key = self._settings.person_key_text()
+        if key is None:
+            raise PersonKeyMissing(
+                "no person key: set MEDPAY_PERSON_KEY or MEDPAY_PERSON_KEY_FILE (32 bytes, base64)"
+            )
+        use_person_key(key)
+        yield
 
     @contextlib.asynccontextmanager
     async def _database(self, app: Litestar) -> AsyncIterator[None]:

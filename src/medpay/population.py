@@ -56,6 +56,7 @@ import msgspec
 from medpay.db.pool import connection
 from medpay.institutions.keys import register_institution_key
 from medpay.institutions.service import Institution, register_institution, sign_sample_agreement
+from medpay.security.persons import person_ref, seal_person
 from medpay.simulator import bulk as simulator_bulk
 from medpay.simulator.store import PersonRecord
 
@@ -284,13 +285,13 @@ async def seed_institutions(pool: asyncpg.Pool, institutions: Iterable[Instituti
 
 _CREATE_GATEWAY_STAGE = """
 CREATE TEMPORARY TABLE population_stage (
-    psn_no text, name text, insured_area text, scheme text, valid_from date,
+    psn_no text, sealed bytea, insured_area text, scheme text, valid_from date,
     contribution_months integer
 ) ON COMMIT DROP
 """
 _INSERT_PERSONS = """
-INSERT INTO persons (psn_no, name)
-SELECT psn_no, name FROM population_stage
+INSERT INTO persons (psn_no, sealed)
+SELECT psn_no, sealed FROM population_stage
 ON CONFLICT (psn_no) DO NOTHING
 """
 # A person with any segment already has a relationship history: leave it as it is.
@@ -313,8 +314,8 @@ async def _load_gateway(pool: asyncpg.Pool, persons: list[SyntheticPerson]) -> i
             "population_stage",
             records=(
                 (
-                    p.psn_no,
-                    p.name,
+                    person_ref(p.psn_no),  # the registry keeps a person by reference
+                    seal_person(p.psn_no, p.name),
                     p.insured_area,
                     p.scheme,
                     SEGMENT_START,

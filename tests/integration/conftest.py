@@ -37,6 +37,8 @@ from medpay.wire.signing import (
     public_key_pem,
 )
 
+from ..conftest import PERSON_KEY
+
 ZHEJIANG_EMPLOYEE = "33000000000000000001"
 OPENAPI = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 
@@ -71,6 +73,7 @@ def settings(
         identity_issuers=(identity_issuer.trusted(),),
         app_secret_key=app_secret_key,
         mobile_signing_key_pem=gm.private_key_pem(mobile_signing_key),
+        person_key=PERSON_KEY,
         max_request_bytes=16 * 1024,
         pool_min_size=1,
         pool_max_size=5,

@@ -97,6 +97,7 @@ def gateway_environment(
         **inherited,
         "DATABASE_URL": database_url,
         "MEDPAY_DATA_DIR": str(folder / "data"),
+        "MEDPAY_PERSON_KEY": os.environ["MEDPAY_PERSON_KEY"],
         "MEDPAY_CLEARING_CONFIG_FILE": str(clearing_file),
         "MEDPAY_IDENTITY_ISSUERS": json.dumps([msgspec.to_builtins(issuer.trusted())]),
         "MEDPAY_POOL_MIN_SIZE": "1",

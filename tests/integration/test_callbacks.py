@@ -7,6 +7,7 @@ a capturing receiver whose bodies the tests then replay or re-sign.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 
 import httpx
@@ -17,6 +18,7 @@ from litestar.params import FromPath
 
 from medpay.demo import DEMO_ORDER
 from medpay.plugin import resources_of
+from medpay.relationships.service import register_person
 from medpay.serving import start_server
 from medpay.wire.signing import body_signature_headers, load_private_key
 
@@ -266,10 +268,13 @@ async def test_asynchronous_refusal_arrives_as_a_failure_callback(
     client, signed, simulator, identity_issuer, db_pool
 ):
     """A person the gateway knows but the home province does not."""
-    await db_pool.execute("INSERT INTO persons (psn_no, name) VALUES ('33000000000000000099', 'X')")
-    await db_pool.execute(
-        "INSERT INTO insurance_segments (psn_no, insured_area, scheme, valid_from)"
-        " VALUES ('33000000000000000099', '330106', 'employee', '2020-01-01')"
+    await register_person(
+        db_pool,
+        psn_no="33000000000000000099",
+        name="X",
+        insured_area="330106",
+        scheme="employee",
+        valid_from=dt.date(2020, 1, 1),
     )
     signed.identity_token = identity_issuer.issue("33000000000000000099")
     await _callbacks_to(simulator, str(client.base_url))

@@ -23,6 +23,7 @@ from medpay.demo import DEMO_ORDER
 from medpay.notifications.dispatcher import NotificationDispatcher
 from medpay.payments.schemas import PaymentOrder
 from medpay.plugin import resources_of
+from medpay.security.persons import person_ref, seal_person
 from medpay.serving import start_server
 from medpay.wire.signing import load_private_key, public_key_pem
 
@@ -130,7 +131,7 @@ async def test_payment_received_but_never_sent_is_continued(
         signed.app_id,
         "crashed-before-send",
         "digest",
-        ZHEJIANG_EMPLOYEE,
+        person_ref(ZHEJIANG_EMPLOYEE),
         order.institution_code,
         order.treatment_area,
         order.visit_type,
@@ -148,6 +149,7 @@ async def test_payment_received_but_never_sent_is_continued(
         [i.item_code for i in order.items],
         [i.quantity for i in order.items],
         [i.unit_price_fen for i in order.items],
+        seal_person(ZHEJIANG_EMPLOYEE, ""),
     )
     assert await _state(db_pool) == "received"
     await _make_due(db_pool)
@@ -189,7 +191,8 @@ async def test_a_late_answer_after_the_resolver_settled_changes_nothing(
     await _make_due(db_pool)
     await resources_of(gateway).resolver.run_once()
     stored = await db_pool.fetchval("SELECT request FROM province_messages")
-    request = msgspec.convert(stored, SettlementRequest)
+    # Kept with the person by reference; the province is sent the number.
+    request = msgspec.convert(stored | {"psn_no": ZHEJIANG_EMPLOYEE}, SettlementRequest)
     payment_id = await db_pool.fetchval("SELECT payment_id FROM payments")
 
     # The same request answered again (the province answers a repeated msgid from its log).

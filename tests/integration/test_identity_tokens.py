@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import time
 import uuid
 
@@ -149,7 +150,13 @@ async def test_es256_issuer_is_trusted_when_configured(database_url, patient_app
 
     issuer = DevelopmentIssuer.generate("ecdsa-p256")
     assert issuer.algorithm == "ES256"
-    app = create_app(Settings(database_url=database_url, identity_issuers=(issuer.trusted(),)))
+    app = create_app(
+        Settings(
+            database_url=database_url,
+            identity_issuers=(issuer.trusted(),),
+            person_key=os.environ["MEDPAY_PERSON_KEY"],
+        )
+    )
     async with running_gateway(app) as client:
         auth = AppSignatureAuth(
             patient_app.app_id, patient_app.private_key_pem, issuer.issue(ZHEJIANG_EMPLOYEE)

@@ -12,17 +12,26 @@ from medpay.population import (
     seed_population,
     write_population_file,
 )
+from medpay.security.persons import psn_no_of
 from medpay.simulator.store import SIMULATOR_SCHEMA
 
 PERSONS = 31 * 4 + 7  # four per province, and seven more in the first seven provinces
 
 
-async def _gateway_persons(db_pool) -> dict[str, tuple[str, str]]:
+async def _synthetic_segments(db_pool, where: str = "TRUE") -> list[tuple[str, str, str]]:
+    """(number, area, scheme) of the synthetic persons' segments: the registry keeps each
+    person by reference, so the number is opened from the sealed copy."""
     rows = await db_pool.fetch(
-        "SELECT psn_no, insured_area, scheme FROM insurance_segments"
-        " WHERE psn_no LIKE '__8%' AND valid_until IS NULL"
+        "SELECT s.psn_no, p.sealed AS person_sealed, s.insured_area, s.scheme"
+        f" FROM insurance_segments s JOIN persons p USING (psn_no) WHERE {where}"
     )
-    return {r["psn_no"]: (r["insured_area"], r["scheme"]) for r in rows}
+    found = [(psn_no_of(r), r["insured_area"], r["scheme"]) for r in rows]
+    return [segment for segment in found if re.match(r"^..8", segment[0])]
+
+
+async def _gateway_persons(db_pool) -> dict[str, tuple[str, str]]:
+    segments = await _synthetic_segments(db_pool, "s.valid_until IS NULL")
+    return {number: (area, scheme) for number, area, scheme in segments}
 
 
 async def _simulator_persons(db_pool) -> dict[str, tuple[str, str]]:
@@ -100,10 +109,7 @@ async def test_seeding_again_skips_everyone_already_there(db_pool) -> None:
     assert (report.gateway_added, report.simulator_added) == (31, 31)
     assert (again.gateway_added, again.simulator_added) == (0, 0)
     assert len(await _gateway_persons(db_pool)) == len(await _simulator_persons(db_pool)) == 62
-    segments = await db_pool.fetchval(
-        "SELECT count(*) FROM insurance_segments WHERE psn_no LIKE '__8%'"
-    )
-    assert segments == 62
+    assert len(await _synthetic_segments(db_pool)) == 62
     balance = await db_pool.fetchval(
         f"SELECT acct_balance_fen FROM {SIMULATOR_SCHEMA}.persons WHERE psn_no = $1",
         someone.psn_no,

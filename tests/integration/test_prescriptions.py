@@ -27,6 +27,7 @@ from medpay.prescriptions.service import (
     release_redemption,
     reserve_prescription,
 )
+from medpay.security.persons import person_ref, seal_person
 
 from .conftest import ZHEJIANG_EMPLOYEE, problem
 
@@ -97,15 +98,17 @@ async def pay(db_pool, patient_app):
         await db_pool.execute(
             """INSERT INTO payments (payment_id, app_id, idempotency_key, request_digest, psn_no,
                                      institution_code, treatment_area, visit_type, prescription_id,
-                                     personal_account_allowed, medical_fee_total_fen, state)
+                                     personal_account_allowed, medical_fee_total_fen, state,
+                                     person_sealed)
                VALUES ($1, $2, $3, 'digest', $4, $5, '330106', 'pharmacy_purchase', $6,
-                       false, 0, 'received')""",
+                       false, 0, 'received', $7)""",
             payment_id,
             patient_app.app_id,
             f"pay-{payment_id.hex}",
-            ZHEJIANG_EMPLOYEE,
+            person_ref(ZHEJIANG_EMPLOYEE),
             pharmacy,
             prescription_id,
+            seal_person(ZHEJIANG_EMPLOYEE, ""),
         )
         return payment_id
 
@@ -483,7 +486,7 @@ async def test_chronic_long_prescription_of_85_days_cannot_be_issued(db_pool) ->
                    request_digest, psn_no, kind, validity_days, issued_at, valid_from)
                VALUES ('rx_85', $1, 'k', 'd', $2, 'chronic_long', 85, $3, $4)""",
             BEIJING_INTERNET_HOSPITAL,
-            ZHEJIANG_EMPLOYEE,
+            person_ref(ZHEJIANG_EMPLOYEE),
             ISSUED_AT,
             ISSUE_DAY,
         )

@@ -25,6 +25,8 @@ from medpay.reconciliation.service import Reconciler, explain_difference
 from medpay.settlement.adapters.base import SettlementRequest
 from medpay.wire.national import CHINA_TZ, new_msgid
 
+from .conftest import ZHEJIANG_EMPLOYEE
+
 ZJ = "330000"
 _keys = itertools.count()
 
@@ -276,7 +278,8 @@ async def test_a_settlement_under_a_msgid_we_never_sent_needs_a_person(
         "SELECT request FROM province_messages WHERE payment_id = $1", uuid.UUID(paid["payment_id"])
     )
     foreign = msgspec.structs.replace(
-        msgspec.convert(stored, SettlementRequest),
+        # Kept with the person by reference; the province is sent the number.
+        msgspec.convert(stored | {"psn_no": ZHEJIANG_EMPLOYEE}, SettlementRequest),
         msgid=new_msgid("H11010800124", dt.datetime.now(CHINA_TZ), 9999),
         visit_id=uuid.uuid4().hex,
         charge_batch_no=uuid.uuid4().hex[:20],

@@ -40,6 +40,7 @@ from medpay.relationships.workdays import (
     whole_months_between,
     working_days_between,
 )
+from medpay.security.persons import person_ref
 
 from .conftest import ZHEJIANG_EMPLOYEE, agency_auth, operator_auth, problem
 
@@ -280,7 +281,7 @@ async def test_postgresql_refuses_a_second_open_segment(db_pool) -> None:
         await db_pool.execute(
             "INSERT INTO insurance_segments (psn_no, insured_area, scheme, valid_from)"
             " VALUES ($1, '440104', 'employee', '2031-01-01')",
-            PERSON,
+            person_ref(PERSON),
         )
 
 
@@ -299,7 +300,7 @@ async def _closed_sample_segment(db_pool) -> int:
     segment_id = await db_pool.fetchval(
         "UPDATE insurance_segments SET valid_until = '2026-01-01'"
         " WHERE psn_no = $1 AND valid_until IS NULL RETURNING segment_id",
-        PERSON,
+        person_ref(PERSON),
     )
     assert segment_id is not None
     return int(segment_id)
@@ -325,13 +326,16 @@ async def test_a_closed_segment_is_never_reopened_or_rewritten(db_pool, change: 
 async def test_an_open_segment_changes_only_by_closing(db_pool) -> None:
     with pytest.raises(asyncpg.RestrictViolationError, match="only valid_until may be set"):
         await db_pool.execute(
-            "UPDATE insurance_segments SET contribution_months = 1 WHERE psn_no = $1", PERSON
+            "UPDATE insurance_segments SET contribution_months = 1 WHERE psn_no = $1",
+            person_ref(PERSON),
         )
 
 
 async def test_a_segment_is_never_deleted(db_pool) -> None:
     with pytest.raises(asyncpg.RestrictViolationError, match="never deleted"):
-        await db_pool.execute("DELETE FROM insurance_segments WHERE psn_no = $1", PERSON)
+        await db_pool.execute(
+            "DELETE FROM insurance_segments WHERE psn_no = $1", person_ref(PERSON)
+        )
 
 
 async def test_transfer_events_are_never_changed(client, db_pool, guangdong_agency) -> None:
@@ -434,7 +438,9 @@ async def test_the_old_area_rejects_and_the_person_stays_in_zhejiang(
     assert transfer["events"][1]["agency_id"] == "agency_330106"
     assert (await insurer_on(db_pool, PERSON, china_today())).insured_area == "330106"
     assert (
-        await db_pool.fetchval("SELECT count(*) FROM insurance_segments WHERE psn_no = $1", PERSON)
+        await db_pool.fetchval(
+            "SELECT count(*) FROM insurance_segments WHERE psn_no = $1", person_ref(PERSON)
+        )
         == 1
     )
 
@@ -824,7 +830,9 @@ async def test_a_repeated_acceptance_moves_the_balance_once(
     assert again.content == first.content
     assert await db_pool.fetchval("SELECT count(*) FROM ledger_journals") == 1
     assert (
-        await db_pool.fetchval("SELECT count(*) FROM insurance_segments WHERE psn_no = $1", PERSON)
+        await db_pool.fetchval(
+            "SELECT count(*) FROM insurance_segments WHERE psn_no = $1", person_ref(PERSON)
+        )
         == 2
     )
 

@@ -6,11 +6,14 @@ persons start the year with nothing used.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 import pytest
 
 from medpay.app import create_app
 from medpay.demo import DEMO_ORDER
+from medpay.relationships.service import register_person
 from medpay.settlement.adapters.config import ClearingConfig, ProvinceEndpoint
 
 from .conftest import ZHEJIANG_EMPLOYEE, problem, running_gateway
@@ -256,10 +259,13 @@ async def test_person_unknown_to_the_province_is_a_422(
     client, signed, identity_issuer, db_pool
 ) -> None:
     """The gateway knows the person but the home province has no record of them."""
-    await db_pool.execute("INSERT INTO persons (psn_no, name) VALUES ('33000000000000000099', 'X')")
-    await db_pool.execute(
-        "INSERT INTO insurance_segments (psn_no, insured_area, scheme, valid_from)"
-        " VALUES ('33000000000000000099', '330106', 'employee', '2020-01-01')"
+    await register_person(
+        db_pool,
+        psn_no="33000000000000000099",
+        name="X",
+        insured_area="330106",
+        scheme="employee",
+        valid_from=dt.date(2020, 1, 1),
     )
     signed.identity_token = identity_issuer.issue("33000000000000000099")
     response = await _pay(client, signed)

@@ -34,6 +34,7 @@ from medpay.ledger.check import FAILURES_PER_INVARIANT, check_ledger
 from medpay.payments import queries as payment_queries
 from medpay.reconciliation.service import differences_of_payment
 from medpay.schemas import view_of
+from medpay.security.persons import psn_no_of
 from medpay.wire.national import PROVINCES
 
 if TYPE_CHECKING:
@@ -124,6 +125,14 @@ def _settlement(row: asyncpg.Record) -> dict[str, Any] | None:
     return msgspec.to_builtins({name: row[name] for name in _SETTLEMENT_FIELDS})
 
 
+def _as_sent(message: asyncpg.Record, psn_no: str) -> dict[str, Any]:
+    """A stored message as it was sent: with the person's number for its reference."""
+    fields = dict(message)
+    if isinstance(fields.get("request"), dict) and "psn_no" in fields["request"]:
+        fields["request"] = fields["request"] | {"psn_no": psn_no}
+    return fields
+
+
 async def payment_story(pool: asyncpg.Pool, payment_id: uuid.UUID) -> PaymentStory:
     """Everything that happened to a payment, read in one snapshot; 404 ``payment_not_found``."""
     async with (
@@ -142,14 +151,16 @@ async def payment_story(pool: asyncpg.Pool, payment_id: uuid.UUID) -> PaymentSto
         refunds = await conn.fetch(queries.REFUNDS_OF_PAYMENT, payment_id)
         clearing = await entries_of_payment(conn, payment_id)
         differences = await differences_of_payment(conn, payment_id)
+    number = psn_no_of(row)  # kept by reference; the operator's story names the person
     return view_of(
         row,
         PaymentStory,
+        psn_no=number,
         settlement=_settlement(row),
         correction=None if correction is None else msgspec.to_builtins(dict(correction)),
         refunds=[msgspec.to_builtins(dict(r)) for r in refunds],
         states=[StateChange(**dict(r)) for r in states],
-        messages=[MessageRecord(**dict(r)) for r in messages],
+        messages=[MessageRecord(**_as_sent(r, number)) for r in messages],
         callbacks=[CallbackRecord(**dict(r)) for r in callbacks],
         journals=[msgspec.convert(dict(r), JournalView) for r in journals],
         notifications=[NotificationRecord(**dict(r)) for r in notifications],

@@ -19,6 +19,7 @@ from medpay.db.pool import transaction
 from medpay.errors import Forbidden
 from medpay.payments.queries import LOCK_PAYMENT_STATE
 from medpay.payments.recording import ReportMismatch
+from medpay.security.persons import by_reference
 from medpay.settlement import queries as settlement_queries
 from medpay.wire.national import INFNO_REVERSE, INFNO_SETTLE
 
@@ -44,7 +45,7 @@ async def apply_callback(
     pool: asyncpg.Pool, flow: PaymentFlow, province: str, callback: ProvinceCallback, body: bytes
 ) -> CallbackOutcome:
     """Record ``callback`` from ``province`` and apply it, all in one transaction."""
-    raw = msgspec.json.decode(body)
+    raw = by_reference(msgspec.json.decode(body))  # kept as sent, the person by reference
     async with transaction(pool) as conn:
         message = await conn.fetchrow(settlement_queries.MESSAGE_BY_MSGID, callback.ref_msgid)
         if message is None:

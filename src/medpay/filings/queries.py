@@ -22,6 +22,10 @@ __all__ = [
 _COLUMNS = """filing_id, psn_no, insured_area, treatment_area, filing_type, filing_class,
        valid_from, valid_until, cancelled_from, agency_id, version, created_at, updated_at"""
 
+#: The sealed copy of the row's person (medpay.security.persons.psn_no_of opens it).
+_SEALED = "(SELECT sealed FROM persons WHERE persons.psn_no = {table}.psn_no) AS person_sealed"
+_SEALED_FILINGS = _SEALED.format(table="filings")
+
 # Appends the version just written by the CTE `written`, with the reason, the agency
 # that made the change and its Idempotency-Key (parameter numbers given by each use).
 _APPEND_VERSION = """
@@ -42,7 +46,7 @@ WITH written AS (
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
     RETURNING *
 ), {_APPEND_VERSION.format(change="filed", reason="$9", agency="$8", key="$10")}
-SELECT {_COLUMNS} FROM written
+SELECT {_COLUMNS}, {_SEALED.format(table="written")} FROM written
 """
 
 CHANGE_FILING = f"""
@@ -53,7 +57,7 @@ WITH written AS (
      WHERE filing_id = $1
     RETURNING *
 ), {_APPEND_VERSION.format(change="changed", reason="$6", agency="$7", key="$8")}
-SELECT {_COLUMNS} FROM written
+SELECT {_COLUMNS}, {_SEALED.format(table="written")} FROM written
 """
 
 CANCEL_FILING = f"""
@@ -63,12 +67,14 @@ WITH written AS (
      WHERE filing_id = $1
     RETURNING *
 ), {_APPEND_VERSION.format(change="cancelled", reason="$3", agency="$4", key="$5")}
-SELECT {_COLUMNS} FROM written
+SELECT {_COLUMNS}, {_SEALED.format(table="written")} FROM written
 """
 
-FILING_BY_ID = f"SELECT {_COLUMNS} FROM filings WHERE filing_id = $1"
+FILING_BY_ID = f"SELECT {_COLUMNS}, {_SEALED_FILINGS} FROM filings WHERE filing_id = $1"
 
-FILING_FOR_UPDATE = f"SELECT {_COLUMNS} FROM filings WHERE filing_id = $1 FOR UPDATE"
+FILING_FOR_UPDATE = (
+    f"SELECT {_COLUMNS}, {_SEALED_FILINGS} FROM filings WHERE filing_id = $1 FOR UPDATE"
+)
 
 # The filing an earlier attempt of the same request already wrote.
 FILING_CHANGED_BY_REQUEST = """
@@ -85,7 +91,7 @@ SELECT version, change, treatment_area, filing_type, valid_from, valid_until, ca
 
 # $2: only filings of this insured area (an agency's view); NULL: all (an operator's).
 FILINGS_OF_PERSON = f"""
-SELECT {_COLUMNS} FROM filings
+SELECT {_COLUMNS}, {_SEALED_FILINGS} FROM filings
  WHERE psn_no = $1 AND ($2::text IS NULL OR insured_area = $2)
  ORDER BY valid_from, created_at
 """

@@ -48,6 +48,7 @@ from medpay.filings.schemas import (
     NewFiling,
 )
 from medpay.security.idempotency import RequestInProgress
+from medpay.security.persons import opened, person_ref
 from medpay.wire.national import PROVINCES, OutFilType, province_of
 
 if TYPE_CHECKING:
@@ -204,7 +205,7 @@ async def _view(conn: asyncpg.Connection, row: asyncpg.Record) -> FilingView:
 
 def _current(row: asyncpg.Record, history: list[FilingVersionView] | None = None) -> FilingView:
     return FilingView(
-        **dict(row),
+        **opened(row),
         status="filed" if row["cancelled_from"] is None else "cancelled",
         history=history or [],
     )
@@ -273,8 +274,9 @@ async def create_filing(
     async with transaction(pool) as tx:
         if (earlier := await _earlier_effect(tx, filer)) is not None:
             return earlier
+        person = person_ref(new.psn_no)
         if not await tx.fetchval(
-            queries.PERSON_INSURED_IN_AREA, new.psn_no, insured_area, new.valid_from, valid_until
+            queries.PERSON_INSURED_IN_AREA, person, insured_area, new.valid_from, valid_until
         ):
             raise Forbidden(
                 "person_not_insured_here",
@@ -285,7 +287,7 @@ async def create_filing(
             tx,
             queries.INSERT_FILING,
             uuid.uuid4(),
-            new.psn_no,
+            person,
             insured_area,
             new.treatment_area,
             new.filing_type,
@@ -426,7 +428,7 @@ async def get_filing(conn: _Source, filing_id: str, *, area: str | None) -> Fili
 
 async def filings_of_person(conn: _Source, psn_no: str, *, area: str | None) -> FilingList:
     """A person's filings as they stand; ``area``: only those of that insured area (None: all)."""
-    rows = await conn.fetch(queries.FILINGS_OF_PERSON, psn_no, area)
+    rows = await conn.fetch(queries.FILINGS_OF_PERSON, person_ref(psn_no), area)
     return FilingList(filings=[_current(row) for row in rows])
 
 
@@ -439,5 +441,5 @@ async def filing_type_on(
     section 3, step 7). Only filings of the person's insured area on ``on`` count;
     long-term residence of any kind is ``"long_term"``, other outings ``"temporary"``.
     """
-    kind = await conn.fetchval(queries.FILING_TYPE_ON, psn_no, treatment_area, on)
+    kind = await conn.fetchval(queries.FILING_TYPE_ON, person_ref(psn_no), treatment_area, on)
     return None if kind is None else _ADAPTER_TYPE[kind]

@@ -12,13 +12,14 @@ __all__ = [
 ]
 
 _COLUMNS = """pay_ord_id, app_id, med_org_ord, upload_digest, psn_no, payment_order,
-       medical_fee_total_fen, state, refund_sn"""
+       medical_fee_total_fen, state, refund_sn,
+       person_sealed"""
 
 # A repeated 6201 (same app, same medOrgOrd) finds the first upload instead.
 INSERT_UPLOAD = """
 INSERT INTO mobile_orders (pay_ord_id, app_id, med_org_ord, upload_digest, psn_no, pay_auth_id,
-                           payment_order, medical_fee_total_fen)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                           payment_order, medical_fee_total_fen, person_sealed)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (app_id, med_org_ord) DO NOTHING
 RETURNING pay_ord_id
 """

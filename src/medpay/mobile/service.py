@@ -92,6 +92,7 @@ from medpay.payments.schemas import PaymentOrder, PaymentView
 from medpay.payments.views import payment_view
 from medpay.privacy import masked_text
 from medpay.security import queries as security_queries
+from medpay.security.persons import person_ref, psn_no_of, seal_person
 from medpay.security.secrets import SealedSecretInvalid
 from medpay.wire import mobile
 from medpay.wire.yuan import YuanError, YuanFen, dec_hook
@@ -352,8 +353,9 @@ class MobileFrontDoor:
         order = _payment_order(data)
         check_order(order)
         order_json = msgspec.to_builtins(order)
+        person = person_ref(data.psnNo)
         digest = hashlib.sha256(
-            _encoder.encode({"app": app.app_id, "psn_no": data.psnNo, "order": order_json})
+            _encoder.encode({"app": app.app_id, "psn_no": person, "order": order_json})
         ).hexdigest()
         pay_ord_id = _new_pay_ord_id()
         try:
@@ -363,10 +365,11 @@ class MobileFrontDoor:
                 app.app_id,
                 data.medOrgOrd,
                 digest,
-                data.psnNo,
+                person,
                 authorised.fingerprint,
                 order_json,
                 order.medical_fee_total_fen,
+                seal_person(data.psnNo, ""),
             )
         except asyncpg.UniqueViolationError as clash:
             if clash.constraint_name != "mobile_orders_pay_auth_id_key":
@@ -574,7 +577,7 @@ def _upload(row: asyncpg.Record) -> _Upload:
         pay_ord_id=row["pay_ord_id"],
         med_org_ord=row["med_org_ord"],
         upload_digest=row["upload_digest"],
-        psn_no=row["psn_no"],
+        psn_no=psn_no_of(row),
         order=msgspec.convert(row["payment_order"], PaymentOrder),
         medical_fee_total_fen=row["medical_fee_total_fen"],
         state=row["state"],

@@ -20,6 +20,7 @@ import msgspec
 from medpay.clock import backoff_seconds, repeat
 from medpay.notifications import queries
 from medpay.payments.events import PaymentEvent
+from medpay.security.persons import open_person
 from medpay.wire.signing import body_signature_headers
 
 if TYPE_CHECKING:
@@ -54,11 +55,14 @@ class NotificationDispatcher:
         return sum(results)
 
     async def _deliver(self, row: asyncpg.Record) -> bool:
+        payload = row["payload"]
         event = PaymentEvent(
             event_id=row["event_id"],
             event_type=row["event_type"],
             sequence=row["sequence"],
-            payment=row["payload"],
+            # The payment's view as the app knows it: its person's number, not the reference.
+            payment=payload
+            | {"psn_no": open_person(row["person_sealed"], payload["psn_no"]).psn_no},
         )
         body = _encoder.encode(event)
         signed = body_signature_headers(body, self.signing_key)

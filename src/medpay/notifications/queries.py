@@ -23,7 +23,9 @@ UPDATE notification_outbox o
            FOR UPDATE SKIP LOCKED) due
  WHERE o.event_id = due.event_id
 RETURNING o.event_id, o.payment_id, o.sequence, o.event_type, o.payload, o.attempts,
-          (SELECT webhook_url FROM apps WHERE apps.app_id = o.app_id) AS webhook_url
+          (SELECT webhook_url FROM apps WHERE apps.app_id = o.app_id) AS webhook_url,
+          (SELECT person_sealed FROM payments WHERE payments.payment_id = o.payment_id)
+          AS person_sealed
 """
 
 MARK_DELIVERED = (

@@ -16,6 +16,7 @@ import msgspec
 
 from medpay.payments import queries
 from medpay.payments.views import payment_view
+from medpay.security.persons import person_ref
 
 if TYPE_CHECKING:
     import asyncpg
@@ -66,4 +67,5 @@ async def enqueue_notification(
         assert row is not None
         view = payment_view(row)
     payload = msgspec.to_builtins(view)
+    payload["psn_no"] = person_ref(view.psn_no)  # kept by reference; opened when sent
     await conn.execute(queries.ENQUEUE_EVENT, uuid.uuid4(), payment_id, app_id, event_type, payload)

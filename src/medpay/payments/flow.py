@@ -49,6 +49,7 @@ from medpay.payments.recording import ReportMismatch
 from medpay.payments.views import estimate_view, order_of, payment_view
 from medpay.prescriptions.service import reserve_prescription
 from medpay.security.idempotency import IdempotencyKeyReused
+from medpay.security.persons import person_ref, psn_no_of, seal_person
 from medpay.settlement import queries as settlement_queries
 from medpay.settlement.adapters.base import (
     ClearingError,
@@ -229,7 +230,7 @@ class PaymentFlow:
                 app_id,
                 key,
                 digest,
-                psn_no,
+                person_ref(psn_no),
                 order.institution_code,
                 order.treatment_area,
                 order.visit_type,
@@ -247,6 +248,7 @@ class PaymentFlow:
                 [item.item_code for item in order.items],
                 [item.quantity for item in order.items],
                 [item.unit_price_fen for item in order.items],
+                seal_person(psn_no, ""),
             )
             if recorded is None:  # an earlier attempt under this key recorded the payment
                 earlier = await self._earlier(tx, app_id, key, digest)
@@ -336,7 +338,7 @@ class PaymentFlow:
             prepared = await prepare(
                 tx,
                 self._provinces,
-                psn_no=row["psn_no"],
+                psn_no=psn_no_of(row),
                 order=order,
                 service_date=row["service_date"],
             )
@@ -351,7 +353,7 @@ class PaymentFlow:
             prepared.relationship.scheme,
         )
         request = await self._start_settling(
-            tx, payment_id, row["psn_no"], order, row["service_date"], prepared
+            tx, payment_id, psn_no_of(row), order, row["service_date"], prepared
         )
         if isinstance(request, PaymentOutcome):
             return request
@@ -453,7 +455,7 @@ class PaymentFlow:
         except ValueError:
             raise PaymentNotFound() from None
         row = await self._pool.fetchrow(queries.PAYMENT_BY_ID, key)
-        if row is None or row["app_id"] != app_id or row["psn_no"] != psn_no:
+        if row is None or row["app_id"] != app_id or row["psn_no"] != person_ref(psn_no):
             raise PaymentNotFound()
         return row
 
@@ -561,7 +563,7 @@ class PaymentFlow:
             province=province_of(row["insured_area"]),
             build=lambda msgid: ReversalRequest(
                 msgid=msgid,
-                psn_no=row["psn_no"],
+                psn_no=psn_no_of(row),
                 insured_area=row["insured_area"],
                 treatment_area=row["treatment_area"],
                 institution_code=row["institution_code"],
@@ -703,7 +705,7 @@ class PaymentFlow:
             )
             msgid = await next_msgid(tx, row["institution_code"], self._clock())
         adapter = self._provinces.adapter_for(row["insured_area"])
-        stored = message["request"]
+        stored = message["request"] | {"psn_no": psn_no_of(row)}  # kept by reference
         query = QueryRequest(
             msgid=msgid,
             ref_msgid=message["msgid"],

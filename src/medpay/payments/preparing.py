@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
@@ -22,6 +22,7 @@ from medpay.filings.service import filing_type_on
 from medpay.institutions.service import check_may_settle, check_offers, find_institution
 from medpay.privacy import masked_number
 from medpay.relationships.service import insurer_on, require_fund_payable
+from medpay.security.persons import person_ref
 from medpay.settlement import queries as settlement_queries
 from medpay.settlement.adapters.base import SettlementRequest
 from medpay.settlement.catalogue import classify_items
@@ -150,6 +151,18 @@ def settlement_request(
     )
 
 
+def _kept(request: SettlementRequest | ReversalRequest) -> dict[str, Any]:
+    """The request as stored: the person by reference.
+
+    The resolver re-sends it with the number from the payment's own sealed copy. An
+    e-voucher settlement carries no certificate number.
+    """
+    assert not getattr(request, "certificate_no", ""), "a certificate number is never stored"
+    document: dict[str, Any] = msgspec.json.decode(_request_encoder.encode(request))
+    document["psn_no"] = person_ref(request.psn_no)
+    return document
+
+
 async def next_msgid(conn: asyncpg.Connection, institution_code: str, now: dt.datetime) -> str:
     """A msgid for a message of ``institution_code`` (the serial tells one second apart)."""
     serial = await conn.fetchval(settlement_queries.ALLOCATE_MSGID_SERIAL)
@@ -179,7 +192,7 @@ async def new_message(
             payment_id,
             infno,
             province,
-            msgspec.json.decode(_request_encoder.encode(request)),
+            _kept(request),
         )
         if stored is not None:
             return request

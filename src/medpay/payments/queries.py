@@ -65,8 +65,9 @@ WITH payment AS (
     INSERT INTO payments (payment_id, app_id, idempotency_key, request_digest, psn_no,
                           institution_code, treatment_area, visit_type, prescription_id,
                           personal_account_allowed, medical_fee_total_fen, service_date,
-                          next_check_at, state, insured_area, scheme, failure_code, failure_detail)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                          next_check_at, state, insured_area, scheme, failure_code, failure_detail,
+                          person_sealed)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $23)
     ON CONFLICT (app_id, idempotency_key) DO NOTHING
     RETURNING payment_id
 ), lines AS (
@@ -84,6 +85,7 @@ _PAYMENT_COLUMNS = """
        p.prescription_id, p.personal_account_allowed, p.medical_fee_total_fen, p.state,
        p.failure_code, p.failure_detail, p.created_at, p.updated_at, p.request_digest,
        p.service_date, p.insured_area, p.scheme, p.replaces_payment_id,
+       p.person_sealed,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'line_no', i.line_no, 'item_code', i.item_code, 'quantity', i.quantity,
                    'unit_price_fen', i.unit_price_fen, 'total_fen', i.total_fen) ORDER BY i.line_no), '[]')
@@ -113,7 +115,7 @@ LOCK_PAYMENT_STATE = "SELECT state FROM payments WHERE payment_id = $1 FOR UPDAT
 LOCK_PAYMENT_FOR_SETTLEMENT = """
 SELECT p.payment_id, p.app_id, p.state, p.psn_no, p.institution_code, p.insured_area,
        p.treatment_area, p.medical_fee_total_fen, p.prescription_id, p.replaces_payment_id,
-       s.setl_id, a.webhook_url
+       s.setl_id, a.webhook_url, p.person_sealed
   FROM payments p
   JOIN apps a USING (app_id)
   LEFT JOIN settlements s USING (payment_id)
@@ -233,12 +235,14 @@ WITH kept AS (
     INSERT INTO payments (payment_id, app_id, idempotency_key, request_digest, psn_no,
                           institution_code, treatment_area, visit_type, prescription_id,
                           personal_account_allowed, medical_fee_total_fen, service_date,
-                          next_check_at, state, insured_area, scheme, replaces_payment_id)
+                          next_check_at, state, insured_area, scheme, replaces_payment_id,
+                          person_sealed)
     SELECT $1, o.app_id, 'refund/' || f.refund_id, f.request_digest, o.psn_no,
            o.institution_code, o.treatment_area, o.visit_type, o.prescription_id,
            o.personal_account_allowed,
            (SELECT sum(k.quantity::bigint * k.unit_price_fen) FROM kept k),
-           o.service_date, now(), 'received', o.insured_area, o.scheme, o.payment_id
+           o.service_date, now(), 'received', o.insured_area, o.scheme, o.payment_id,
+           o.person_sealed
       FROM refunds f JOIN payments o USING (payment_id)
      WHERE f.refund_id = $2
     RETURNING payment_id

@@ -21,6 +21,7 @@ from medpay.payments.events import enqueue_notification
 from medpay.payments.states import can_move, check_correction, check_transition
 from medpay.payments.views import payment_view
 from medpay.prescriptions.service import confirm_redemption, release_redemption
+from medpay.security.persons import person_ref
 from medpay.settlement import queries as settlement_queries
 from medpay.settlement.adapters.base import ProvinceUnavailable
 from medpay.wire.national import province_of
@@ -60,7 +61,7 @@ class ReportMismatch(Exception):
 
 def report_mismatch(payment: asyncpg.Record, report: SettlementBreakdown) -> str | None:
     """Why ``report`` does not describe ``payment`` (a row of :func:`lock`), or None."""
-    if report.psn_no is not None and report.psn_no != payment["psn_no"]:
+    if report.psn_no is not None and person_ref(report.psn_no) != payment["psn_no"]:
         return "psn_no is another person's"
     key: uuid.UUID = payment["payment_id"]
     if report.visit_id is not None and report.visit_id != key.hex:

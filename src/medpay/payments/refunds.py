@@ -32,6 +32,7 @@ from medpay.payments import queries
 from medpay.payments.schemas import RefundedSplit, RefundView
 from medpay.prescriptions.service import pass_redemption
 from medpay.schemas import view_of
+from medpay.security.persons import person_ref
 
 if TYPE_CHECKING:
     import asyncpg
@@ -206,7 +207,7 @@ async def refund_view_in(
     if (
         row is None
         or (app_id is not None and row["app_id"] != app_id)
-        or (psn_no is not None and row["psn_no"] != psn_no)
+        or (psn_no is not None and row["psn_no"] != person_ref(psn_no))
         or (payment_id is not None and row["payment_id"] != payment_id)
     ):
         raise RefundNotFound()

@@ -31,6 +31,7 @@ from medpay.payments.schemas import (
 from medpay.security.guards import patient_identity_guard, patient_payment_guard, signed_by
 from medpay.security.idempotency import IdempotentPost, Once, idempotent_post
 from medpay.security.identity import PatientIdentity
+from medpay.security.persons import person_ref
 
 __all__ = ["Payer", "PaymentController"]
 
@@ -78,7 +79,7 @@ class Payer:
         self, idempotent: IdempotentPost, run: Callable[[str, str], Awaitable[Response[bytes]]]
     ) -> Response[Any]:
         """``run`` at most once per key of the app; the patient goes into the digest."""
-        return await idempotent(scope=self.app_id, principal=self.psn_no, run=run)
+        return await idempotent(scope=self.app_id, principal=person_ref(self.psn_no), run=run)
 
 
 def _payer(
@@ -125,7 +126,7 @@ class PaymentController(Controller):
         """
         once: Once[PaymentOutcome] = await idempotent.within(
             scope=payer.app_id,
-            principal=payer.psn_no,
+            principal=person_ref(payer.psn_no),  # the digest names nobody
             answer=lambda outcome: _answer(outcome, 201),
         )
         answer: Response[PaymentView] = await payer.flow.pay(

@@ -13,6 +13,7 @@ from medpay.payments.schemas import (
 )
 from medpay.payments.states import app_state
 from medpay.schemas import view_of
+from medpay.security.persons import psn_no_of
 
 if TYPE_CHECKING:
     import asyncpg
@@ -31,7 +32,11 @@ def _settlement_view(row: asyncpg.Record) -> SettlementView | None:
 def payment_view(row: asyncpg.Record) -> PaymentView:
     """A payment row (``queries.PAYMENT_BY_ID``) as the app sees it."""
     return view_of(
-        row, PaymentView, state=app_state(row["state"]), settlement=_settlement_view(row)
+        row,
+        PaymentView,
+        psn_no=psn_no_of(row),
+        state=app_state(row["state"]),
+        settlement=_settlement_view(row),
     )
 
 

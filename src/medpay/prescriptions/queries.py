@@ -41,6 +41,7 @@ SELECT $1, t.line_no, t.item_code, t.max_quantity
 
 _PRESCRIPTION_COLUMNS = """
 SELECT p.prescription_id, p.institution_code, p.request_digest, p.psn_no, p.kind,
+       (SELECT sealed FROM persons WHERE persons.psn_no = p.psn_no) AS person_sealed,
        p.validity_days, p.issued_at, p.valid_from, p.valid_until,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'item_code', i.item_code, 'max_quantity', i.max_quantity) ORDER BY i.line_no), '[]')

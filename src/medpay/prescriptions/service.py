@@ -47,6 +47,7 @@ from medpay.prescriptions.schemas import (
 from medpay.privacy import masked_number
 from medpay.schemas import view_of
 from medpay.security.idempotency import IdempotencyKeyReused
+from medpay.security.persons import person_ref, psn_no_of
 
 if TYPE_CHECKING:
     import uuid
@@ -141,7 +142,11 @@ def _status(
 def _view(row: asyncpg.Record, today: dt.date) -> PrescriptionView:
     redemptions = msgspec.convert(row["redemptions"], list[RedemptionView])
     return view_of(
-        row, PrescriptionView, status=_status(row, redemptions, today), redemptions=redemptions
+        row,
+        PrescriptionView,
+        psn_no=psn_no_of(row),
+        status=_status(row, redemptions, today),
+        redemptions=redemptions,
     )
 
 
@@ -161,8 +166,9 @@ async def issue_prescription(
     """
     validity_days = check_prescription_order(order)
     issued_on = now.astimezone(CHINA).date()
+    person = person_ref(order.psn_no)
     async with transaction(pool) as conn:
-        if await conn.fetchval(queries.PERSON_EXISTS, order.psn_no) is None:
+        if await conn.fetchval(queries.PERSON_EXISTS, person) is None:
             raise Refused(
                 "person_unknown",
                 "The person is not known to the gateway",
@@ -175,7 +181,7 @@ async def issue_prescription(
             institution_code,
             idempotency_key,
             request_digest,
-            order.psn_no,
+            person,
             order.kind,
             validity_days,
             now,
@@ -274,7 +280,7 @@ async def reserve_prescription(
             "No such prescription",
             f"{prescription_id} was never issued.",
         )
-    if prescription["psn_no"] != psn_no:
+    if prescription["psn_no"] != person_ref(psn_no):
         # Say nothing else about another person's prescription.
         raise Refused(
             "prescription_not_for_this_person",

@@ -60,6 +60,7 @@ from medpay.reconciliation.schemas import (
     TotalsLineView,
     TotalsView,
 )
+from medpay.security.persons import person_ref
 from medpay.settlement import queries as settlement_queries
 from medpay.settlement.adapters.base import (
     ClearingError,
@@ -459,7 +460,9 @@ class Reconciler:
             )
             answer = await self._asked(functools.partial(self._page, adapter, request))
             for line in answer.lines:
-                lines[line.msgid] = line  # a line repeated by a page shift counts once
+                # Compared and kept as ours are: the person by reference.
+                kept = msgspec.structs.replace(line, psn_no=person_ref(line.psn_no))
+                lines[line.msgid] = kept  # a line repeated by a page shift counts once
             if answer.last or not answer.lines:
                 return sorted(lines.values(), key=lambda line: line.settlement_id)
             page += 1

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 INSERT_PERSON = """
-INSERT INTO persons (psn_no, name) VALUES ($1, $2)
+INSERT INTO persons (psn_no, sealed) VALUES ($1, $2)
 ON CONFLICT (psn_no) DO NOTHING
 """
 
@@ -103,7 +103,8 @@ _TRANSFER_COLUMNS = """
 transfer_id, psn_no, from_area, to_area, scheme, state, applicant_agency_id, from_segment_id,
 requested_at, requested_on, certificate_due_on, certificate_issued_on, contribution_months,
 personal_account_fen, contributions_stopped_on, acceptance_due_on, to_segment_id, accepted_on,
-closing_reason, updated_at
+closing_reason, updated_at,
+(SELECT sealed FROM persons WHERE persons.psn_no = relationship_transfers.psn_no) AS person_sealed
 """
 
 INSERT_TRANSFER = f"""

@@ -35,6 +35,7 @@ from medpay.relationships.schemas import (
 from medpay.relationships.transfers import transfer_views
 from medpay.relationships.workdays import NO_HOLIDAYS, whole_months_between
 from medpay.schemas import view_of
+from medpay.security.persons import person_ref, seal_person
 from medpay.wire.national import province_of
 
 if TYPE_CHECKING:
@@ -90,10 +91,12 @@ async def insurer_on(
     conn: asyncpg.Connection | asyncpg.Pool, psn_no: str, on: dt.date
 ) -> InsuranceRelationship | None:
     """The relationship that insures ``psn_no`` on ``on``, with months counted then; or None."""
-    row = await conn.fetchrow(queries.SEGMENT_ON_DATE, psn_no, on)
+    row = await conn.fetchrow(queries.SEGMENT_ON_DATE, person_ref(psn_no), on)
     if row is None:
         return None
-    return InsuranceRelationship(**dict(row), months_counted=months_counted(row, on))
+    return InsuranceRelationship(
+        **(dict(row) | {"psn_no": psn_no}), months_counted=months_counted(row, on)
+    )
 
 
 def require_fund_payable(relationship: InsuranceRelationship, on: dt.date) -> None:
@@ -121,10 +124,11 @@ async def register_person(
     contribution_months: int = 0,
 ) -> None:
     """Record a person insured in ``insured_area`` from ``valid_from`` (idempotent; for seeding)."""
+    person = person_ref(psn_no)
     async with transaction(pool) as conn:
-        await conn.execute(queries.INSERT_PERSON, psn_no, name)
+        await conn.execute(queries.INSERT_PERSON, person, seal_person(psn_no, name))
         await conn.execute(
-            queries.INSERT_SEGMENT, psn_no, insured_area, scheme, valid_from, contribution_months
+            queries.INSERT_SEGMENT, person, insured_area, scheme, valid_from, contribution_months
         )
 
 
@@ -161,17 +165,18 @@ async def relationship_history(
     on = on or today
     if not _PSN_NO.match(psn_no):
         raise _person_not_found(psn_no[:40])
+    person = person_ref(psn_no)
     async with transaction(pool) as conn:  # one snapshot of segments and transfers
-        if not await conn.fetchval(queries.PERSON_EXISTS, psn_no):
+        if not await conn.fetchval(queries.PERSON_EXISTS, person):
             raise _person_not_found(psn_no)
         if viewer_area is not None and not await conn.fetchval(
-            queries.PERSON_KNOWN_TO_AREA, psn_no, viewer_area
+            queries.PERSON_KNOWN_TO_AREA, person, viewer_area
         ):
             raise _person_not_found(psn_no)
-        segments = await conn.fetch(queries.SEGMENTS_OF_PERSON, psn_no)
+        segments = await conn.fetch(queries.SEGMENTS_OF_PERSON, person)
         transfers = await transfer_views(
             conn,
-            await conn.fetch(queries.TRANSFERS_OF_PERSON, psn_no),
+            await conn.fetch(queries.TRANSFERS_OF_PERSON, person),
             today=today,
             holidays=holidays,
         )

@@ -63,6 +63,7 @@ from medpay.relationships.workdays import (
 )
 from medpay.schemas import view_of
 from medpay.security.idempotency import IdempotencyKeyReused
+from medpay.security.persons import person_ref, psn_no_of
 
 if TYPE_CHECKING:
     from medpay.parties.service import SigningParty
@@ -193,6 +194,7 @@ def _parse_id(transfer_id: str | uuid.UUID) -> uuid.UUID:
 
 def _view(
     row: asyncpg.Record,
+    psn_no: str,
     events: list[TransferEventView],
     today: dt.date,
     holidays: Collection[dt.date],
@@ -216,6 +218,7 @@ def _view(
     return view_of(
         row,
         TransferView,
+        psn_no=psn_no,
         certificate=certificate,
         awaiting=awaiting,
         due_on=due_on,
@@ -234,17 +237,24 @@ async def transfer_views(
 ) -> list[TransferView]:
     """Views of transfer rows, with their events in the order they happened."""
     events: dict[uuid.UUID, list[TransferEventView]] = {row["transfer_id"]: [] for row in rows}
+    numbers = {row["transfer_id"]: psn_no_of(row) for row in rows}
     if with_events and rows:
         for event in await conn.fetch(queries.EVENTS_OF_TRANSFERS, list(events)):
+            details = event["details"]
+            if "psn_no" in details:  # kept by reference; the agency reads the number
+                details = details | {"psn_no": numbers[event["transfer_id"]]}
             events[event["transfer_id"]].append(
                 TransferEventView(
                     step=event["step"],
                     agency_id=event["agency_id"],
                     occurred_at=event["occurred_at"],
-                    details=event["details"],
+                    details=details,
                 )
             )
-    return [_view(row, events[row["transfer_id"]], today, holidays) for row in rows]
+    return [
+        _view(row, numbers[row["transfer_id"]], events[row["transfer_id"]], today, holidays)
+        for row in rows
+    ]
 
 
 async def _current_view(
@@ -332,7 +342,8 @@ async def request_transfer(
             ):
                 raise IdempotencyKeyReused()
             return view
-        segment = await conn.fetchrow(queries.OPEN_SEGMENT_FOR_UPDATE, application.psn_no)
+        person = person_ref(application.psn_no)
+        segment = await conn.fetchrow(queries.OPEN_SEGMENT_FOR_UPDATE, person)
         if segment is None:
             raise Refused(
                 "person_not_insured",
@@ -346,7 +357,7 @@ async def request_transfer(
                 f"{masked_number(application.psn_no)} is insured in {segment['insured_area']}, "
                 f"not {application.from_area}.",
             )
-        open_transfer = await conn.fetchval(queries.OPEN_TRANSFER_OF_PERSON, application.psn_no)
+        open_transfer = await conn.fetchval(queries.OPEN_TRANSFER_OF_PERSON, person)
         if open_transfer is not None:
             raise _in_progress(open_transfer)
         transfer_id = uuid.uuid4()
@@ -355,7 +366,7 @@ async def request_transfer(
             await conn.execute(
                 queries.INSERT_TRANSFER,
                 transfer_id,
-                application.psn_no,
+                person,
                 application.from_area,
                 application.to_area,
                 application.scheme,
@@ -374,7 +385,7 @@ async def request_transfer(
             "requested",
             agency,
             {
-                "psn_no": application.psn_no,
+                "psn_no": person,
                 "from_area": application.from_area,
                 "to_area": application.to_area,
                 "scheme": application.scheme,

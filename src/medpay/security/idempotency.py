@@ -31,6 +31,7 @@ from medpay.http.openapi import add_resource_links
 from medpay.http.problems import BODY_PROBLEMS, PROBLEM_MEDIA_TYPE, problem_document, render
 from medpay.http.responses import json_response
 from medpay.security import queries
+from medpay.security.persons import person_key
 
 if TYPE_CHECKING:
     import asyncpg
@@ -173,7 +174,7 @@ class Idempotency:
             raise IdempotencyKeyReused()
         if row["state"] == "completed":
             return Response(
-                content=bytes(row["response_body"]),
+                content=person_key().open_bytes(bytes(row["response_body"]), f"{app_id}/{key}"),
                 status_code=row["response_status"],
                 media_type=row["response_type"],
                 headers={REPLAY_HEADER: "true"}
@@ -200,7 +201,7 @@ class Idempotency:
             app_id,
             key,
             response.status_code,
-            body,
+            person_key().seal_bytes(body, f"{app_id}/{key}"),  # an answer may name the person
             str(response.media_type or PROBLEM_MEDIA_TYPE),
             next((v for k, v in response.headers.items() if k.lower() == "location"), None),
         )

@@ -48,6 +48,7 @@ from medpay.http.problems import PROBLEM_MEDIA_TYPE, problem_headers, problem_of
 from medpay.observability import observe_rate_limited
 from medpay.security import queries
 from medpay.security.identity import PatientIdentity
+from medpay.security.persons import person_ref
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -324,7 +325,7 @@ async def count_request(request: Request[Any, Any, Any]) -> None:
     buckets = limiter.buckets(
         limiter.source(scope),
         caller=f"{kind}:{caller_id}" if kind and caller_id else None,
-        person=patient.psn_no if isinstance(patient, PatientIdentity) else None,
+        person=person_ref(patient.psn_no) if isinstance(patient, PatientIdentity) else None,
         costly=operation in limiter.routes.costly,
     )
     verdict = limiter.blocked(b.key for b in buckets) or await limiter.count(buckets)
