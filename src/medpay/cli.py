@@ -391,6 +391,8 @@ def _gateway_sm2_signing_key(data_dir: Path) -> str:
 
 async def _run(settings: Settings, *, simulator_port: int) -> None:
     """Everything, for development: database, simulator (31 provinces), gateway."""
+    import asyncpg
+
     from medpay.app import create_app
     from medpay.db.pool import create_pool
     from medpay.db.runtime import database, migrate
@@ -408,7 +410,13 @@ async def _run(settings: Settings, *, simulator_port: int) -> None:
     gateway_key = _gateway_signing_key(data_dir)
     simulator_config = _simulator_config(data_dir, gateway_key)
     async with database(settings.database_url, data_dir, announce=True) as dsn:
-        await migrate(dsn, extra=((SIMULATOR_MIGRATIONS, SIMULATOR_SCHEMA),))
+        try:
+            await migrate(dsn, extra=((SIMULATOR_MIGRATIONS, SIMULATOR_SCHEMA),))
+        except asyncpg.ObjectNotInPrerequisiteStateError as refused:
+            raise SystemExit(
+                f"{refused}\nThe development database in {data_dir / 'pgdata'} holds persons "
+                "from before they were kept by reference: remove that folder and run again."
+            ) from None
         settings = msgspec.structs.replace(settings, database_url=dsn)
         pool = await create_pool(dsn, min_size=1, max_size=10)
         try:
