@@ -103,6 +103,10 @@ class ProvinceError(Exception):
         super().__init__(f"{int(infcode)} {self.message}")
 
 
+#: What a call keeps of its request's envelope; a pending 2207 keeps them under the same names.
+_ENVELOPE_FIELDS = ("infno", "msgid", "insuplc_admdvs", "mdtrtarea_admvs", "fixmedins_code")
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """One request that passed the HTTP checks (parsed, signed, for this province)."""
@@ -119,6 +123,11 @@ class Call:
     received_at: dt.datetime
     async_mode: bool = False  # answer a 2207 "processing" and settle it later
     async_delay_ms: int = 0  # how much later
+
+    @classmethod
+    def of(cls, envelope: Any, **rest: Any) -> Call:
+        """A call on the envelope fields of ``envelope`` (a request's, or a pending 2207's)."""
+        return cls(**{name: getattr(envelope, name) for name in _ENVELOPE_FIELDS}, **rest)
 
     @property
     def digest(self) -> str:
@@ -326,14 +335,10 @@ def _call_of(pending: store.AsyncSettlementRow, policies: Mapping[str, Policy]) 
         typed = decode_input(pending.infno, encode(pending.input))
     except (KeyError, msgspec.ValidationError) as exc:
         raise ProvinceError(SimulatorCode.MALFORMED, f"malformed input: {exc}") from exc
-    return Call(
+    return Call.of(
+        pending,
         province=pending.province,
         policy=policy,
-        infno=pending.infno,
-        msgid=pending.msgid,
-        insuplc_admdvs=pending.insuplc_admdvs,
-        mdtrtarea_admvs=pending.mdtrtarea_admvs,
-        fixmedins_code=pending.fixmedins_code,
         input=typed,
         input_builtins=pending.input,
         received_at=pending.received_at,
@@ -558,17 +563,7 @@ async def _reverse(conn: asyncpg.Connection, call: Call, serial: int) -> Reversa
         raise ProvinceError(InfCode.SETTLEMENT_UNKNOWN)
     if settlement.state == "reversed":
         raise ProvinceError(InfCode.ALREADY_REVERSED)
-    await store.get_person(conn, inp.psn_no, for_update=True)
-    await store.lock_year_totals(conn, inp.psn_no, settlement.year)
-    await store.add_to_totals(
-        conn,
-        inp.psn_no,
-        settlement.year,
-        deductible_fen=-settlement.deductible_applied_fen,
-        fund_fen=-settlement.basic_fund_fen,
-        burden_fen=-settlement.burden_fen,
-    )
-    balance = await store.add_to_balance(conn, inp.psn_no, settlement.personal_account_fen)
+    balance = await store.undo_effects(conn, settlement)
     now = dt.datetime.now(dt.UTC)
     await store.mark_reversed(conn, settlement.setl_id, call.msgid, now)
     return ReversalOutput(

@@ -659,20 +659,29 @@ async def forget_settlement(conn: asyncpg.Connection, setl_id: str) -> Settlemen
     if settlement is None:
         return None
     if settlement.state == "settled":
-        await get_person(conn, settlement.psn_no, for_update=True)
-        await lock_year_totals(conn, settlement.psn_no, settlement.year)
-        await add_to_totals(
-            conn,
-            settlement.psn_no,
-            settlement.year,
-            deductible_fen=-settlement.deductible_applied_fen,
-            fund_fen=-settlement.basic_fund_fen,
-            burden_fen=-settlement.burden_fen,
-        )
-        await add_to_balance(conn, settlement.psn_no, settlement.personal_account_fen)
+        await undo_effects(conn, settlement)
     await conn.execute(_FORGET_ASYNC, setl_id)
     await conn.execute(_FORGET_SETTLEMENT, setl_id)
     return settlement
+
+
+async def undo_effects(conn: asyncpg.Connection, settlement: SettlementRow) -> int:
+    """Give back what ``settlement`` took, to the fen: year-to-date totals and balance.
+
+    Locks the person, then the year's totals, in the order a settlement takes them.
+    Returns the balance after.
+    """
+    await get_person(conn, settlement.psn_no, for_update=True)
+    await lock_year_totals(conn, settlement.psn_no, settlement.year)
+    await add_to_totals(
+        conn,
+        settlement.psn_no,
+        settlement.year,
+        deductible_fen=-settlement.deductible_applied_fen,
+        fund_fen=-settlement.basic_fund_fen,
+        burden_fen=-settlement.burden_fen,
+    )
+    return await add_to_balance(conn, settlement.psn_no, settlement.personal_account_fen)
 
 
 async def set_basic_fund(conn: asyncpg.Connection, setl_id: str, basic_fund_fen: int) -> bool:
