@@ -21,6 +21,8 @@ from medpay.db.migrate import apply_migrations
 if TYPE_CHECKING:
     import asyncpg
 
+    from medpay.wire.national import SettlementInput
+
 __all__ = [
     "SIMULATOR_MIGRATIONS",
     "SIMULATOR_SCHEMA",
@@ -394,29 +396,28 @@ async def insert_settlement(
     setl_id: str,
     msgid: str,
     province: str,
-    psn_no: str,
-    mdtrt_id: str,
-    chrg_bchno: str,
     fixmedins_code: str,
-    insutype: str,
-    year: int,
+    settlement_input: SettlementInput,
     figures: Any,
     request: Any,
     response: Any,
     settled_at: dt.datetime,
 ) -> None:
-    """Record a confirmed settlement; ``figures`` is a ``policy.Calculation``."""
+    """Record a confirmed settlement; ``figures`` is a ``policy.Calculation``.
+
+    Whom, which visit and charge batch, and the year it counts in are the input's.
+    """
     await conn.execute(
         _INSERT_SETTLEMENT,
         setl_id,
         msgid,
         province,
-        psn_no,
-        mdtrt_id,
-        chrg_bchno,
+        settlement_input.psn_no,
+        settlement_input.mdtrt_id,
+        settlement_input.chrg_bchno,
         fixmedins_code,
-        insutype,
-        year,
+        settlement_input.insutype,
+        settlement_input.begntime.year,
         figures.medfee_total_fen,
         figures.full_own_pay_fen,
         figures.over_limit_self_pay_fen,
