@@ -705,10 +705,26 @@ def decode_input(infno: str, raw: bytes | msgspec.Raw) -> msgspec.Struct:
 
 # --- readable names (both systems' code) -----------------------------------------------------
 
-#: The readable name of a national field, where it means the same in the gateway's and the
-#: simulator's own Structs (DOMAIN.md section 3); a message's fields under these names are
-#: read and written through :func:`national_fields` and :func:`readable_fields`.
+#: The readable name of a national field, where it means the same in every Struct of our own
+#: (the gateway's requests and results, the simulator's policy; DOMAIN.md sections 3 and 8);
+#: a message's fields under these names are read and written through :func:`national_fields`
+#: and :func:`readable_fields`.
 READABLE_NAMES: Final[dict[str, str]] = {
+    # who asks, from where (the request envelope)
+    "insuplc_admdvs": "insured_area",
+    "mdtrtarea_admvs": "treatment_area",
+    "fixmedins_name": "institution_name",
+    "opter_type": "operator_type",
+    "opter": "operator_id",
+    "opter_name": "operator_name",
+    # a settlement's input (2206 / 2207)
+    "mdtrt_cert_type": "certificate_type",
+    "mdtrt_cert_no": "certificate_no",
+    "med_type": "medical_type",
+    "psn_setlway": "settlement_way",
+    "chrg_bchno": "charge_batch_no",
+    "begntime": "service_date",
+    "out_fil_type": "offsite_filing_type",
     # settlement figures (setlinfo, 2208, 3202), money in fen, ratios in basis points
     "medfee_sumamt": "medfee_total_fen",
     "fulamt_ownpay_amt": "full_own_pay_fen",

@@ -546,19 +546,12 @@ class NationalHttpAdapter:
                 f"insured area {request.insured_area} is not in province {self.province_code}"
             )
         return SettlementInput(
+            **national_fields(SettlementInput, request),
             psn_no=request.psn_no,
-            mdtrt_cert_type=request.certificate_type,
-            mdtrt_cert_no=request.certificate_no,
-            med_type=request.medical_type,
-            medfee_sumamt=request.medfee_total_fen,
-            psn_setlway=request.settlement_way,
             mdtrt_id=request.visit_id,
-            chrg_bchno=request.charge_batch_no,
             insutype=INSUTYPE_OF_SCHEME[request.insurance_scheme],  # type: ignore[arg-type]
             acct_used_flag="1" if request.personal_account_allowed else "0",
             medins_lv=str(request.institution_level),  # type: ignore[arg-type]
-            out_fil_type=request.offsite_filing_type,
-            begntime=request.service_date,
             feedetail=[
                 FeeDetail(
                     **national_fields(
@@ -597,15 +590,10 @@ class NationalHttpAdapter:
         envelope = RequestEnvelope[Any](
             infno=infno,
             msgid=request.msgid,
-            mdtrtarea_admvs=request.treatment_area,
-            insuplc_admdvs=request.insured_area,
             recer_sys_code=self._recer_sys_code,
-            opter_type=request.operator_type,
-            opter=request.operator_id,
-            opter_name=request.operator_name,
             inf_time=format_inf_time(self._clock()),
             fixmedins_code=request.institution_code,
-            fixmedins_name=request.institution_name,
+            **national_fields(RequestEnvelope, request),
             input=payload,
         )
         return envelope
