@@ -14,7 +14,7 @@ import msgspec
 
 # Amounts and ratios are bounded as the national wire bounds them (DOMAIN.md section 8).
 from medpay.wire.national import BasisPoints as Bp
-from medpay.wire.national import Fen, OutFilType
+from medpay.wire.national import Fen, ItemClass, OutFilType, Scheme
 
 __all__ = [
     "Calculation",
@@ -32,8 +32,6 @@ __all__ = [
     "fund_ratio_bp",
 ]
 
-Scheme = Literal["employee", "resident"]
-ItemClass = Literal["A", "B", "C"]
 #: The filing valid on the service date (out_fil_type), as the request carries it.
 FilingType = OutFilType
 

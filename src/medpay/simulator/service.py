@@ -414,14 +414,14 @@ def _check_person(person: store.PersonRow | None, call: Call, insutype: str) -> 
 
 def _claim(call: Call, inp: SettlementInput) -> Claim:
     return Claim(
-        scheme=SCHEME_OF_INSUTYPE[inp.insutype],  # type: ignore[arg-type]
+        scheme=SCHEME_OF_INSUTYPE[inp.insutype],
         institution_level=int(inp.medins_lv),  # type: ignore[arg-type]
         offsite=call.insuplc_admdvs != call.mdtrtarea_admvs,
         filing_type=inp.out_fil_type,
         personal_account_allowed=inp.acct_used_flag == "1",
         items=tuple(
             Item(
-                item_class=CLASS_OF_CHRGITM_LV[fee.chrgitm_lv],  # type: ignore[arg-type]
+                item_class=CLASS_OF_CHRGITM_LV[fee.chrgitm_lv],
                 **readable_fields(Item, fee),
             )
             for fee in inp.feedetail

@@ -103,6 +103,7 @@ __all__ = [
     "FeeDetail",
     "Fen",
     "InfCode",
+    "ItemClass",
     "OrderQueryInput",
     "OrderQueryOutput",
     "OutFilType",
@@ -110,6 +111,7 @@ __all__ = [
     "ResponseEnvelope",
     "ReversalInput",
     "ReversalOutput",
+    "Scheme",
     "SetlDetail",
     "SetlInfo",
     "SettlementCallback",
@@ -753,11 +755,19 @@ READABLE_NAMES: Final[dict[str, str]] = {
     "non_medical": "non_medical",
 }
 
+#: Our names of a catalogue class (chrgitm_lv 01, 02, 03) and of a scheme (insutype 310, 390).
+ItemClass = Literal["A", "B", "C"]
+Scheme = Literal["employee", "resident"]
+
 #: chrgitm_lv of each catalogue class (section 2), and back.
-CHRGITM_LV_OF_CLASS: Final = {"A": "01", "B": "02", "C": "03"}
+CHRGITM_LV_OF_CLASS: Final[dict[ItemClass, Literal["01", "02", "03"]]] = {
+    "A": "01",
+    "B": "02",
+    "C": "03",
+}
 CLASS_OF_CHRGITM_LV: Final = {lv: item_class for item_class, lv in CHRGITM_LV_OF_CLASS.items()}
 #: insutype of each scheme, and back.
-INSUTYPE_OF_SCHEME: Final = {"employee": "310", "resident": "390"}
+INSUTYPE_OF_SCHEME: Final[dict[Scheme, Insutype]] = {"employee": "310", "resident": "390"}
 SCHEME_OF_INSUTYPE: Final = {insutype: scheme for scheme, insutype in INSUTYPE_OF_SCHEME.items()}
 
 

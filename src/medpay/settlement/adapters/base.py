@@ -46,7 +46,7 @@ from typing import Annotated, ClassVar, Literal, Protocol, runtime_checkable
 
 import msgspec
 
-from medpay.wire.national import PLATFORM_FIXMEDINS_CODE, OutFilType
+from medpay.wire.national import PLATFORM_FIXMEDINS_CODE, ItemClass, OutFilType, Scheme
 
 __all__ = [
     "CALLBACK_MALFORMED",
@@ -98,8 +98,6 @@ __all__ = [
 Fen = Annotated[int, msgspec.Meta(ge=0)]
 Bp = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
 Admdvs = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
-Scheme = Literal["employee", "resident"]
-ItemClass = Literal["A", "B", "C"]
 #: The filing valid on the service date, as the insured province adjusts the ratio by it.
 FilingType = OutFilType
 

@@ -327,7 +327,7 @@ class NationalHttpAdapter:
                 **self._statement_of(request),
                 stmtinfo=[
                     StatementTotal(
-                        insutype=INSUTYPE_OF_SCHEME[line.insurance_scheme],  # type: ignore[arg-type]
+                        insutype=INSUTYPE_OF_SCHEME[line.insurance_scheme],
                         clr_type=line.clearing_type,
                         medfee_sumamt=line.medical_fee_total_fen,
                         fund_pay_sumamt=line.fund_total_fen,
@@ -343,7 +343,7 @@ class NationalHttpAdapter:
         verdicts = [
             TotalsVerdict(
                 line=StatementTotalsLine(
-                    insurance_scheme=SCHEME_OF_INSUTYPE[line.insutype],  # type: ignore[arg-type]
+                    insurance_scheme=SCHEME_OF_INSUTYPE[line.insutype],
                     clearing_type=line.clr_type,
                     medical_fee_total_fen=line.medfee_sumamt,
                     settlement_count=line.fixmedins_setl_cnt,
@@ -436,7 +436,7 @@ class NationalHttpAdapter:
             msgid=detail.msgid,
             psn_no=detail.psn_no,
             visit_id=detail.mdtrt_id,
-            insurance_scheme=SCHEME_OF_INSUTYPE[detail.insutype],  # type: ignore[arg-type]
+            insurance_scheme=SCHEME_OF_INSUTYPE[detail.insutype],
             clearing_type=detail.clr_type,
             institution_code=detail.fixmedins_code,
             medical_fee_total_fen=detail.medfee_sumamt,
@@ -549,7 +549,7 @@ class NationalHttpAdapter:
             **national_fields(SettlementInput, request),
             psn_no=request.psn_no,
             mdtrt_id=request.visit_id,
-            insutype=INSUTYPE_OF_SCHEME[request.insurance_scheme],  # type: ignore[arg-type]
+            insutype=INSUTYPE_OF_SCHEME[request.insurance_scheme],
             acct_used_flag="1" if request.personal_account_allowed else "0",
             medins_lv=str(request.institution_level),  # type: ignore[arg-type]
             feedetail=[
