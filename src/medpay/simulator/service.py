@@ -313,8 +313,7 @@ async def complete_async(
                 INFNO_SETTLE,
                 serial,
                 ord_stas="failed",
-                err_code=infcode,
-                err_msg=refusal.message,
+                refusal=refusal,
             )
         else:
             assert output.setlinfo.setl_id is not None
@@ -357,10 +356,12 @@ def _callback(
     *,
     ord_stas: str,
     output: SettlementOutput | None = None,
-    err_code: int | None = None,
-    err_msg: str | None = None,
+    refusal: ProvinceError | None = None,
 ) -> SettlementCallback:
-    """A callback about ``msgid``; its id is unique because ``serial`` is (one per work done)."""
+    """A callback about ``msgid``: its figures, or the refusal that made it fail.
+
+    Its id is unique because ``serial`` is (one per work done).
+    """
     now = dt.datetime.now(dt.UTC)
     return SettlementCallback(
         callback_id=f"CB{new_refmsgid(province, now, serial)}",
@@ -369,8 +370,8 @@ def _callback(
         ord_stas=ord_stas,  # type: ignore[arg-type]
         setlinfo=None if output is None else output.setlinfo,
         setldetail=[] if output is None else output.setldetail,
-        err_code=err_code,
-        err_msg=err_msg,
+        err_code=None if refusal is None else int(refusal.infcode),
+        err_msg=None if refusal is None else refusal.message,
         callback_time=format_ref_time(now),
     )
 
