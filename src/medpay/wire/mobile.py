@@ -435,12 +435,7 @@ def open_envelope(
         data=data,
     )
     _check_sign_data(public_key, envelope.signData, fields, app_secret, signature_encoding)
-    return OpenedEnvelope(
-        app_id=envelope.appId,
-        timestamp_ms=envelope.timestamp,
-        version=envelope.version,
-        data=data,
-    )
+    return _opened(OpenedEnvelope, envelope, data)
 
 
 def _check_sign_data(
@@ -522,6 +517,31 @@ class OpenedAnswer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _ANSWER_DECODER = msgspec.json.Decoder(AnswerEnvelope)
+
+
+#: Our name of each field an envelope or an answer travels with (camelCase on the wire).
+_OPENED_NAMES: Final = {
+    "code": "code",
+    "message": "message",
+    "errCode": "err_code",
+    "appId": "app_id",
+    "timestamp": "timestamp_ms",
+    "version": "version",
+}
+
+_OpenedT = TypeVar("_OpenedT", OpenedEnvelope, OpenedAnswer)
+
+
+def _opened(
+    opened_type: type[_OpenedT], sent: Envelope | AnswerEnvelope, data: dict[str, Any] | None
+) -> _OpenedT:
+    """What ``sent`` says once verified, under our names, with its business data."""
+    wanted = opened_type.__struct_fields__
+    fields: dict[str, Any] = {
+        ours: getattr(sent, theirs) for theirs, ours in _OPENED_NAMES.items() if ours in wanted
+    }
+    fields["data"] = data  # an envelope's always; an answer's when it carries any
+    return opened_type(**fields)
 
 
 def _answer_fields(answer: AnswerEnvelope, data: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -627,11 +647,4 @@ def open_answer(
             raise MalformedEnvelope("encData in an answer that names no app")
         data = _decrypt(answer.appId, answer.encData, secret)
     _check_sign_data(public_key, answer.signData, _answer_fields(answer, data), secret, "raw")
-    return OpenedAnswer(
-        code=answer.code,
-        message=answer.message,
-        err_code=answer.errCode,
-        app_id=answer.appId,
-        timestamp_ms=answer.timestamp,
-        data=data,
-    )
+    return _opened(OpenedAnswer, answer, data)
