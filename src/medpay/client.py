@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Generator, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import httpx
@@ -94,6 +95,7 @@ class InstitutionSignatureAuth(AppSignatureAuth):
         super().__init__(institution_code, private_key_pem, None, **kwargs)
 
 
+@dataclass(eq=False)
 class NationalMobileClient:
     """An app on the national interface: seal a request, POST it, open the gateway's answer.
 
@@ -101,22 +103,16 @@ class NationalMobileClient:
     ``transaction`` is 6201, 6202, 6203, 6301 or 6401.
     """
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        app_id: str,
-        app_secret: str,
-        private_key: gm.Sm2PrivateKey,
-        gateway_public_key: gm.Sm2PublicKey,
-        path: str = "/v1/mobile",
-    ) -> None:
-        self.http = http
-        self.app_id = app_id
-        self.app_secret = app_secret
-        self.private_key = private_key
-        self.gateway_public_key = gateway_public_key
-        self.path = path.rstrip("/")
+    http: httpx.AsyncClient
+    _: KW_ONLY
+    app_id: str
+    app_secret: str = field(repr=False)
+    private_key: gm.Sm2PrivateKey = field(repr=False)
+    gateway_public_key: gm.Sm2PublicKey
+    path: str = "/v1/mobile"
+
+    def __post_init__(self) -> None:
+        self.path = self.path.rstrip("/")
 
     def seal(self, data: Mapping[str, Any], *, timestamp_ms: int | None = None) -> bytes:
         """The request body for ``data``: signed, then encrypted."""

@@ -6,7 +6,6 @@ __all__ = [
     "CALLBACKS_OF_PAYMENT",
     "CORRECTION_OF_PAYMENT",
     "MESSAGES_OF_PAYMENT",
-    "NOTIFICATIONS_OF_PAYMENT",
     "REFUNDS_OF_PAYMENT",
     "STATES_OF_PAYMENT",
     "VOLUMES_OF_DAY",
@@ -60,13 +59,6 @@ SELECT province, callback_id, ref_msgid, result, outcome, received_at, body
  WHERE payment_id = $1
     OR ref_msgid IN (SELECT msgid FROM province_messages WHERE payment_id = $1)
  ORDER BY callback_row
-"""
-
-NOTIFICATIONS_OF_PAYMENT = """
-SELECT event_id, sequence, event_type, created_at, attempts, delivered_at, last_error
-  FROM notification_outbox
- WHERE payment_id = $1
- ORDER BY sequence
 """
 
 # The refunds that gave the payment back, or whose lines kept it is.

@@ -31,6 +31,7 @@ from medpay.db.pool import connection
 from medpay.errors import NotFound
 from medpay.ledger import queries as ledger_queries
 from medpay.ledger.check import FAILURES_PER_INVARIANT, check_ledger
+from medpay.notifications import queries as notification_queries
 from medpay.payments import queries as payment_queries
 from medpay.reconciliation.service import differences_of_payment
 from medpay.schemas import view_of
@@ -146,7 +147,7 @@ async def payment_story(pool: asyncpg.Pool, payment_id: uuid.UUID) -> PaymentSto
         messages = await conn.fetch(queries.MESSAGES_OF_PAYMENT, payment_id)
         callbacks = await conn.fetch(queries.CALLBACKS_OF_PAYMENT, payment_id)
         journals = await conn.fetch(ledger_queries.JOURNALS_OF_PAYMENT, payment_id)
-        notifications = await conn.fetch(queries.NOTIFICATIONS_OF_PAYMENT, payment_id)
+        notifications = await conn.fetch(notification_queries.NOTIFICATIONS_OF_PAYMENT, payment_id)
         correction = await conn.fetchrow(queries.CORRECTION_OF_PAYMENT, payment_id)
         refunds = await conn.fetch(queries.REFUNDS_OF_PAYMENT, payment_id)
         clearing = await entries_of_payment(conn, payment_id)

@@ -5,23 +5,19 @@ from __future__ import annotations
 from medpay.security.queries import WITH_ACTIVE_KEYS
 
 __all__ = [
-    "ADD_KEY",
     "APP_WITH_ACTIVE_KEYS",
-    "INSERT_APP",
     "INSERT_MOBILE_CREDENTIALS",
     "MOBILE_APP",
+    "REGISTER_APP",
     "SET_STATUS",
     "SET_WEBHOOK",
 ]
 
-INSERT_APP = """
-INSERT INTO apps (app_id, name) VALUES ($1, $2)
-RETURNING app_id, name, status, webhook_url
-"""
-
-ADD_KEY = """
-INSERT INTO app_keys (app_id, algorithm, public_key_pem) VALUES ($1, $2, $3)
-RETURNING key_id
+# An app and its first key, in one statement.
+REGISTER_APP = """
+WITH app AS (INSERT INTO apps (app_id, name) VALUES ($1, $2) RETURNING app_id)
+INSERT INTO app_keys (app_id, algorithm, public_key_pem)
+SELECT app_id, $3, $4 FROM app
 """
 
 APP_WITH_ACTIVE_KEYS = WITH_ACTIVE_KEYS.format(

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 
 from medpay.channels import queries
-from medpay.db.pool import transaction
 from medpay.security.signatures import (
     KeyAlgorithm,
     PublicKey,
@@ -67,9 +66,7 @@ async def register_app(
     """Register an app; without ``public_key_pem`` a development key pair is made for it."""
     private_pem, public_key_pem = registered_key_pair(algorithm, public_key_pem)
     app_id = app_id or f"app_{secrets.token_hex(8)}"
-    async with transaction(conn) as tx:
-        await tx.execute(queries.INSERT_APP, app_id, name)
-        await tx.execute(queries.ADD_KEY, app_id, algorithm, public_key_pem)
+    await conn.execute(queries.REGISTER_APP, app_id, name, algorithm, public_key_pem)
     return RegisteredApp(
         app_id=app_id,
         name=name,

@@ -18,13 +18,14 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from medpay.clearing import queries
 from medpay.clearing.schemas import (
     PERIOD_PATTERN,
     ClearingCell,
     ClearingEntryView,
     ClearingMatrix,
-    FundAmounts,
     ProvincePosition,
 )
 from medpay.clock import china_today, month_bounds
@@ -75,21 +76,8 @@ def _last_day(period: str) -> dt.date:
 def _matrix(
     period: str, state_row: asyncpg.Record | None, rows: list[asyncpg.Record]
 ) -> ClearingMatrix:
-    cells = [
-        ClearingCell(
-            insured_province=row["insured_province"],
-            treatment_province=row["treatment_province"],
-            settlements=row["settlements"],
-            funds=FundAmounts(
-                employee_basic_fen=row["employee_basic_fen"],
-                resident_basic_fen=row["resident_basic_fen"],
-                critical_illness_fen=row["critical_illness_fen"],
-                medical_assistance_fen=row["medical_assistance_fen"],
-            ),
-            fund_total_fen=row["fund_total_fen"],
-        )
-        for row in rows
-    ]
+    # A line's columns are named as the cell's fields; its fund columns, as FundAmounts'.
+    cells = [msgspec.convert({**row, "funds": dict(row)}, ClearingCell) for row in rows]
     receivable = dict.fromkeys(PROVINCES, 0)
     payable = dict.fromkeys(PROVINCES, 0)
     for cell in cells:

@@ -20,18 +20,16 @@ __all__ = [
     "TRANSFER_JOURNALS_UNLIKE_BALANCE",
 ]
 
-INSERT_JOURNAL = """
-INSERT INTO ledger_journals (payment_id, kind) VALUES ($1, $2)
-ON CONFLICT (payment_id, kind) DO NOTHING
+# A journal is about one payment or one relationship transfer (its ``owner`` column), at most
+# one of each kind: a second write of the same journal does nothing and returns no row.
+_INSERT_JOURNAL = """
+INSERT INTO ledger_journals ({owner}, kind) VALUES ($1, $2)
+ON CONFLICT ({owner}, kind) DO NOTHING
 RETURNING journal_id
 """
-
+INSERT_JOURNAL = _INSERT_JOURNAL.format(owner="payment_id")
 # A relationship transfer's journal (DOMAIN.md section 6): the personal account balance moved.
-INSERT_TRANSFER_JOURNAL = """
-INSERT INTO ledger_journals (transfer_id, kind) VALUES ($1, $2)
-ON CONFLICT (transfer_id, kind) DO NOTHING
-RETURNING journal_id
-"""
+INSERT_TRANSFER_JOURNAL = _INSERT_JOURNAL.format(owner="transfer_id")
 
 INSERT_POSTINGS = """
 INSERT INTO ledger_postings (journal_id, line_no, account, amount_fen)

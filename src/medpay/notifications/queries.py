@@ -1,4 +1,4 @@
-"""SQL for delivering the notification outbox (written by ``medpay.payments.events``)."""
+"""SQL of the notification outbox (written by ``medpay.payments.events``): delivery, and reads."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ __all__ = [
     "CLAIM_DUE",
     "MARK_DELIVERED",
     "MARK_FAILED_ATTEMPT",
+    "NOTIFICATIONS_OF_PAYMENT",
 ]
 
 # Due events whose earlier events for the same payment are all delivered (order per
@@ -35,4 +36,12 @@ MARK_DELIVERED = (
 MARK_FAILED_ATTEMPT = """
 UPDATE notification_outbox SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3
  WHERE event_id = $1
+"""
+
+# A payment's events and how their delivery went (the operator's story of the payment).
+NOTIFICATIONS_OF_PAYMENT = """
+SELECT event_id, sequence, event_type, created_at, attempts, delivered_at, last_error
+  FROM notification_outbox
+ WHERE payment_id = $1
+ ORDER BY sequence
 """

@@ -59,26 +59,25 @@ def _mask_identifiers(
 
 def json_formatter() -> logging.Formatter:
     """A formatter writing each record as one JSON object with the bound context."""
-    return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_processors(),
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            structlog.processors.EventRenamer("message"),
-            _mask_identifiers,
-            structlog.processors.JSONRenderer(default=str, ensure_ascii=False),
-        ],
+    return _formatter(
+        structlog.processors.EventRenamer("message"),
+        _mask_identifiers,
+        structlog.processors.JSONRenderer(default=str, ensure_ascii=False),
     )
 
 
 def _text_formatter() -> logging.Formatter:
+    return _formatter(_mask_identifiers, structlog.dev.ConsoleRenderer(colors=False))
+
+
+def _formatter(*renderers: Any) -> logging.Formatter:
+    """Records of structlog and the standard library alike, exceptions written out, then these."""
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_processors(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            _mask_identifiers,
-            structlog.dev.ConsoleRenderer(colors=False),
+            *renderers,
         ],
     )
 

@@ -62,6 +62,11 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     #: Each connected province (insured-place code) and whether its endpoint is reachable.
     provinces: dict[str, Literal["reachable", "unreachable"]]
 
+    @property
+    def status_code(self) -> int:
+        """200 when ready, 503 when not: a load balancer reads the status alone."""
+        return 200 if self.status == "ready" else 503
+
 
 class Operations:
     """Readiness and metrics of one gateway: its pool and its provinces' endpoints."""
@@ -229,7 +234,7 @@ async def ready(operations: Injected[Operations]) -> Response[Readiness]:
     (answered a real call lately, or accepts a TCP connection now).
     """
     readiness = await operations.readiness()
-    return Response(readiness, status_code=200 if readiness.status == "ready" else 503)
+    return Response(readiness, status_code=readiness.status_code)
 
 
 @head(
@@ -241,8 +246,7 @@ async def ready(operations: Injected[Operations]) -> Response[Readiness]:
 )
 async def ready_head(operations: Injected[Operations]) -> Response[None]:
     """What ``GET /health/ready`` says, as a status only."""
-    readiness = await operations.readiness()
-    return Response(None, status_code=200 if readiness.status == "ready" else 503)
+    return Response(None, status_code=(await operations.readiness()).status_code)
 
 
 @get(

@@ -376,14 +376,10 @@ async def province_api(
     if inject_error:
         return sim.answer(admdvs, received_at, InfCode.GENERIC, "injected fault: province error")
 
-    call = Call(
+    call = Call.of(
+        envelope,
         province=admdvs,
         policy=sim.provinces[admdvs].policy,
-        infno=envelope.infno,
-        msgid=envelope.msgid,
-        insuplc_admdvs=envelope.insuplc_admdvs,
-        mdtrtarea_admvs=envelope.mdtrtarea_admvs,
-        fixmedins_code=envelope.fixmedins_code,
         input=typed_input,
         input_builtins=input_builtins,
         received_at=received_at,

@@ -156,19 +156,17 @@ class CallbackSender:
         duplicated = rng.random() < faults.callback_duplicate_rate
         now = dt.datetime.now(dt.UTC)
         url = base_url.rstrip("/") + callback_path(province)
-        copies = [
-            CallbackDelivery(
-                callback_id=callback.callback_id,
-                province=province,
-                ref_msgid=callback.ref_msgid,
-                infno=callback.infno,
-                ord_stas=callback.ord_stas,
-                copy=copy,
-                url=url,
-                created_at=now,
-            )
-            for copy in ((1, 2) if duplicated else (1,))
-        ]
+        first = CallbackDelivery(
+            callback_id=callback.callback_id,
+            province=province,
+            ref_msgid=callback.ref_msgid,
+            infno=callback.infno,
+            ord_stas=callback.ord_stas,
+            copy=1,
+            url=url,
+            created_at=now,
+        )
+        copies = [first, msgspec.structs.replace(first, copy=2)] if duplicated else [first]
         if dropped:
             copies[0].status = "dropped"
             copies[0].finished_at = now

@@ -12,6 +12,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
+# Amounts and ratios are bounded as the national wire bounds them (DOMAIN.md section 8).
+from medpay.wire.national import BasisPoints as Bp
+from medpay.wire.national import Fen, ItemClass, OutFilType, Scheme
+
 __all__ = [
     "Calculation",
     "Claim",
@@ -28,11 +32,8 @@ __all__ = [
     "fund_ratio_bp",
 ]
 
-Fen = Annotated[int, msgspec.Meta(ge=0)]
-Bp = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
-Scheme = Literal["employee", "resident"]
-ItemClass = Literal["A", "B", "C"]
-FilingType = Literal["long_term", "referral", "emergency", "temporary"]
+#: The filing valid on the service date (out_fil_type), as the request carries it.
+FilingType = OutFilType
 
 
 class PolicyError(Exception):

@@ -37,6 +37,7 @@ from medpay.simulator.policy import (
     calculate,
 )
 from medpay.wire.national import (
+    CLASS_OF_CHRGITM_LV,
     FUND_BASIC_EMPLOYEE,
     FUND_BASIC_RESIDENT,
     FUND_CRITICAL_ILLNESS,
@@ -47,6 +48,7 @@ from medpay.wire.national import (
     INFNO_SETTLE,
     INFNO_STATEMENT_DETAILS,
     INFNO_STATEMENT_TOTALS,
+    SCHEME_OF_INSUTYPE,
     InfCode,
     OrderQueryInput,
     OrderQueryOutput,
@@ -70,7 +72,9 @@ from medpay.wire.national import (
     encode,
     format_inf_time,
     format_ref_time,
+    national_fields,
     new_refmsgid,
+    readable_fields,
 )
 from medpay.wire.signing import canonical_string
 
@@ -91,8 +95,6 @@ __all__ = [
     "request_digest",
 ]
 
-_CLASSES = {"01": "A", "02": "B", "03": "C"}
-
 
 class ProvinceError(Exception):
     """A refusal: answered with a negative infcode, after undoing any work."""
@@ -101,6 +103,10 @@ class ProvinceError(Exception):
         self.infcode = infcode
         self.message = message or ANSWER_MESSAGES[infcode]
         super().__init__(f"{int(infcode)} {self.message}")
+
+
+#: What a call keeps of its request's envelope; a pending 2207 keeps them under the same names.
+_ENVELOPE_FIELDS = ("infno", "msgid", "insuplc_admdvs", "mdtrtarea_admvs", "fixmedins_code")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,15 @@ class Call:
     received_at: dt.datetime
     async_mode: bool = False  # answer a 2207 "processing" and settle it later
     async_delay_ms: int = 0  # how much later
+
+    @classmethod
+    def of(cls, envelope: Any, **rest: Any) -> Call:
+        """A call on the envelope fields of ``envelope`` (a request's, or a pending 2207's)."""
+        return cls(**{name: getattr(envelope, name) for name in _ENVELOPE_FIELDS}, **rest)
+
+    def envelope_fields(self) -> dict[str, Any]:
+        """The envelope fields, as :meth:`of` reads them back from a pending 2207."""
+        return {name: getattr(self, name) for name in _ENVELOPE_FIELDS}
 
     @property
     def digest(self) -> str:
@@ -221,16 +236,23 @@ async def process(pool: asyncpg.Pool, call: Call) -> Processed:
         else:
             infcode = 0
             body = encode_response(call.province, call.received_at, serial, output=output)
-        await store.log_response(
-            conn,
-            msgid=call.msgid,
-            province=call.province,
-            infno=call.infno,
-            request_digest=digest,
-            infcode=infcode,
-            response_body=body,
-        )
+        await _log_answer(conn, call, digest, infcode, body)
         return Processed(infcode, body, callback)
+
+
+async def _log_answer(
+    conn: asyncpg.Connection, call: Call, digest: str, infcode: int, body: bytes
+) -> None:
+    """Keep the answer under the call's msgid: a repeat of the request gets it again."""
+    await store.log_response(
+        conn,
+        msgid=call.msgid,
+        province=call.province,
+        infno=call.infno,
+        request_digest=digest,
+        infcode=infcode,
+        response_body=body,
+    )
 
 
 async def _accept(conn: asyncpg.Connection, call: Call, serial: int, digest: str) -> Processed:
@@ -241,23 +263,11 @@ async def _accept(conn: asyncpg.Connection, call: Call, serial: int, digest: str
         serial,
         output=SettlementOrderOutput(ord_stas="processing"),
     )
-    await store.log_response(
-        conn,
-        msgid=call.msgid,
-        province=call.province,
-        infno=call.infno,
-        request_digest=digest,
-        infcode=0,
-        response_body=body,
-    )
+    await _log_answer(conn, call, digest, 0, body)
     await store.insert_async_settlement(
         conn,
-        msgid=call.msgid,
         province=call.province,
-        infno=call.infno,
-        insuplc_admdvs=call.insuplc_admdvs,
-        mdtrtarea_admvs=call.mdtrtarea_admvs,
-        fixmedins_code=call.fixmedins_code,
+        **call.envelope_fields(),
         input_builtins=call.input_builtins,
         received_at=call.received_at,
         due_at=call.received_at + dt.timedelta(milliseconds=call.async_delay_ms),
@@ -303,8 +313,7 @@ async def complete_async(
                 INFNO_SETTLE,
                 serial,
                 ord_stas="failed",
-                err_code=infcode,
-                err_msg=refusal.message,
+                refusal=refusal,
             )
         else:
             assert output.setlinfo.setl_id is not None
@@ -326,14 +335,10 @@ def _call_of(pending: store.AsyncSettlementRow, policies: Mapping[str, Policy]) 
         typed = decode_input(pending.infno, encode(pending.input))
     except (KeyError, msgspec.ValidationError) as exc:
         raise ProvinceError(SimulatorCode.MALFORMED, f"malformed input: {exc}") from exc
-    return Call(
+    return Call.of(
+        pending,
         province=pending.province,
         policy=policy,
-        infno=pending.infno,
-        msgid=pending.msgid,
-        insuplc_admdvs=pending.insuplc_admdvs,
-        mdtrtarea_admvs=pending.mdtrtarea_admvs,
-        fixmedins_code=pending.fixmedins_code,
         input=typed,
         input_builtins=pending.input,
         received_at=pending.received_at,
@@ -351,10 +356,12 @@ def _callback(
     *,
     ord_stas: str,
     output: SettlementOutput | None = None,
-    err_code: int | None = None,
-    err_msg: str | None = None,
+    refusal: ProvinceError | None = None,
 ) -> SettlementCallback:
-    """A callback about ``msgid``; its id is unique because ``serial`` is (one per work done)."""
+    """A callback about ``msgid``: its figures, or the refusal that made it fail.
+
+    Its id is unique because ``serial`` is (one per work done).
+    """
     now = dt.datetime.now(dt.UTC)
     return SettlementCallback(
         callback_id=f"CB{new_refmsgid(province, now, serial)}",
@@ -363,8 +370,8 @@ def _callback(
         ord_stas=ord_stas,  # type: ignore[arg-type]
         setlinfo=None if output is None else output.setlinfo,
         setldetail=[] if output is None else output.setldetail,
-        err_code=err_code,
-        err_msg=err_msg,
+        err_code=None if refusal is None else int(refusal.infcode),
+        err_msg=None if refusal is None else refusal.message,
         callback_time=format_ref_time(now),
     )
 
@@ -408,19 +415,15 @@ def _check_person(person: store.PersonRow | None, call: Call, insutype: str) -> 
 
 def _claim(call: Call, inp: SettlementInput) -> Claim:
     return Claim(
-        scheme="employee" if inp.insutype == "310" else "resident",
+        scheme=SCHEME_OF_INSUTYPE[inp.insutype],
         institution_level=int(inp.medins_lv),  # type: ignore[arg-type]
         offsite=call.insuplc_admdvs != call.mdtrtarea_admvs,
         filing_type=inp.out_fil_type,
         personal_account_allowed=inp.acct_used_flag == "1",
         items=tuple(
             Item(
-                quantity=fee.cnt,
-                unit_price_fen=fee.pric,
-                item_class=_CLASSES[fee.chrgitm_lv],  # type: ignore[arg-type]
-                price_limit_fen=fee.pric_uplmt_amt,
-                pre_self_pay_bp=fee.selfpay_prop,
-                non_medical=fee.non_medical,
+                item_class=CLASS_OF_CHRGITM_LV[fee.chrgitm_lv],
+                **readable_fields(Item, fee),
             )
             for fee in inp.feedetail
         ),
@@ -473,21 +476,7 @@ def _output(
         setl_id=setl_id,
         psn_no=inp.psn_no,
         mdtrt_id=inp.mdtrt_id,
-        medfee_sumamt=calc.medfee_total_fen,
-        fulamt_ownpay_amt=calc.full_own_pay_fen,
-        overlmt_selfpay=calc.over_limit_self_pay_fen,
-        preselfpay_amt=calc.pre_self_pay_fen,
-        inscp_scp_amt=calc.in_scope_fen,
-        act_pay_dedc=calc.deductible_applied_fen,
-        hifp_pay=calc.basic_fund_fen,
-        pool_prop_selfpay=calc.ratio_bp,
-        hifmi_pay=calc.critical_illness_fen,
-        maf_pay=calc.medical_assistance_fen,
-        fund_pay_sumamt=calc.fund_total_fen,
-        psn_part_amt=calc.personal_part_fen,
-        acct_pay=calc.personal_account_fen,
-        psn_cash_pay=calc.cash_fen,
-        balc=calc.balance_after_fen,
+        **national_fields(SetlInfo, calc),
         insutype=inp.insutype,
         setl_time=format_inf_time(at),
     )
@@ -521,12 +510,8 @@ async def _settle(conn: asyncpg.Connection, call: Call, serial: int) -> Settleme
         setl_id=setl_id,
         msgid=call.msgid,
         province=call.province,
-        psn_no=inp.psn_no,
-        mdtrt_id=inp.mdtrt_id,
-        chrg_bchno=inp.chrg_bchno,
         fixmedins_code=call.fixmedins_code,
-        insutype=inp.insutype,
-        year=year,
+        settlement_input=inp,
         figures=calc,
         request=call.input_builtins,
         response=msgspec.to_builtins(output),
@@ -558,28 +543,14 @@ async def _reverse(conn: asyncpg.Connection, call: Call, serial: int) -> Reversa
         raise ProvinceError(InfCode.SETTLEMENT_UNKNOWN)
     if settlement.state == "reversed":
         raise ProvinceError(InfCode.ALREADY_REVERSED)
-    await store.get_person(conn, inp.psn_no, for_update=True)
-    await store.lock_year_totals(conn, inp.psn_no, settlement.year)
-    await store.add_to_totals(
-        conn,
-        inp.psn_no,
-        settlement.year,
-        deductible_fen=-settlement.deductible_applied_fen,
-        fund_fen=-settlement.basic_fund_fen,
-        burden_fen=-settlement.burden_fen,
-    )
-    balance = await store.add_to_balance(conn, inp.psn_no, settlement.personal_account_fen)
+    balance = await store.undo_effects(conn, settlement)
     now = dt.datetime.now(dt.UTC)
     await store.mark_reversed(conn, settlement.setl_id, call.msgid, now)
     return ReversalOutput(
         setl_id=settlement.setl_id,
         psn_no=settlement.psn_no,
         mdtrt_id=settlement.mdtrt_id,
-        medfee_sumamt=settlement.medfee_total_fen,
-        fund_pay_sumamt=settlement.fund_total_fen,
-        acct_pay=settlement.personal_account_fen,
-        psn_cash_pay=settlement.cash_fen,
-        balc=balance,
+        **national_fields(ReversalOutput, settlement, balc=balance),
         setl_time=format_inf_time(now),
     )
 
@@ -620,6 +591,15 @@ def _check_statement_province(call: Call, setl_optins: str) -> None:
         )
 
 
+def _statement_of(call: Call, inp: StatementTotalsInput | StatementDetailsInput) -> dict[str, Any]:
+    """What a statement answer says it is about: this province, the days asked."""
+    return {
+        "setl_optins": call.province,
+        "stmt_begndate": inp.stmt_begndate,
+        "stmt_enddate": inp.stmt_enddate,
+    }
+
+
 _TOTAL_FIELDS = ("medfee_sumamt", "fund_pay_sumamt", "acct_pay", "fixmedins_setl_cnt")
 
 
@@ -658,9 +638,7 @@ async def _statement_totals(
             )
         )
     return StatementTotalsOutput(
-        setl_optins=call.province,
-        stmt_begndate=inp.stmt_begndate,
-        stmt_enddate=inp.stmt_enddate,
+        **_statement_of(call, inp),
         stmt_rslt="1" if any(r.stmt_rslt == "1" for r in results) else "0",
         stmtinfo=results,
     )
@@ -676,13 +654,7 @@ def _detail(row: store.StatementLineRow) -> StatementDetail:
         insutype=row.insutype,  # type: ignore[arg-type]
         clr_type=row.clr_type,
         fixmedins_code=row.fixmedins_code,
-        medfee_sumamt=row.medfee_total_fen,
-        hifp_pay=row.basic_fund_fen,
-        hifmi_pay=row.critical_illness_fen,
-        maf_pay=row.medical_assistance_fen,
-        fund_pay_sumamt=row.fund_total_fen,
-        acct_pay=row.personal_account_fen,
-        psn_cash_pay=row.cash_fen,
+        **national_fields(StatementDetail, row),
         setl_time=format_inf_time(row.settled_at),
         ord_stas="reversed" if reversed_ else "settled",
         revs_msgid=row.reversal_msgid if reversed_ else None,
@@ -706,9 +678,7 @@ async def _statement_details(
             SimulatorCode.MALFORMED, f"page {inp.page_num} is beyond the {total} lines"
         )
     return StatementDetailsOutput(
-        setl_optins=call.province,
-        stmt_begndate=inp.stmt_begndate,
-        stmt_enddate=inp.stmt_enddate,
+        **_statement_of(call, inp),
         page_num=inp.page_num,
         page_size=inp.page_size,
         total=total,

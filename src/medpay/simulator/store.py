@@ -21,6 +21,8 @@ from medpay.db.migrate import apply_migrations
 if TYPE_CHECKING:
     import asyncpg
 
+    from medpay.wire.national import SettlementInput
+
 __all__ = [
     "SIMULATOR_MIGRATIONS",
     "SIMULATOR_SCHEMA",
@@ -394,29 +396,28 @@ async def insert_settlement(
     setl_id: str,
     msgid: str,
     province: str,
-    psn_no: str,
-    mdtrt_id: str,
-    chrg_bchno: str,
     fixmedins_code: str,
-    insutype: str,
-    year: int,
+    settlement_input: SettlementInput,
     figures: Any,
     request: Any,
     response: Any,
     settled_at: dt.datetime,
 ) -> None:
-    """Record a confirmed settlement; ``figures`` is a ``policy.Calculation``."""
+    """Record a confirmed settlement; ``figures`` is a ``policy.Calculation``.
+
+    Whom, which visit and charge batch, and the year it counts in are the input's.
+    """
     await conn.execute(
         _INSERT_SETTLEMENT,
         setl_id,
         msgid,
         province,
-        psn_no,
-        mdtrt_id,
-        chrg_bchno,
+        settlement_input.psn_no,
+        settlement_input.mdtrt_id,
+        settlement_input.chrg_bchno,
         fixmedins_code,
-        insutype,
-        year,
+        settlement_input.insutype,
+        settlement_input.begntime.year,
         figures.medfee_total_fen,
         figures.full_own_pay_fen,
         figures.over_limit_self_pay_fen,
@@ -659,20 +660,29 @@ async def forget_settlement(conn: asyncpg.Connection, setl_id: str) -> Settlemen
     if settlement is None:
         return None
     if settlement.state == "settled":
-        await get_person(conn, settlement.psn_no, for_update=True)
-        await lock_year_totals(conn, settlement.psn_no, settlement.year)
-        await add_to_totals(
-            conn,
-            settlement.psn_no,
-            settlement.year,
-            deductible_fen=-settlement.deductible_applied_fen,
-            fund_fen=-settlement.basic_fund_fen,
-            burden_fen=-settlement.burden_fen,
-        )
-        await add_to_balance(conn, settlement.psn_no, settlement.personal_account_fen)
+        await undo_effects(conn, settlement)
     await conn.execute(_FORGET_ASYNC, setl_id)
     await conn.execute(_FORGET_SETTLEMENT, setl_id)
     return settlement
+
+
+async def undo_effects(conn: asyncpg.Connection, settlement: SettlementRow) -> int:
+    """Give back what ``settlement`` took, to the fen: year-to-date totals and balance.
+
+    Locks the person, then the year's totals, in the order a settlement takes them.
+    Returns the balance after.
+    """
+    await get_person(conn, settlement.psn_no, for_update=True)
+    await lock_year_totals(conn, settlement.psn_no, settlement.year)
+    await add_to_totals(
+        conn,
+        settlement.psn_no,
+        settlement.year,
+        deductible_fen=-settlement.deductible_applied_fen,
+        fund_fen=-settlement.basic_fund_fen,
+        burden_fen=-settlement.burden_fen,
+    )
+    return await add_to_balance(conn, settlement.psn_no, settlement.personal_account_fen)
 
 
 async def set_basic_fund(conn: asyncpg.Connection, setl_id: str, basic_fund_fen: int) -> bool:

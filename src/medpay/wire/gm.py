@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, TypeVar
 
 from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -57,6 +57,9 @@ from tongsuopy.crypto.asymciphers import ec as ts_ec
 from tongsuopy.crypto.exceptions import InternalError as TsInternalError
 from tongsuopy.crypto.exceptions import InvalidSignature as TsInvalidSignature
 from tongsuopy.crypto.exceptions import UnsupportedAlgorithm as TsUnsupportedAlgorithm
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "DEFAULT_USER_ID",
@@ -87,6 +90,8 @@ __all__ = [
     "verify",
     "verify_base64",
 ]
+
+_KeyT = TypeVar("_KeyT", ts_ec.EllipticCurvePrivateKey, ts_ec.EllipticCurvePublicKey)
 
 #: The user id of GM/T 0009 section 10, used when the parties agree on no other.
 DEFAULT_USER_ID: Final = b"1234567812345678"
@@ -200,8 +205,29 @@ def public_key_pem(key: Sm2PrivateKey | Sm2PublicKey) -> str:
     ).decode()
 
 
-def _pem_bytes(pem: str | bytes) -> bytes:
-    return pem.encode() if isinstance(pem, str) else pem
+def _load_sm2_pem(
+    load: Callable[[bytes], object],
+    pem: str | bytes,
+    kind: type[_KeyT],
+    half: Literal["private", "public"],
+    *,
+    unreadable: str,
+) -> _KeyT:
+    """Read a PEM key with ``load`` and insist it is an SM2 key of ``kind``.
+
+    Raises:
+        ValueError: ``unreadable`` when it is not PEM, or not an SM2 ``half`` key.
+    """
+    data = pem.encode() if isinstance(pem, str) else pem
+    try:
+        key = load(data)
+    except TsUnsupportedAlgorithm as exc:
+        raise ValueError(f"not an SM2 {half} key: {exc}") from exc
+    except (ValueError, TypeError) as exc:
+        raise ValueError(unreadable) from exc
+    if not isinstance(key, kind) or key.curve.name != "SM2":
+        raise ValueError(f"not an SM2 {half} key")
+    return key
 
 
 def load_private_key(pem: str | bytes) -> Sm2PrivateKey:
@@ -211,14 +237,13 @@ def load_private_key(pem: str | bytes) -> Sm2PrivateKey:
         ValueError: not PEM, not an SM2 key, out of range, or its embedded public key
             is not d·G.
     """
-    try:
-        key = ts_serialization.load_pem_private_key(_pem_bytes(pem), None)
-    except TsUnsupportedAlgorithm as exc:
-        raise ValueError(f"not an SM2 private key: {exc}") from exc
-    except (ValueError, TypeError) as exc:
-        raise ValueError("not a PEM private key (or it is encrypted)") from exc
-    if not isinstance(key, ts_ec.EllipticCurvePrivateKey) or key.curve.name != "SM2":
-        raise ValueError("not an SM2 private key")
+    key = _load_sm2_pem(
+        lambda data: ts_serialization.load_pem_private_key(data, None),
+        pem,
+        ts_ec.EllipticCurvePrivateKey,
+        "private",
+        unreadable="not a PEM private key (or it is encrypted)",
+    )
     loaded = Sm2PrivateKey(key)
     derived = _from_private_value(_private_value(loaded))
     if derived.public_key() != loaded.public_key():
@@ -232,14 +257,13 @@ def load_public_key(pem: str | bytes) -> Sm2PublicKey:
     Raises:
         ValueError: not PEM, not an SM2 key, or the point is not on the SM2 curve.
     """
-    try:
-        key = ts_serialization.load_pem_public_key(_pem_bytes(pem))
-    except TsUnsupportedAlgorithm as exc:
-        raise ValueError(f"not an SM2 public key: {exc}") from exc
-    except (ValueError, TypeError) as exc:
-        raise ValueError("not a PEM public key, or its point is not on the SM2 curve") from exc
-    if not isinstance(key, ts_ec.EllipticCurvePublicKey) or key.curve.name != "SM2":
-        raise ValueError("not an SM2 public key")
+    key = _load_sm2_pem(
+        ts_serialization.load_pem_public_key,
+        pem,
+        ts_ec.EllipticCurvePublicKey,
+        "public",
+        unreadable="not a PEM public key, or its point is not on the SM2 curve",
+    )
     return Sm2PublicKey(key)
 
 

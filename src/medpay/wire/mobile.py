@@ -82,7 +82,7 @@ import re
 import time
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 
@@ -195,6 +195,8 @@ class OpenedEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     data: dict[str, Any]
 
 
+_T = TypeVar("_T")
+
 _ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
 _ENVELOPE_ENCODER = msgspec.json.Encoder()
 _DATA_DECODER = msgspec.json.Decoder(dict[str, Any], float_hook=Decimal)
@@ -215,10 +217,14 @@ def decode_envelope(body: bytes | str) -> Envelope:
     Raises:
         MalformedEnvelope: not JSON, or a field is missing, unknown or of the wrong type.
     """
+    return _decoded(_ENVELOPE_DECODER, body, "envelope")
+
+
+def _decoded(decoder: msgspec.json.Decoder[_T], body: bytes | str, what: str) -> _T:
     try:
-        return _ENVELOPE_DECODER.decode(body)
+        return decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise MalformedEnvelope(f"malformed envelope: {exc}") from exc
+        raise MalformedEnvelope(f"malformed {what}: {exc}") from exc
 
 
 # --- the signed string ------------------------------------------------------------------------
@@ -379,12 +385,13 @@ def seal(
         raise ValueError(f"not a valid envelope: {exc}") from exc
 
 
-def _decrypt(envelope: Envelope, app_secret: str) -> dict[str, Any]:
-    if not _HEX.fullmatch(envelope.encData):
+def _decrypt(app_id: str, enc_data: str, app_secret: str) -> dict[str, Any]:
+    """The business data of ``encData``, an envelope's or an answer's, sealed for ``app_id``."""
+    if not _HEX.fullmatch(enc_data):
         raise DecryptionFailed("encData is not hex (whole bytes)")
-    key = derive_sm4_key(envelope.appId, app_secret)
+    key = derive_sm4_key(app_id, app_secret)
     try:
-        plaintext = gm.sm4_ecb_decrypt(key, bytes.fromhex(envelope.encData))
+        plaintext = gm.sm4_ecb_decrypt(key, bytes.fromhex(enc_data))
     except gm.GmError as exc:
         raise DecryptionFailed(f"encData does not decrypt: {exc}") from exc
     try:
@@ -420,27 +427,38 @@ def open_envelope(
             f"encType {envelope.encType!r} / signType {envelope.signType!r}: "
             f"only {ENC_TYPE} / {SIGN_TYPE}"
         )
-    data = _decrypt(envelope, app_secret)
+    data = _decrypt(envelope.appId, envelope.encData, app_secret)
     fields = _signed_fields(
         app_id=envelope.appId,
         timestamp_ms=envelope.timestamp,
         version=envelope.version,
         data=data,
     )
+    _check_sign_data(public_key, envelope.signData, fields, app_secret, signature_encoding)
+    return _opened(OpenedEnvelope, envelope, data)
+
+
+def _check_sign_data(
+    public_key: gm.Sm2PublicKey,
+    sign_data: str,
+    fields: Mapping[str, Any],
+    app_secret: str,
+    encoding: gm.SignatureEncoding,
+) -> None:
+    """Check ``signData`` over the signed string of ``fields``, an envelope's or an answer's.
+
+    Raises:
+        BusinessDataNotJson: the data is nested too deeply to be signed.
+        SignatureInvalid: ``signData`` is malformed or does not verify.
+    """
     try:
         signed = sign_string(fields, app_secret)
     except ValueError as exc:  # nested too deeply
         raise BusinessDataNotJson(str(exc)) from exc
     try:
-        gm.verify_base64(public_key, envelope.signData, signed, encoding=signature_encoding)
+        gm.verify_base64(public_key, sign_data, signed, encoding=encoding)
     except gm.GmError as exc:
         raise SignatureInvalid(f"signData: {exc}") from exc
-    return OpenedEnvelope(
-        app_id=envelope.appId,
-        timestamp_ms=envelope.timestamp,
-        version=envelope.version,
-        data=data,
-    )
 
 
 def replay_digest(opened: OpenedEnvelope) -> str:
@@ -499,6 +517,31 @@ class OpenedAnswer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _ANSWER_DECODER = msgspec.json.Decoder(AnswerEnvelope)
+
+
+#: Our name of each field an envelope or an answer travels with (camelCase on the wire).
+_OPENED_NAMES: Final = {
+    "code": "code",
+    "message": "message",
+    "errCode": "err_code",
+    "appId": "app_id",
+    "timestamp": "timestamp_ms",
+    "version": "version",
+}
+
+_OpenedT = TypeVar("_OpenedT", OpenedEnvelope, OpenedAnswer)
+
+
+def _opened(
+    opened_type: type[_OpenedT], sent: Envelope | AnswerEnvelope, data: dict[str, Any] | None
+) -> _OpenedT:
+    """What ``sent`` says once verified, under our names, with its business data."""
+    wanted = opened_type.__struct_fields__
+    fields: dict[str, Any] = {
+        ours: getattr(sent, theirs) for theirs, ours in _OPENED_NAMES.items() if ours in wanted
+    }
+    fields["data"] = data  # an envelope's always; an answer's when it carries any
+    return opened_type(**fields)
 
 
 def _answer_fields(answer: AnswerEnvelope, data: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -572,15 +615,8 @@ def encode_answer(answer: AnswerEnvelope) -> bytes:
 
 
 def decode_answer(body: bytes | str) -> AnswerEnvelope:
-    """Parse an answer; nothing is verified or decrypted yet.
-
-    Raises:
-        MalformedEnvelope: not JSON, or a field is missing, unknown or of the wrong type.
-    """
-    try:
-        return _ANSWER_DECODER.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise MalformedEnvelope(f"malformed answer: {exc}") from exc
+    """Parse an answer as :func:`decode_envelope` parses an envelope (and raises alike)."""
+    return _decoded(_ANSWER_DECODER, body, "answer")
 
 
 def open_answer(
@@ -609,30 +645,6 @@ def open_answer(
     if answer.encData is not None:
         if answer.appId is None:
             raise MalformedEnvelope("encData in an answer that names no app")
-        data = _decrypt(
-            Envelope(
-                appId=answer.appId,
-                timestamp=answer.timestamp,
-                encType=answer.encType,
-                signType=answer.signType,
-                encData=answer.encData,
-                signData=answer.signData,
-            ),
-            secret,
-        )
-    try:
-        signed = sign_string(_answer_fields(answer, data), secret)
-    except ValueError as exc:
-        raise BusinessDataNotJson(str(exc)) from exc
-    try:
-        gm.verify_base64(public_key, answer.signData, signed, encoding="raw")
-    except gm.GmError as exc:
-        raise SignatureInvalid(f"signData: {exc}") from exc
-    return OpenedAnswer(
-        code=answer.code,
-        message=answer.message,
-        err_code=answer.errCode,
-        app_id=answer.appId,
-        timestamp_ms=answer.timestamp,
-        data=data,
-    )
+        data = _decrypt(answer.appId, answer.encData, secret)
+    _check_sign_data(public_key, answer.signData, _answer_fields(answer, data), secret, "raw")
+    return _opened(OpenedAnswer, answer, data)

@@ -70,6 +70,8 @@ from medpay.clock import CHINA
 __all__ = [
     "CALLBACK_PATH",
     "CHINA_TZ",
+    "CHRGITM_LV_OF_CLASS",
+    "CLASS_OF_CHRGITM_LV",
     "ERROR_MESSAGES",
     "FEN_MAX",
     "FUND_BASIC_EMPLOYEE",
@@ -86,10 +88,13 @@ __all__ = [
     "INFVER",
     "INPUT_TYPES",
     "INSUTYPE_EMPLOYEE",
+    "INSUTYPE_OF_SCHEME",
     "INSUTYPE_RESIDENT",
     "OUTPUT_TYPES",
     "PLATFORM_FIXMEDINS_CODE",
     "PROVINCES",
+    "READABLE_NAMES",
+    "SCHEME_OF_INSUTYPE",
     "SIGNTYPE",
     "STATEMENT_DAYS_MAX",
     "STATEMENT_PAGE_SIZE_MAX",
@@ -98,6 +103,7 @@ __all__ = [
     "FeeDetail",
     "Fen",
     "InfCode",
+    "ItemClass",
     "OrderQueryInput",
     "OrderQueryOutput",
     "OutFilType",
@@ -105,6 +111,7 @@ __all__ = [
     "ResponseEnvelope",
     "ReversalInput",
     "ReversalOutput",
+    "Scheme",
     "SetlDetail",
     "SetlInfo",
     "SettlementCallback",
@@ -126,11 +133,13 @@ __all__ = [
     "format_inf_time",
     "format_ref_time",
     "is_province_code",
+    "national_fields",
     "new_msgid",
     "new_refmsgid",
     "parse_inf_time",
     "parse_ref_time",
     "province_of",
+    "readable_fields",
     "request_decoder",
     "response_decoder",
 ]
@@ -694,6 +703,98 @@ def decode_input(infno: str, raw: bytes | msgspec.Raw) -> msgspec.Struct:
         msgspec.ValidationError: the input does not validate.
     """
     return _input_decoder(INPUT_TYPES[infno]).decode(raw)
+
+
+# --- readable names (both systems' code) -----------------------------------------------------
+
+#: The readable name of a national field, where it means the same in every Struct of our own
+#: (the gateway's requests and results, the simulator's policy; DOMAIN.md sections 3 and 8);
+#: a message's fields under these names are read and written through :func:`national_fields`
+#: and :func:`readable_fields`.
+READABLE_NAMES: Final[dict[str, str]] = {
+    # who asks, from where (the request envelope)
+    "insuplc_admdvs": "insured_area",
+    "mdtrtarea_admvs": "treatment_area",
+    "fixmedins_name": "institution_name",
+    "opter_type": "operator_type",
+    "opter": "operator_id",
+    "opter_name": "operator_name",
+    # a settlement's input (2206 / 2207)
+    "mdtrt_cert_type": "certificate_type",
+    "mdtrt_cert_no": "certificate_no",
+    "med_type": "medical_type",
+    "psn_setlway": "settlement_way",
+    "chrg_bchno": "charge_batch_no",
+    "begntime": "service_date",
+    "out_fil_type": "offsite_filing_type",
+    # settlement figures (setlinfo, 2208, 3202), money in fen, ratios in basis points
+    "medfee_sumamt": "medfee_total_fen",
+    "fulamt_ownpay_amt": "full_own_pay_fen",
+    "overlmt_selfpay": "over_limit_self_pay_fen",
+    "preselfpay_amt": "pre_self_pay_fen",
+    "inscp_scp_amt": "in_scope_fen",
+    "act_pay_dedc": "deductible_applied_fen",
+    "pool_prop_selfpay": "ratio_bp",
+    "hifp_pay": "basic_fund_fen",
+    "hifmi_pay": "critical_illness_fen",
+    "maf_pay": "medical_assistance_fen",
+    "fund_pay_sumamt": "fund_total_fen",
+    "psn_part_amt": "personal_part_fen",
+    "acct_pay": "personal_account_fen",
+    "psn_cash_pay": "cash_fen",
+    "balc": "balance_after_fen",
+    # a fee item (feedetail)
+    "feedetl_sn": "line_no",
+    "med_list_codg": "code",
+    "med_list_name": "name",
+    "cnt": "quantity",
+    "pric": "unit_price_fen",
+    "det_item_fee_sumamt": "total_fen",
+    "pric_uplmt_amt": "price_limit_fen",
+    "selfpay_prop": "pre_self_pay_bp",
+    "non_medical": "non_medical",
+}
+
+#: Our names of a catalogue class (chrgitm_lv 01, 02, 03) and of a scheme (insutype 310, 390).
+ItemClass = Literal["A", "B", "C"]
+Scheme = Literal["employee", "resident"]
+
+#: chrgitm_lv of each catalogue class (section 2), and back.
+CHRGITM_LV_OF_CLASS: Final[dict[ItemClass, Literal["01", "02", "03"]]] = {
+    "A": "01",
+    "B": "02",
+    "C": "03",
+}
+CLASS_OF_CHRGITM_LV: Final = {lv: item_class for item_class, lv in CHRGITM_LV_OF_CLASS.items()}
+#: insutype of each scheme, and back.
+INSUTYPE_OF_SCHEME: Final[dict[Scheme, Insutype]] = {"employee": "310", "resident": "390"}
+SCHEME_OF_INSUTYPE: Final = {insutype: scheme for scheme, insutype in INSUTYPE_OF_SCHEME.items()}
+
+
+def national_fields(
+    message_type: type[msgspec.Struct], source: object, **given: Any
+) -> dict[str, Any]:
+    """The fields of ``message_type`` that have a readable name, read from ``source`` by it.
+
+    ``given`` fields are taken as they are, not read: a message's other fields and
+    any whose value is not ``source``'s.
+    """
+    fields = {
+        name: getattr(source, READABLE_NAMES[name])
+        for name in message_type.__struct_fields__
+        if name in READABLE_NAMES and name not in given
+    }
+    return fields | given
+
+
+def readable_fields(target_type: type[msgspec.Struct], message: msgspec.Struct) -> dict[str, Any]:
+    """The fields of ``message`` that ``target_type`` has under their readable names."""
+    wanted = set(target_type.__struct_fields__)
+    return {
+        READABLE_NAMES[name]: getattr(message, name)
+        for name in message.__struct_fields__
+        if READABLE_NAMES.get(name) in wanted
+    }
 
 
 # --- identifiers and times ----------------------------------------------------------------

@@ -168,14 +168,11 @@ def verify_envelope(fields: Mapping[str, Any], public_keys: Iterable[gm.Sm2Publi
     signature = fields.get(_CAINFO)
     if not signature or not isinstance(signature, str):
         raise SignatureError("cainfo missing")
-    message = canonical_string(fields)
-    for public_key in public_keys:
-        try:
-            gm.verify_base64(public_key, signature, message, encoding="raw")
-        except gm.GmError:
-            continue
-        return
-    raise SignatureError("cainfo does not verify")
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureError("cainfo does not verify") from exc
+    _verify_by_any(public_keys, raw, canonical_string(fields), "cainfo does not verify")
 
 
 def encode_request(envelope: msgspec.Struct, key: gm.Sm2PrivateKey) -> bytes:
@@ -227,12 +224,22 @@ def verify_body_signature(
         raw = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise SignatureError("signature is not base64") from exc
-    message = _body_message(timestamp, body)
-    keys = [public_keys] if isinstance(public_keys, gm.Sm2PublicKey) else list(public_keys)
-    for public_key in keys:
+    keys = [public_keys] if isinstance(public_keys, gm.Sm2PublicKey) else public_keys
+    _verify_by_any(keys, raw, _body_message(timestamp, body), "body signature does not verify")
+
+
+def _verify_by_any(
+    public_keys: Iterable[gm.Sm2PublicKey], signature: bytes, message: bytes, failure: str
+) -> None:
+    """Pass when one of ``public_keys`` verifies ``signature`` (raw r || s) over ``message``.
+
+    Raises:
+        SignatureError: ``failure``, when none does.
+    """
+    for public_key in public_keys:
         try:
-            gm.verify(public_key, raw, message, encoding="raw")
+            gm.verify(public_key, signature, message, encoding="raw")
         except gm.GmError:
             continue
         return
-    raise SignatureError("body signature does not verify")
+    raise SignatureError(failure)

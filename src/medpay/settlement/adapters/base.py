@@ -46,7 +46,7 @@ from typing import Annotated, ClassVar, Literal, Protocol, runtime_checkable
 
 import msgspec
 
-from medpay.wire.national import PLATFORM_FIXMEDINS_CODE, OutFilType
+from medpay.wire.national import PLATFORM_FIXMEDINS_CODE, ItemClass, OutFilType, Scheme
 
 __all__ = [
     "CALLBACK_MALFORMED",
@@ -98,8 +98,6 @@ __all__ = [
 Fen = Annotated[int, msgspec.Meta(ge=0)]
 Bp = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
 Admdvs = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
-Scheme = Literal["employee", "resident"]
-ItemClass = Literal["A", "B", "C"]
 #: The filing valid on the service date, as the insured province adjusts the ratio by it.
 FilingType = OutFilType
 
@@ -147,15 +145,23 @@ class ClassifiedItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         return self.quantity * self.unit_price_fen
 
 
-class SettlementRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A pre-settlement or settlement, routed to the province of ``insured_area``."""
+class _EnvelopeRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the envelope of a request about a visit says: its msgid, both places, who asks."""
 
     msgid: str  # msgid: idempotency key towards the province; keep it for retries
-    psn_no: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{20}$")]  # psn_no
     insured_area: Admdvs  # insuplc_admdvs
     treatment_area: Admdvs  # mdtrtarea_admvs
     institution_code: str  # fixmedins_code
     institution_name: str  # fixmedins_name
+    operator_type: Literal["1", "2", "3"] = "3"  # opter_type: mobile terminal
+    operator_id: str = "medpay"  # opter
+    operator_name: str = "medpay gateway"  # opter_name
+
+
+class SettlementRequest(_EnvelopeRequest, frozen=True, kw_only=True):
+    """A pre-settlement or settlement, routed to the province of ``insured_area``."""
+
+    psn_no: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{20}$")]  # psn_no
     institution_level: Literal[1, 2, 3]  # medins_lv
     insurance_scheme: Scheme  # insutype: 310 employee, 390 resident
     personal_account_allowed: bool  # acct_used_flag
@@ -168,9 +174,6 @@ class SettlementRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     certificate_no: str = ""  # mdtrt_cert_no
     medical_type: str = "11"  # med_type: ordinary outpatient
     settlement_way: str = "01"  # psn_setlway: by item
-    operator_type: Literal["1", "2", "3"] = "3"  # opter_type: mobile terminal
-    operator_id: str = "medpay"  # opter
-    operator_name: str = "medpay gateway"  # opter_name
 
     @property
     def medfee_total_fen(self) -> int:
@@ -178,34 +181,18 @@ class SettlementRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
         return sum(item.total_fen for item in self.items)
 
 
-class ReversalRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ReversalRequest(_EnvelopeRequest, frozen=True, kw_only=True):
     """Reverse a confirmed settlement (2208), under a msgid of its own."""
 
-    msgid: str  # msgid
     psn_no: str  # psn_no
-    insured_area: Admdvs  # insuplc_admdvs
-    treatment_area: Admdvs  # mdtrtarea_admvs
-    institution_code: str  # fixmedins_code
-    institution_name: str  # fixmedins_name
     settlement_id: str  # setl_id
     visit_id: str  # mdtrt_id
-    operator_type: Literal["1", "2", "3"] = "3"
-    operator_id: str = "medpay"
-    operator_name: str = "medpay gateway"
 
 
-class QueryRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class QueryRequest(_EnvelopeRequest, frozen=True, kw_only=True):
     """Ask what an earlier settlement or reversal did (6301), under a msgid of its own."""
 
-    msgid: str  # msgid of this query
     ref_msgid: str  # ref_msgid: the msgid of the 2207 / 2208 in question
-    insured_area: Admdvs  # insuplc_admdvs
-    treatment_area: Admdvs  # mdtrtarea_admvs
-    institution_code: str  # fixmedins_code
-    institution_name: str  # fixmedins_name
-    operator_type: Literal["1", "2", "3"] = "3"
-    operator_id: str = "medpay"
-    operator_name: str = "medpay gateway"
 
 
 class StatementTotalsLine(msgspec.Struct, frozen=True, kw_only=True):

@@ -42,23 +42,19 @@ from medpay.settlement.adapters.base import (
     ProvinceRejected,
     ProvinceResponseInvalid,
     ProvinceUnavailable,
-    QueryRequest,
     QueryResult,
-    ReversalRequest,
     ReversalResult,
     SettlementBreakdown,
     SettlementPending,
-    SettlementRequest,
     SettlementResult,
-    StatementDetailsRequest,
     StatementLine,
     StatementPage,
     StatementTotals,
     StatementTotalsLine,
-    StatementTotalsRequest,
     TotalsVerdict,
 )
 from medpay.wire.national import (
+    CHRGITM_LV_OF_CLASS,
     INFNO_KINDS,
     INFNO_ORDER_QUERY,
     INFNO_PRE_SETTLE,
@@ -66,21 +62,18 @@ from medpay.wire.national import (
     INFNO_SETTLE,
     INFNO_STATEMENT_DETAILS,
     INFNO_STATEMENT_TOTALS,
+    INSUTYPE_OF_SCHEME,
+    SCHEME_OF_INSUTYPE,
     FeeDetail,
     InfCode,
     OrderQueryInput,
     OrderQueryOutput,
     RequestEnvelope,
-    ResponseEnvelope,
     ReversalInput,
     ReversalOutput,
-    SetlDetail,
-    SetlInfo,
-    SettlementCallback,
     SettlementInput,
     SettlementOrderOutput,
     SettlementOutput,
-    StatementDetail,
     StatementDetailsInput,
     StatementDetailsOutput,
     StatementTotal,
@@ -89,9 +82,11 @@ from medpay.wire.national import (
     callback_decoder,
     encode,
     format_inf_time,
+    national_fields,
     parse_inf_time,
     parse_ref_time,
     province_of,
+    readable_fields,
     response_decoder,
 )
 from medpay.wire.signing import (
@@ -113,7 +108,21 @@ if TYPE_CHECKING:
         Ed25519PublicKey,
     )
 
+    from medpay.settlement.adapters.base import (
+        QueryRequest,
+        ReversalRequest,
+        SettlementRequest,
+        StatementDetailsRequest,
+        StatementTotalsRequest,
+    )
     from medpay.settlement.adapters.config import ClearingConfig, ProvinceEndpoint
+    from medpay.wire.national import (
+        ResponseEnvelope,
+        SetlDetail,
+        SetlInfo,
+        SettlementCallback,
+        StatementDetail,
+    )
 
 __all__ = ["DEFAULT_TIMEOUT", "INFCODE_PROBLEMS", "NationalHttpAdapter", "new_http_client"]
 
@@ -141,10 +150,6 @@ _OUTCOMES: tuple[tuple[type[ClearingError], str], ...] = (
     (ClearingError, "unknown"),
 )
 
-
-_CLASS_LEVELS = {"A": "01", "B": "02", "C": "03"}
-_INSUTYPES = {"employee": "310", "resident": "390"}
-_SCHEMES = {"310": "employee", "390": "resident"}
 
 #: Failures that happen before any byte of the request can have been sent.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -278,12 +283,8 @@ class NationalHttpAdapter:
             msgid=request.msgid,
             province_msgid=refmsgid,
             settlement_id=output.setl_id,
-            medfee_total_fen=output.medfee_sumamt,
-            fund_total_fen=output.fund_pay_sumamt,
-            personal_account_fen=output.acct_pay,
-            cash_fen=output.psn_cash_pay,
-            balance_after_fen=output.balc,
             reversed_at=parse_inf_time(output.setl_time),
+            **readable_fields(ReversalResult, output),
         )
 
     async def query(self, request: QueryRequest) -> QueryResult:
@@ -319,17 +320,14 @@ class NationalHttpAdapter:
             ProvinceResponseInvalid: the answer is about other days or another
                 province, or leaves out a line the gateway sent.
         """
-        self._check_own(request)
         envelope = self._envelope(
             INFNO_STATEMENT_TOTALS,
             request,
             StatementTotalsInput(
-                setl_optins=request.province,
-                stmt_begndate=request.first_day,
-                stmt_enddate=request.last_day,
+                **self._statement_of(request),
                 stmtinfo=[
                     StatementTotal(
-                        insutype=_INSUTYPES[line.insurance_scheme],  # type: ignore[arg-type]
+                        insutype=INSUTYPE_OF_SCHEME[line.insurance_scheme],
                         clr_type=line.clearing_type,
                         medfee_sumamt=line.medical_fee_total_fen,
                         fund_pay_sumamt=line.fund_total_fen,
@@ -345,12 +343,11 @@ class NationalHttpAdapter:
         verdicts = [
             TotalsVerdict(
                 line=StatementTotalsLine(
-                    insurance_scheme=_SCHEMES[line.insutype],  # type: ignore[arg-type]
+                    insurance_scheme=SCHEME_OF_INSUTYPE[line.insutype],
                     clearing_type=line.clr_type,
                     medical_fee_total_fen=line.medfee_sumamt,
-                    fund_total_fen=line.fund_pay_sumamt,
-                    personal_account_fen=line.acct_pay,
                     settlement_count=line.fixmedins_setl_cnt,
+                    **readable_fields(StatementTotalsLine, line),
                 ),
                 agreed=line.stmt_rslt == "0",
                 description=line.stmt_rslt_dscr,
@@ -374,14 +371,11 @@ class NationalHttpAdapter:
             ProvinceResponseInvalid: another page, other days or province, or a line
                 neither made nor reversed within the days.
         """
-        self._check_own(request)
         envelope = self._envelope(
             INFNO_STATEMENT_DETAILS,
             request,
             StatementDetailsInput(
-                setl_optins=request.province,
-                stmt_begndate=request.first_day,
-                stmt_enddate=request.last_day,
+                **self._statement_of(request),
                 page_num=request.page,
                 page_size=request.page_size,
             ),
@@ -400,12 +394,19 @@ class NationalHttpAdapter:
             lines=lines,
         )
 
-    def _check_own(self, request: StatementTotalsRequest | StatementDetailsRequest) -> None:
-        """A statement is asked of the province it is about, never of another."""
+    def _statement_of(
+        self, request: StatementTotalsRequest | StatementDetailsRequest
+    ) -> dict[str, Any]:
+        """The province and days of a statement's input; it is asked of that province only."""
         if request.province != self.province_code:
             raise ValueError(
                 f"a statement of province {request.province} is not asked of {self.province_code}"
             )
+        return {
+            "setl_optins": request.province,
+            "stmt_begndate": request.first_day,
+            "stmt_enddate": request.last_day,
+        }
 
     def _check_statement(
         self,
@@ -435,16 +436,11 @@ class NationalHttpAdapter:
             msgid=detail.msgid,
             psn_no=detail.psn_no,
             visit_id=detail.mdtrt_id,
-            insurance_scheme=_SCHEMES[detail.insutype],  # type: ignore[arg-type]
+            insurance_scheme=SCHEME_OF_INSUTYPE[detail.insutype],
             clearing_type=detail.clr_type,
             institution_code=detail.fixmedins_code,
             medical_fee_total_fen=detail.medfee_sumamt,
-            basic_fund_fen=detail.hifp_pay,
-            critical_illness_fen=detail.hifmi_pay,
-            medical_assistance_fen=detail.maf_pay,
-            fund_total_fen=detail.fund_pay_sumamt,
-            personal_account_fen=detail.acct_pay,
-            cash_fen=detail.psn_cash_pay,
+            **readable_fields(StatementLine, detail),
             settled_at=settled_at,
             reversal_msgid=detail.revs_msgid,
             reversed_at=reversed_at,
@@ -550,31 +546,17 @@ class NationalHttpAdapter:
                 f"insured area {request.insured_area} is not in province {self.province_code}"
             )
         return SettlementInput(
+            **national_fields(SettlementInput, request),
             psn_no=request.psn_no,
-            mdtrt_cert_type=request.certificate_type,
-            mdtrt_cert_no=request.certificate_no,
-            med_type=request.medical_type,
-            medfee_sumamt=request.medfee_total_fen,
-            psn_setlway=request.settlement_way,
             mdtrt_id=request.visit_id,
-            chrg_bchno=request.charge_batch_no,
-            insutype=_INSUTYPES[request.insurance_scheme],  # type: ignore[arg-type]
+            insutype=INSUTYPE_OF_SCHEME[request.insurance_scheme],
             acct_used_flag="1" if request.personal_account_allowed else "0",
             medins_lv=str(request.institution_level),  # type: ignore[arg-type]
-            out_fil_type=request.offsite_filing_type,
-            begntime=request.service_date,
             feedetail=[
                 FeeDetail(
-                    feedetl_sn=item.line_no,
-                    med_list_codg=item.code,
-                    med_list_name=item.name,
-                    cnt=item.quantity,
-                    pric=item.unit_price_fen,
-                    det_item_fee_sumamt=item.total_fen,
-                    chrgitm_lv=_CLASS_LEVELS[item.item_class],  # type: ignore[arg-type]
-                    pric_uplmt_amt=item.price_limit_fen,
-                    selfpay_prop=item.pre_self_pay_bp,
-                    non_medical=item.non_medical,
+                    **national_fields(
+                        FeeDetail, item, chrgitm_lv=CHRGITM_LV_OF_CLASS[item.item_class]
+                    )
                 )
                 for item in request.items
             ],
@@ -588,21 +570,7 @@ class NationalHttpAdapter:
                 settlement_id=info.setl_id,
                 psn_no=info.psn_no,
                 visit_id=info.mdtrt_id,
-                medfee_total_fen=info.medfee_sumamt,
-                full_own_pay_fen=info.fulamt_ownpay_amt,
-                over_limit_self_pay_fen=info.overlmt_selfpay,
-                pre_self_pay_fen=info.preselfpay_amt,
-                in_scope_fen=info.inscp_scp_amt,
-                deductible_applied_fen=info.act_pay_dedc,
-                ratio_bp=info.pool_prop_selfpay,
-                basic_fund_fen=info.hifp_pay,
-                critical_illness_fen=info.hifmi_pay,
-                medical_assistance_fen=info.maf_pay,
-                fund_total_fen=info.fund_pay_sumamt,
-                personal_part_fen=info.psn_part_amt,
-                personal_account_fen=info.acct_pay,
-                cash_fen=info.psn_cash_pay,
-                balance_after_fen=info.balc,
+                **readable_fields(SettlementBreakdown, info),
                 settled_at=parse_inf_time(info.setl_time),
                 funds=tuple(
                     FundPayment(
@@ -622,15 +590,10 @@ class NationalHttpAdapter:
         envelope = RequestEnvelope[Any](
             infno=infno,
             msgid=request.msgid,
-            mdtrtarea_admvs=request.treatment_area,
-            insuplc_admdvs=request.insured_area,
             recer_sys_code=self._recer_sys_code,
-            opter_type=request.operator_type,
-            opter=request.operator_id,
-            opter_name=request.operator_name,
             inf_time=format_inf_time(self._clock()),
             fixmedins_code=request.institution_code,
-            fixmedins_name=request.institution_name,
+            **national_fields(RequestEnvelope, request),
             input=payload,
         )
         return envelope

@@ -27,15 +27,12 @@ import httpx
 import msgspec
 
 from medpay.settlement.adapters.base import PROBLEM_PROVINCE_REFUSED_REQUEST, ProvinceRejected
-from medpay.settlement.adapters.national_http import DEFAULT_TIMEOUT, NationalHttpAdapter
+from medpay.settlement.adapters.national_http import NationalHttpAdapter
 from medpay.wire import gm, national_gm
 from medpay.wire.national import ResponseEnvelope, SettlementCallback
 from medpay.wire.yuan import YuanError
 
 if TYPE_CHECKING:
-    import datetime as dt
-    from collections.abc import Callable, Mapping
-
     from medpay.settlement.adapters.config import ClearingConfig, ProvinceEndpoint
     from medpay.wire.national import RequestEnvelope
 
@@ -64,24 +61,18 @@ class NationalSm2Adapter(NationalHttpAdapter):
         province_code: str,
         signing_key: gm.Sm2PrivateKey,
         province_public_key: gm.Sm2PublicKey,
-        client: httpx.AsyncClient,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        *,
-        recer_sys_code: str = "MEDPAY",
-        clock: Callable[[], dt.datetime] | None = None,
-        infcodes: Mapping[int, str] | None = None,
+        *args: Any,
+        **kwargs: Any,
     ) -> None:
+        """As :class:`NationalHttpAdapter` (client, timeout, options), with SM2 keys."""
         # The base keeps the keys for its own (Ed25519) codec, which this class replaces.
         super().__init__(
             url,
             province_code,
             cast("Any", signing_key),
             cast("Any", province_public_key),
-            client,
-            timeout,
-            recer_sys_code=recer_sys_code,
-            clock=clock,
-            infcodes=infcodes,
+            *args,
+            **kwargs,
         )
         self._sm2_signing_key = signing_key
         self._sm2_province_key = province_public_key
