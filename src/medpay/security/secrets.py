@@ -69,11 +69,26 @@ class SecretSealer:
 
     def seal(self, secret: str, *, context: str) -> bytes:
         """``secret`` sealed for the row named by ``context`` (an app id)."""
-        nonce = os.urandom(_NONCE_BYTES)
-        return _VERSION + nonce + self._aead.encrypt(nonce, secret.encode(), context.encode())
+        return self.seal_bytes(secret.encode(), context=context)
 
     def open(self, sealed: bytes, *, context: str) -> str:
         """The secret sealed for ``context``.
+
+        Raises:
+            SealedSecretInvalid: another key, another context, or altered.
+        """
+        try:
+            return self.open_bytes(sealed, context=context).decode()
+        except UnicodeDecodeError as exc:
+            raise SealedSecretInvalid("the sealed secret is not text") from exc
+
+    def seal_bytes(self, data: bytes, *, context: str) -> bytes:
+        """``data`` sealed for ``context``: ``version || nonce || ciphertext+tag``."""
+        nonce = os.urandom(_NONCE_BYTES)
+        return _VERSION + nonce + self._aead.encrypt(nonce, data, context.encode())
+
+    def open_bytes(self, sealed: bytes, *, context: str) -> bytes:
+        """What :meth:`seal_bytes` sealed for ``context``.
 
         Raises:
             SealedSecretInvalid: another key, another context, or altered.
@@ -82,8 +97,8 @@ class SecretSealer:
             raise SealedSecretInvalid("not a sealed secret of this version")
         nonce, ciphertext = sealed[1 : 1 + _NONCE_BYTES], sealed[1 + _NONCE_BYTES :]
         try:
-            return self._aead.decrypt(nonce, ciphertext, context.encode()).decode()
-        except (InvalidTag, UnicodeDecodeError) as exc:
+            return self._aead.decrypt(nonce, ciphertext, context.encode())
+        except InvalidTag as exc:
             raise SealedSecretInvalid("the sealed secret does not open under this key") from exc
 
     def subkey(self, purpose: str, length: int = 32) -> bytes:
