@@ -23,6 +23,7 @@ from medpay.channels.service import RegisteredApp, register_app
 from medpay.client import AgencySignatureAuth, AppSignatureAuth, OperatorSignatureAuth
 from medpay.config import Settings
 from medpay.parties.service import RegisteredParty, register_agency, register_operator
+from medpay.plugin import GatewayPlugin
 from medpay.security.identity import DevelopmentIssuer
 from medpay.security.secrets import generate_key
 from medpay.serving import RunningServer, start_server
@@ -131,9 +132,53 @@ def clearing(
     )
 
 
+class GatewayShelf:
+    """Gateways built in this worker, lent to one test at a time.
+
+    Building a gateway costs 70 ms (Litestar inspects every handler), more than most
+    tests take; a lent app serves the borrowing test's database and simulator only
+    (``GatewayPlugin.serve_next``), its resources are opened afresh by each lifespan.
+    An app still running when its test ends is not lent again.
+    """
+
+    def __init__(self) -> None:
+        self._idle: list[Litestar] = []
+
+    @contextlib.contextmanager
+    def lend(
+        self, settings: Settings, clearing: ClearingConfig | None = None
+    ) -> Iterator[Litestar]:
+        """An idle app built from equal settings, or a new one; back on the shelf afterwards."""
+        app = next((a for a in self._idle if _serves(a, settings, clearing)), None)
+        if app is None:
+            app = create_app(settings, clearing=clearing)
+        else:
+            self._idle.remove(app)
+        try:
+            yield app
+        finally:
+            self._idle.append(app)
+
+
+def _serves(app: Litestar, settings: Settings, clearing: ClearingConfig | None) -> bool:
+    try:
+        app.plugins.get(GatewayPlugin).serve_next(settings, clearing)
+    except (ValueError, RuntimeError):
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def gateway_shelf() -> GatewayShelf:
+    return GatewayShelf()
+
+
 @pytest.fixture
-def gateway(settings: Settings, clearing: ClearingConfig) -> Litestar:
-    return create_app(settings, clearing=clearing)
+def gateway(
+    gateway_shelf: GatewayShelf, settings: Settings, clearing: ClearingConfig
+) -> Iterator[Litestar]:
+    with gateway_shelf.lend(settings, clearing) as app:
+        yield app
 
 
 #: Every (method, path, status) the gateway answered in this run, checked against the
