@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -29,6 +29,7 @@ from medpay.security.secrets import generate_key
 from medpay.serving import RunningServer, start_server
 from medpay.settlement.adapters.config import ClearingConfig
 from medpay.simulator.app import create_simulator_app
+from medpay.simulator.app import serve_next as serve_simulator_next
 from medpay.simulator.config import SimulatorConfig, clearing_provinces, default_config
 from medpay.wire import gm
 from medpay.wire.signing import (
@@ -104,14 +105,15 @@ def simulator_config(gateway_signing_key: str, gateway_sm2_signing_key: str) -> 
 
 @pytest.fixture
 async def simulator(
-    db_pool: asyncpg.Pool, simulator_config: SimulatorConfig
+    simulator_shelf: AppShelf, db_pool: asyncpg.Pool, simulator_config: SimulatorConfig
 ) -> AsyncIterator[RunningServer]:
     """The provincial platform simulator over real HTTP on loopback, on this test's database."""
-    server = await start_server(create_simulator_app(simulator_config, db_pool))
-    try:
-        yield server
-    finally:
-        await server.stop()
+    with simulator_shelf.lend_simulator(simulator_config, db_pool) as app:
+        server = await start_server(app)
+        try:
+            yield server
+        finally:
+            await server.stop()
 
 
 @pytest.fixture
@@ -132,26 +134,25 @@ def clearing(
     )
 
 
-class GatewayShelf:
-    """Gateways built in this worker, lent to one test at a time.
+class AppShelf:
+    """Apps built in this worker, lent to one test at a time.
 
-    Building a gateway costs 70 ms (Litestar inspects every handler), more than most
-    tests take; a lent app serves the borrowing test's database and simulator only
-    (``GatewayPlugin.serve_next``), its resources are opened afresh by each lifespan.
-    An app still running when its test ends is not lent again.
+    Building the gateway costs 70 ms and the simulator 20 to 40 (Litestar inspects
+    every handler), more than most tests take. A lent app serves the borrowing test's
+    database only, its lifespan opens everything afresh (``GatewayPlugin.serve_next``,
+    ``simulator.app.serve_next``); one still running when its test ends is not lent again.
     """
 
     def __init__(self) -> None:
         self._idle: list[Litestar] = []
 
     @contextlib.contextmanager
-    def lend(
-        self, settings: Settings, clearing: ClearingConfig | None = None
+    def _lend(
+        self, serves: Callable[[Litestar], bool], build: Callable[[], Litestar]
     ) -> Iterator[Litestar]:
-        """An idle app built from equal settings, or a new one; back on the shelf afterwards."""
-        app = next((a for a in self._idle if _serves(a, settings, clearing)), None)
+        app = next((a for a in self._idle if serves(a)), None)
         if app is None:
-            app = create_app(settings, clearing=clearing)
+            app = build()
         else:
             self._idle.remove(app)
         try:
@@ -159,23 +160,50 @@ class GatewayShelf:
         finally:
             self._idle.append(app)
 
+    def lend(
+        self, settings: Settings, clearing: ClearingConfig | None = None
+    ) -> contextlib.AbstractContextManager[Litestar]:
+        """A gateway built from equal settings, or a new one; back on the shelf afterwards."""
 
-def _serves(app: Litestar, settings: Settings, clearing: ClearingConfig | None) -> bool:
-    try:
-        app.plugins.get(GatewayPlugin).serve_next(settings, clearing)
-    except (ValueError, RuntimeError):
-        return False
-    return True
+        def serves(app: Litestar) -> bool:
+            try:
+                app.plugins.get(GatewayPlugin).serve_next(settings, clearing)
+            except (ValueError, RuntimeError):
+                return False
+            return True
+
+        return self._lend(serves, lambda: create_app(settings, clearing=clearing))
+
+    def lend_simulator(
+        self, config: SimulatorConfig, database: asyncpg.Pool
+    ) -> contextlib.AbstractContextManager[Litestar]:
+        """A simulator built from an equal config, or a new one; back on the shelf afterwards."""
+
+        def serves(app: Litestar) -> bool:
+            if app.state.simulator.config != config:
+                return False
+            try:
+                serve_simulator_next(app, database)
+            except RuntimeError:
+                return False
+            return True
+
+        return self._lend(serves, lambda: create_simulator_app(config, database))
 
 
 @pytest.fixture(scope="session")
-def gateway_shelf() -> GatewayShelf:
-    return GatewayShelf()
+def gateway_shelf() -> AppShelf:
+    return AppShelf()
+
+
+@pytest.fixture(scope="session")
+def simulator_shelf() -> AppShelf:
+    return AppShelf()
 
 
 @pytest.fixture
 def gateway(
-    gateway_shelf: GatewayShelf, settings: Settings, clearing: ClearingConfig
+    gateway_shelf: AppShelf, settings: Settings, clearing: ClearingConfig
 ) -> Iterator[Litestar]:
     with gateway_shelf.lend(settings, clearing) as app:
         yield app
