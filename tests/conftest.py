@@ -61,6 +61,29 @@ def migration_sets() -> list[tuple[Path, str]]:
     return sets
 
 
+#: The embedded test server's settings beyond ``durable=False``: CREATE DATABASE copies
+#: the template's files with copy_file_range (PostgreSQL 18), half the time of a read
+#: and write per block.
+TEST_SERVER_SETTINGS = {"file_copy_method": "clone"}
+
+
+def _scratch_parent() -> str | None:
+    """Where the embedded test server keeps its data: in memory when the machine has some.
+
+    A clone and its drop create and unlink some 300 files; on a disk (here ext4 with
+    online discard) that took 0.6 to 1.2 s a clone, on tmpfs (``/dev/shm``) 20 to 50 ms.
+    ``MEDPAY_TEST_PG_DIR`` names another parent; without either, the system's temporary
+    folder.
+    """
+    chosen = os.environ.get("MEDPAY_TEST_PG_DIR")
+    if chosen:
+        return chosen
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        return str(shm)
+    return None
+
+
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres | None]:
     """The embedded server of this run, or None when ``DATABASE_URL`` names one.
@@ -70,8 +93,8 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPost
     if os.environ.get("DATABASE_URL"):
         yield None
         return
-    folder = Path(tempfile.mkdtemp(prefix="medpay-test-pg-"))
-    server = EmbeddedPostgres(folder / "data", durable=False)
+    folder = Path(tempfile.mkdtemp(prefix="medpay-test-pg-", dir=_scratch_parent()))
+    server = EmbeddedPostgres(folder / "data", durable=False, settings=TEST_SERVER_SETTINGS)
     try:
         server.start()
         yield server

@@ -8,7 +8,6 @@ import itertools
 import asyncpg
 import pytest
 
-from medpay.app import create_app
 from medpay.clock import add_months, china_today
 from medpay.filings.schemas import NewFiling
 from medpay.filings.service import create_filing, filing_type_on
@@ -42,9 +41,10 @@ def _long_term(**changes: object) -> dict[str, object]:
 
 
 @pytest.fixture
-def gateway(settings):
+def gateway(gateway_shelf, settings):
     """No province is reached here: the gateway alone, without the simulator (faster)."""
-    return create_app(settings)
+    with gateway_shelf.lend(settings) as app:
+        yield app
 
 
 async def _post(client, path, body, auth, key: str | None = None):

