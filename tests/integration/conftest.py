@@ -7,8 +7,10 @@ another thread, which would starve a simulator sharing the test's loop.)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -316,6 +318,17 @@ async def guangdong_agency(db_pool: asyncpg.Pool) -> RegisteredParty:
 async def operator(db_pool: asyncpg.Pool) -> RegisteredParty:
     """A medpay operator."""
     return await register_operator(db_pool, "Clearing desk", operator_id="op_clearing")
+
+
+async def clear_of_a_rate_window_edge(window_s: int = 60, margin_s: float = 5.0) -> None:
+    """Wait, if need be, until at least ``margin_s`` of the current rate-limit window is left.
+
+    The limits count in fixed windows (``floor(epoch / window)``): a burst that straddled
+    an edge would be counted in two windows and never reach its limit.
+    """
+    left = window_s - time.time() % window_s
+    if left < margin_s:
+        await asyncio.sleep(left + 0.05)
 
 
 def agency_auth(agency: RegisteredParty) -> AgencySignatureAuth:

@@ -14,9 +14,15 @@ from medpay.app import create_app
 from medpay.client import AppSignatureAuth
 from medpay.demo import DEMO_ORDER
 
-from .conftest import problem, running_gateway
+from .conftest import clear_of_a_rate_window_edge, problem, running_gateway
 
 MISSING = f"/v1/payments/{uuid.UUID(int=0)}"
+
+
+@pytest.fixture(autouse=True)
+async def _one_window() -> None:
+    """Each test's requests fall in one 60-second window."""
+    await clear_of_a_rate_window_edge()
 
 
 def _limited(settings, **limits):

@@ -31,7 +31,7 @@ from medpay.simulator.app import create_simulator_app
 from medpay.simulator.config import SimulatorConfig, clearing_provinces
 from tests.conftest import DatabaseFactory
 
-from .conftest import _remember, problem
+from .conftest import _remember, clear_of_a_rate_window_edge, problem
 from .processes import GatewayProcess, gateway_environment, gateway_processes
 
 ZHEJIANG_EMPLOYEE = "33000000000000000001"
@@ -235,6 +235,7 @@ async def test_a_burst_split_over_both_processes_is_refused_at_the_shared_limit(
     shared: Shared,
 ) -> None:
     auth = shared.auth(BEIJING_RESIDENT)
+    await clear_of_a_rate_window_edge()  # the burst in one window
     async with shared.client(0) as one, shared.client(1) as two:
         answers = [await (one, two)[n % 2].get(MISSING, auth=auth) for n in range(PER_PERSON + 6)]
 
