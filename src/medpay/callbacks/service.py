@@ -17,6 +17,7 @@ import msgspec
 from medpay.callbacks import queries
 from medpay.db.pool import transaction
 from medpay.errors import Forbidden
+from medpay.payments import recording
 from medpay.payments.queries import LOCK_PAYMENT_STATE
 from medpay.payments.recording import ReportMismatch
 from medpay.security.persons import by_reference
@@ -111,7 +112,7 @@ async def _apply(
         if callback.result == "settled" and callback.breakdown is not None:
             return await flow.record_settled_in(conn, payment_id, msgid, callback.breakdown)
         if callback.result == "failed":
-            return await flow.record_failed_in(
+            failed = await recording.record_failed_in(
                 conn,
                 payment_id,
                 callback.error_code or "province_error",
@@ -119,6 +120,7 @@ async def _apply(
                 msgid=msgid,
                 outcome="rejected",
             )
+            return failed is not None
     if (
         message["infno"] == INFNO_REVERSE
         and callback.kind == "reversal"

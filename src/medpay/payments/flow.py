@@ -478,22 +478,6 @@ class PaymentFlow:
         """See :func:`.recording.record_settled_in`; False when it changed nothing."""
         return await recording.record_settled_in(conn, payment_id, msgid, breakdown) is not None
 
-    async def record_failed_in(
-        self,
-        conn: asyncpg.Connection,
-        payment_id: uuid.UUID,
-        code: str,
-        detail: str | None,
-        *,
-        msgid: str | None = None,
-        outcome: str | None = None,
-    ) -> bool:
-        """See :func:`.recording.record_failed_in`; False when it changed nothing."""
-        failed = await recording.record_failed_in(
-            conn, payment_id, code, detail, msgid=msgid, outcome=outcome
-        )
-        return failed is not None
-
     async def record_reversed(self, payment_id: uuid.UUID, msgid: str) -> bool:
         """Record a confirmed reversal; False when it was already recorded."""
         async with transaction(self._pool) as conn:
