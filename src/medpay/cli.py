@@ -59,7 +59,8 @@ def _data_file(data_dir: Path, name: str, make: Callable[[], str]) -> str:
     return path.read_text()
 
 
-def _dev_app_secret_key(data_dir: Path, name: str = "app-secret.key") -> str:
+def _dev_key(data_dir: Path, name: str = "app-secret.key") -> str:
+    """A development key of 32 random bytes (base64) in the data folder, made on first use."""
     from medpay.security.secrets import generate_key
 
     return _data_file(data_dir, name, generate_key).strip()
@@ -76,7 +77,7 @@ def _with_person_key(settings: Settings) -> Settings:
 
     if settings.person_key_text() is None and settings.database_url is None:
         settings = msgspec.structs.replace(
-            settings, person_key=_dev_app_secret_key(settings.data_path, "person.key")
+            settings, person_key=_dev_key(settings.data_path, "person.key")
         )
     if (key := settings.person_key_text()) is not None:
         use_person_key(key)
@@ -93,7 +94,7 @@ def _with_dev_mobile_keys(settings: Settings) -> Settings:
     """The national front door's keys from the data folder, when none are configured."""
     return msgspec.structs.replace(
         settings,
-        app_secret_key=settings.app_secret_key or _dev_app_secret_key(settings.data_path),
+        app_secret_key=settings.app_secret_key or _dev_key(settings.data_path),
         mobile_signing_key_pem=settings.mobile_signing_key_pem
         or _dev_sm2_key(settings.data_path, "mobile-signing-key.pem"),
     )

@@ -189,9 +189,7 @@ class GatewayPlugin(InitPluginProtocol):
         """The key persons are kept under (medpay.security.persons): no start without it."""
         key = self._settings.person_key_text()
         if key is None:
-            raise PersonKeyMissing(
-                "no person key: set MEDPAY_PERSON_KEY or MEDPAY_PERSON_KEY_FILE (32 bytes, base64)"
-            )
+            raise PersonKeyMissing()
         use_person_key(key)
         yield
 

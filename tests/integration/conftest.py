@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -26,6 +27,7 @@ from medpay.client import AgencySignatureAuth, AppSignatureAuth, OperatorSignatu
 from medpay.config import Settings
 from medpay.parties.service import RegisteredParty, register_agency, register_operator
 from medpay.plugin import GatewayPlugin
+from medpay.relationships.service import register_person
 from medpay.security.identity import DevelopmentIssuer
 from medpay.security.secrets import generate_key
 from medpay.serving import RunningServer, start_server
@@ -329,6 +331,18 @@ async def clear_of_a_rate_window_edge(window_s: int = 60, margin_s: float = 5.0)
     left = window_s - time.time() % window_s
     if left < margin_s:
         await asyncio.sleep(left + 0.05)
+
+
+async def register_unknown_to_the_province(db_pool: asyncpg.Pool, psn_no: str) -> None:
+    """A person the gateway insures in Hangzhou whom Zhejiang's platform has never heard of."""
+    await register_person(
+        db_pool,
+        psn_no=psn_no,
+        name="X",
+        insured_area="330106",
+        scheme="employee",
+        valid_from=dt.date(2020, 1, 1),
+    )
 
 
 def agency_auth(agency: RegisteredParty) -> AgencySignatureAuth:

@@ -7,7 +7,6 @@ a capturing receiver whose bodies the tests then replay or re-sign.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 
 import httpx
@@ -18,11 +17,10 @@ from litestar.params import FromPath
 
 from medpay.demo import DEMO_ORDER
 from medpay.plugin import resources_of
-from medpay.relationships.service import register_person
 from medpay.serving import start_server
 from medpay.wire.signing import body_signature_headers, load_private_key
 
-from .conftest import problem
+from .conftest import problem, register_unknown_to_the_province
 
 
 class _Capture:
@@ -268,14 +266,7 @@ async def test_asynchronous_refusal_arrives_as_a_failure_callback(
     client, signed, simulator, identity_issuer, db_pool
 ):
     """A person the gateway knows but the home province does not."""
-    await register_person(
-        db_pool,
-        psn_no="33000000000000000099",
-        name="X",
-        insured_area="330106",
-        scheme="employee",
-        valid_from=dt.date(2020, 1, 1),
-    )
+    await register_unknown_to_the_province(db_pool, "33000000000000000099")
     signed.identity_token = identity_issuer.issue("33000000000000000099")
     await _callbacks_to(simulator, str(client.base_url))
     await _admin(simulator, "PUT", "/admin/provinces/330000/settings", {"async_mode": True})

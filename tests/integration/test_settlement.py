@@ -6,17 +6,14 @@ persons start the year with nothing used.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import httpx
 import pytest
 
 from medpay.app import create_app
 from medpay.demo import DEMO_ORDER
-from medpay.relationships.service import register_person
 from medpay.settlement.adapters.config import ClearingConfig, ProvinceEndpoint
 
-from .conftest import ZHEJIANG_EMPLOYEE, problem, running_gateway
+from .conftest import ZHEJIANG_EMPLOYEE, problem, register_unknown_to_the_province, running_gateway
 
 GUANGDONG_RESIDENT = "44000000000000000002"
 
@@ -259,14 +256,7 @@ async def test_person_unknown_to_the_province_is_a_422(
     client, signed, identity_issuer, db_pool
 ) -> None:
     """The gateway knows the person but the home province has no record of them."""
-    await register_person(
-        db_pool,
-        psn_no="33000000000000000099",
-        name="X",
-        insured_area="330106",
-        scheme="employee",
-        valid_from=dt.date(2020, 1, 1),
-    )
+    await register_unknown_to_the_province(db_pool, "33000000000000000099")
     signed.identity_token = identity_issuer.issue("33000000000000000099")
     response = await _pay(client, signed)
     await _assert_failed(client, signed, response, 422, "person_unknown_to_province", db_pool)

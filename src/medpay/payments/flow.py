@@ -689,7 +689,7 @@ class PaymentFlow:
             )
             msgid = await next_msgid(tx, row["institution_code"], self._clock())
         adapter = self._provinces.adapter_for(row["insured_area"])
-        stored = message["request"] | {"psn_no": psn_no_of(row)}  # kept by reference
+        stored = message["request"]
         query = QueryRequest(
             msgid=msgid,
             ref_msgid=message["msgid"],
@@ -720,11 +720,20 @@ class PaymentFlow:
             if infno == INFNO_REVERSE:
                 await self.record_reversed(payment_id, message["msgid"])
         elif result.status == "not_found" and infno == INFNO_SETTLE:
-            settlement = _settlement_request_decoder.decode(_request_encoder.encode(stored))
+            settlement = _settlement_request_decoder.decode(
+                _request_encoder.encode(_as_sent(stored, row))
+            )
             await self._send_settlement(payment_id, settlement, adapter, resend=True)
         elif result.status == "not_found" or (
             result.status == "settled" and infno == INFNO_REVERSE
         ):
-            reversal = _reversal_request_decoder.decode(_request_encoder.encode(stored))
+            reversal = _reversal_request_decoder.decode(
+                _request_encoder.encode(_as_sent(stored, row))
+            )
             await self._send_reversal(payment_id, reversal, adapter, resend=True)
         # "processing": the province has it; wait for its callback or the next look.
+
+
+def _as_sent(stored: dict[str, Any], payment: asyncpg.Record) -> dict[str, Any]:
+    """A stored request as it is sent again: the person's number for its reference."""
+    return stored | {"psn_no": psn_no_of(payment)}

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
+from medpay.privacy import masked_text
 from medpay.security.secrets import SealedSecretInvalid, SecretSealer, parse_key
 
 if TYPE_CHECKING:
@@ -72,6 +73,11 @@ _NAMING = frozenset({"psn_name", "psnName"})
 
 class PersonKeyMissing(RuntimeError):
     """No person key was installed in this process (see :func:`use_person_key`)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no person key: set MEDPAY_PERSON_KEY or MEDPAY_PERSON_KEY_FILE (32 bytes, base64)"
+        )
 
 
 class SealedPersonInvalid(ValueError):
@@ -151,9 +157,7 @@ def person_key() -> PersonKey:
         PersonKeyMissing: none was installed.
     """
     if _installed is None:
-        raise PersonKeyMissing(
-            "no person key: set MEDPAY_PERSON_KEY or MEDPAY_PERSON_KEY_FILE (32 bytes, base64)"
-        )
+        raise PersonKeyMissing()
     return _installed
 
 
@@ -192,16 +196,19 @@ def opened(row: Row) -> dict[str, Any]:
 def by_reference(document: Any) -> Any:
     """A partner's JSON ``document`` as we keep it: identifying fields by reference, names gone.
 
-    For what is stored as it came (a province's callback): the rest stays as sent.
+    For what is stored as it came (a province's callback): the rest stays as sent, but a
+    province's own words (``err_msg``) are masked as everywhere else (medpay.privacy).
     """
     if isinstance(document, dict):
-        return {
-            key: person_ref(value)
-            if key in _IDENTIFYING and isinstance(value, str) and value
-            else by_reference(value)
-            for key, value in document.items()
-            if key not in _NAMING
-        }
+        return {key: _kept(key, value) for key, value in document.items() if key not in _NAMING}
     if isinstance(document, list):
         return [by_reference(value) for value in document]
     return document
+
+
+def _kept(key: str, value: Any) -> Any:
+    if isinstance(value, str) and value and key in _IDENTIFYING:
+        return person_ref(value)
+    if isinstance(value, str) and key == "err_msg":
+        return masked_text(value)
+    return by_reference(value)
