@@ -54,13 +54,20 @@ def standard_key() -> gm.Sm2PrivateKey:
 
 @pytest.fixture(scope="module")
 def key() -> gm.Sm2PrivateKey:
-    return gm.generate_private_key()
+    # A fresh key whose x does not begin with the hex digits "04": gmssl takes such an
+    # x || y for an uncompressed point and lstrips every leading 0 and 4 (one key in 256).
+    while True:
+        key = gm.generate_private_key()
+        if not gm.public_key_hex(key)[2:].startswith("04"):
+            return key
 
 
-def _gmssl(private: gm.Sm2PrivateKey) -> gmssl_sm2.CryptSM2:
-    # gmssl strips a leading "04" with str.lstrip (any run of '0' and '4'): pass x || y.
+def _gmssl(private: gm.Sm2PrivateKey, *, asn1: bool = False) -> gmssl_sm2.CryptSM2:
+    # Passed x || y without the "04" prefix; `key` keeps clear of an x that starts "04".
     return gmssl_sm2.CryptSM2(
-        private_key=gm.private_key_hex(private), public_key=gm.public_key_hex(private)[2:]
+        private_key=gm.private_key_hex(private),
+        public_key=gm.public_key_hex(private)[2:],
+        asn1=asn1,
     )
 
 
@@ -172,10 +179,7 @@ def test_gmssl_signature_verifies_with_ours(key) -> None:
 
 
 def test_gmssl_der_signature_verifies_with_ours(key) -> None:
-    gmssl = gmssl_sm2.CryptSM2(
-        private_key=gm.private_key_hex(key), public_key=gm.public_key_hex(key)[2:], asn1=True
-    )
-    der = bytes.fromhex(gmssl.sign_with_sm3(b"m"))
+    der = bytes.fromhex(_gmssl(key, asn1=True).sign_with_sm3(b"m"))
     gm.verify(key.public_key(), der, b"m")
 
 
