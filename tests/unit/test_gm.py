@@ -9,12 +9,13 @@ from cryptography.hazmat.primitives import serialization as c_serialization
 from cryptography.hazmat.primitives.asymmetric import ec as c_ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from gmssl import sm2 as gmssl_sm2
 from gmssl import sm4 as gmssl_sm4
 from hypothesis import given
 from hypothesis import strategies as st
 
 from medpay.wire import gm
+
+from .gmssl_keys import gmssl_for, key_gmssl_reads
 
 # --- published vectors ----------------------------------------------------------------------
 #
@@ -54,21 +55,7 @@ def standard_key() -> gm.Sm2PrivateKey:
 
 @pytest.fixture(scope="module")
 def key() -> gm.Sm2PrivateKey:
-    # A fresh key whose x does not begin with the hex digits "04": gmssl takes such an
-    # x || y for an uncompressed point and lstrips every leading 0 and 4 (one key in 256).
-    while True:
-        key = gm.generate_private_key()
-        if not gm.public_key_hex(key)[2:].startswith("04"):
-            return key
-
-
-def _gmssl(private: gm.Sm2PrivateKey, *, asn1: bool = False) -> gmssl_sm2.CryptSM2:
-    # Passed x || y without the "04" prefix; `key` keeps clear of an x that starts "04".
-    return gmssl_sm2.CryptSM2(
-        private_key=gm.private_key_hex(private),
-        public_key=gm.public_key_hex(private)[2:],
-        asn1=asn1,
-    )
+    return key_gmssl_reads()
 
 
 def _raw_hex(signature: bytes) -> str:
@@ -139,13 +126,13 @@ def test_our_digest_with_the_standard_nonce_gives_the_standard_signature(standar
     # gmssl's raw sign takes e and k: with our e and the standard's k it must produce
     # the standard's r and s, so our e is the one the standard signs.
     e = gm.sm2_digest(standard_key.public_key(), STD_MESSAGE)
-    assert _gmssl(standard_key).sign(e, STD_K) == f"{STD_R:064x}{STD_S:064x}"
+    assert gmssl_for(standard_key).sign(e, STD_K) == f"{STD_R:064x}{STD_S:064x}"
 
 
 def test_the_library_applies_z_with_the_default_id(key) -> None:
     # Signatures over e computed three ways; only e = SM3(ZA(default id) || M) verifies.
     public = key.public_key()
-    other = _gmssl(key)
+    other = gmssl_for(key)
     nonce = "1" * 64
     with_default_z = other.sign(gm.sm2_digest(public, b"m"), nonce)
     without_z = other.sign(gm.sm3(b"m"), nonce)
@@ -159,7 +146,7 @@ def test_the_library_applies_z_with_the_default_id(key) -> None:
 def test_the_library_signs_over_z_with_the_default_id(key) -> None:
     signature = gm.sign(key, b"m", encoding="raw")
     e = gm.sm2_digest(key.public_key(), b"m")
-    assert _gmssl(key).verify(signature.hex(), e)
+    assert gmssl_for(key).verify(signature.hex(), e)
 
 
 # --- SM2: interoperability with gmssl (pure Python, independent) ---------------------------
@@ -168,18 +155,18 @@ def test_the_library_signs_over_z_with_the_default_id(key) -> None:
 def test_our_signature_verifies_with_gmssl(key) -> None:
     message = "支付 2207 medfee_sumamt=123.45".encode()
     signature = gm.sign(key, message)
-    assert _gmssl(key).verify_with_sm3(_raw_hex(signature), message)
+    assert gmssl_for(key).verify_with_sm3(_raw_hex(signature), message)
 
 
 def test_gmssl_signature_verifies_with_ours(key) -> None:
     message = "支付 2207 medfee_sumamt=123.45".encode()
-    raw = bytes.fromhex(_gmssl(key).sign_with_sm3(message))
+    raw = bytes.fromhex(gmssl_for(key).sign_with_sm3(message))
     gm.verify(key.public_key(), raw, message, encoding="raw")
     gm.verify(key.public_key(), gm.signature_raw_to_der(raw), message)
 
 
 def test_gmssl_der_signature_verifies_with_ours(key) -> None:
-    der = bytes.fromhex(_gmssl(key, asn1=True).sign_with_sm3(b"m"))
+    der = bytes.fromhex(gmssl_for(key, asn1=True).sign_with_sm3(b"m"))
     gm.verify(key.public_key(), der, b"m")
 
 

@@ -51,20 +51,14 @@ def test_an_sm2_signature_is_der_over_the_same_string_and_checks_with_gmssl() ->
     """SM3withSM2 under the default user id, as a second implementation reads it."""
     import base64
 
-    from gmssl import sm2 as gmssl_sm2
-
     from medpay.wire import gm
 
-    # gmssl takes an x || y whose x starts "04" for an uncompressed point and lstrips
-    # every leading 0 and 4 (one key in 256): take a key clear of it.
-    while True:
-        private_pem, public_pem = generate_key_pair("sm2")
-        public = gm.public_key_hex(gm.load_public_key(public_pem))[2:]
-        if not public.startswith("04"):
-            break
-    signature = base64.b64decode(sign_request(private_pem, b"POST\n/v1/payments"))
+    from .gmssl_keys import gmssl_for, key_gmssl_reads
+
+    key = key_gmssl_reads()
+    signature = base64.b64decode(sign_request(gm.private_key_pem(key), b"POST\n/v1/payments"))
     raw = gm.signature_der_to_raw(signature)  # it is DER
-    checker = gmssl_sm2.CryptSM2(private_key="", public_key=public)
+    checker = gmssl_for(key)
     assert checker.verify_with_sm3(raw.hex(), b"POST\n/v1/payments")
 
 
